@@ -1,0 +1,488 @@
+//! Encoding and decoding of relay frames.
+//!
+//! Layout of every frame: `version: u8 = 1 | kind: u8 | body`, integers big-endian. Decoding is
+//! total: any byte string yields either a frame or a [`FrameError`], never a panic.
+
+use crate::mailbox::{CHALLENGE_LEN, MailboxId, SIGNATURE_LEN};
+
+/// The frame format version this crate speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The kind byte of each frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    /// Client to relay: opens the conversation.
+    Hello = 0x00,
+    /// Relay to client: the challenge to sign and the relay's limits.
+    Challenge = 0x01,
+    /// Client to relay: subscribe to a mailbox with a proof of ownership.
+    Subscribe = 0x02,
+    /// Relay to client: the subscription is active.
+    Subscribed = 0x03,
+    /// Client to relay: store a blob in a mailbox.
+    Deposit = 0x04,
+    /// Relay to client: a deposit is durable.
+    Deposited = 0x05,
+    /// Relay to client: a stored blob for a subscribed mailbox.
+    Deliver = 0x06,
+    /// Client to relay: delete every blob of a mailbox up to a sequence number.
+    Ack = 0x07,
+    /// Relay to client: a request failed, or the connection is about to close.
+    Error = 0x08,
+    /// Either way: keep-alive request.
+    Ping = 0x09,
+    /// Either way: keep-alive answer.
+    Pong = 0x0a,
+}
+
+impl FrameKind {
+    fn from_byte(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0x00 => Self::Hello,
+            0x01 => Self::Challenge,
+            0x02 => Self::Subscribe,
+            0x03 => Self::Subscribed,
+            0x04 => Self::Deposit,
+            0x05 => Self::Deposited,
+            0x06 => Self::Deliver,
+            0x07 => Self::Ack,
+            0x08 => Self::Error,
+            0x09 => Self::Ping,
+            0x0a => Self::Pong,
+            _ => return None,
+        })
+    }
+}
+
+/// Stable error codes carried by [`Frame::Error`]. Numbers never change meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The frame could not be decoded.
+    Malformed,
+    /// The frame's version byte is not one the relay speaks.
+    UnsupportedVersion,
+    /// The frame is larger than the relay's maximum.
+    FrameTooLarge,
+    /// A frame arrived that is not allowed in the connection's current state.
+    UnexpectedFrame,
+    /// The subscribe proof did not verify.
+    BadProof,
+    /// The connection holds as many subscriptions as it may.
+    TooManySubscriptions,
+    /// Acknowledgement for a mailbox this connection is not subscribed to.
+    NotSubscribed,
+    /// The mailbox holds as many blobs as it may.
+    MailboxFullCount,
+    /// The mailbox holds as many bytes as it may.
+    MailboxFullBytes,
+    /// The relay's global storage quota is reached.
+    RelayFull,
+    /// The connection sends deposits faster than allowed.
+    RateLimited,
+    /// The relay holds as many connections as it may.
+    TooManyConnections,
+    /// The connection was idle too long.
+    IdleTimeout,
+    /// The relay could not store the deposit; nothing was stored.
+    StorageFailure,
+    /// The relay is shutting down.
+    ShuttingDown,
+    /// A code this version does not know (kept so decoding never fails on new codes).
+    Unknown(u16),
+}
+
+impl ErrorCode {
+    /// The code's number on the wire.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            Self::Malformed => 1,
+            Self::UnsupportedVersion => 2,
+            Self::FrameTooLarge => 3,
+            Self::UnexpectedFrame => 4,
+            Self::BadProof => 5,
+            Self::TooManySubscriptions => 6,
+            Self::NotSubscribed => 7,
+            Self::MailboxFullCount => 8,
+            Self::MailboxFullBytes => 9,
+            Self::RelayFull => 10,
+            Self::RateLimited => 11,
+            Self::TooManyConnections => 12,
+            Self::IdleTimeout => 13,
+            Self::StorageFailure => 14,
+            Self::ShuttingDown => 15,
+            Self::Unknown(code) => code,
+        }
+    }
+
+    /// The code for a number on the wire.
+    pub fn from_u16(code: u16) -> Self {
+        match code {
+            1 => Self::Malformed,
+            2 => Self::UnsupportedVersion,
+            3 => Self::FrameTooLarge,
+            4 => Self::UnexpectedFrame,
+            5 => Self::BadProof,
+            6 => Self::TooManySubscriptions,
+            7 => Self::NotSubscribed,
+            8 => Self::MailboxFullCount,
+            9 => Self::MailboxFullBytes,
+            10 => Self::RelayFull,
+            11 => Self::RateLimited,
+            12 => Self::TooManyConnections,
+            13 => Self::IdleTimeout,
+            14 => Self::StorageFailure,
+            15 => Self::ShuttingDown,
+            other => Self::Unknown(other),
+        }
+    }
+
+    /// A short, fixed, human-readable description (never contains user data).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed frame",
+            Self::UnsupportedVersion => "unsupported protocol version",
+            Self::FrameTooLarge => "frame too large",
+            Self::UnexpectedFrame => "unexpected frame",
+            Self::BadProof => "invalid subscribe proof",
+            Self::TooManySubscriptions => "too many subscriptions",
+            Self::NotSubscribed => "not subscribed to that mailbox",
+            Self::MailboxFullCount => "mailbox full (message count)",
+            Self::MailboxFullBytes => "mailbox full (bytes)",
+            Self::RelayFull => "relay storage full",
+            Self::RateLimited => "rate limited",
+            Self::TooManyConnections => "too many connections",
+            Self::IdleTimeout => "idle timeout",
+            Self::StorageFailure => "storage failure",
+            Self::ShuttingDown => "relay shutting down",
+            Self::Unknown(_) => "unknown error",
+        }
+    }
+}
+
+/// One relay frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// Client to relay, first frame of a connection.
+    Hello,
+    /// Relay to client, answer to `Hello`.
+    Challenge {
+        /// Random bytes the client signs to subscribe; fresh per connection.
+        challenge: [u8; CHALLENGE_LEN],
+        /// Largest frame the relay accepts, in bytes.
+        max_frame_len: u32,
+    },
+    /// Client to relay: subscribe to the mailbox of `public_key`.
+    Subscribe {
+        /// Client-chosen id echoed in the answer.
+        request: u32,
+        /// The mailbox's Ed25519 public key.
+        public_key: [u8; 32],
+        /// Signature over [`crate::subscribe_proof_message`].
+        signature: [u8; SIGNATURE_LEN],
+    },
+    /// Relay to client: the subscription is active; stored blobs follow as `Deliver`.
+    Subscribed {
+        /// The id of the `Subscribe` request.
+        request: u32,
+        /// The mailbox now subscribed.
+        mailbox: MailboxId,
+    },
+    /// Client to relay: store `payload` in `mailbox`. Carries no sender identity.
+    Deposit {
+        /// Client-chosen id echoed in `Deposited` or `Error`.
+        request: u32,
+        /// Destination mailbox.
+        mailbox: MailboxId,
+        /// Opaque bytes.
+        payload: Vec<u8>,
+    },
+    /// Relay to client: the deposit `request` is durable.
+    Deposited {
+        /// The id of the `Deposit` request.
+        request: u32,
+    },
+    /// Relay to client: a stored blob.
+    Deliver {
+        /// The mailbox it was deposited in.
+        mailbox: MailboxId,
+        /// Per-mailbox sequence number, strictly increasing.
+        seq: u64,
+        /// Opaque bytes, as deposited.
+        payload: Vec<u8>,
+    },
+    /// Client to relay: every blob of `mailbox` with a sequence number up to `seq` may be deleted.
+    Ack {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Highest sequence number handled.
+        seq: u64,
+    },
+    /// Relay to client: request `request` failed (0: the connection itself).
+    Error {
+        /// The failed request, or 0.
+        request: u32,
+        /// What went wrong.
+        code: ErrorCode,
+    },
+    /// Keep-alive request.
+    Ping {
+        /// Echoed in `Pong`.
+        nonce: u64,
+    },
+    /// Keep-alive answer.
+    Pong {
+        /// The `Ping`'s nonce.
+        nonce: u64,
+    },
+}
+
+/// Why bytes are not a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Fewer than two bytes.
+    #[error("frame too short")]
+    Truncated,
+    /// The version byte is not [`PROTOCOL_VERSION`].
+    #[error("unsupported frame version")]
+    UnsupportedVersion,
+    /// The kind byte is unknown.
+    #[error("unknown frame kind")]
+    UnknownKind,
+    /// The body's length does not fit the kind.
+    #[error("frame body has the wrong length")]
+    BadLength,
+}
+
+impl FrameError {
+    /// The error code the relay answers this decoding error with.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Self::UnsupportedVersion => ErrorCode::UnsupportedVersion,
+            Self::Truncated | Self::UnknownKind | Self::BadLength => ErrorCode::Malformed,
+        }
+    }
+}
+
+impl Frame {
+    /// The frame's kind.
+    pub fn kind(&self) -> FrameKind {
+        match self {
+            Self::Hello => FrameKind::Hello,
+            Self::Challenge { .. } => FrameKind::Challenge,
+            Self::Subscribe { .. } => FrameKind::Subscribe,
+            Self::Subscribed { .. } => FrameKind::Subscribed,
+            Self::Deposit { .. } => FrameKind::Deposit,
+            Self::Deposited { .. } => FrameKind::Deposited,
+            Self::Deliver { .. } => FrameKind::Deliver,
+            Self::Ack { .. } => FrameKind::Ack,
+            Self::Error { .. } => FrameKind::Error,
+            Self::Ping { .. } => FrameKind::Ping,
+            Self::Pong { .. } => FrameKind::Pong,
+        }
+    }
+
+    /// Size of the header and fixed fields of a `Deposit`, i.e. a frame's length minus its payload.
+    pub const DEPOSIT_OVERHEAD: usize = 2 + 4 + 32;
+    /// Size of the header and fixed fields of a `Deliver`.
+    pub const DELIVER_OVERHEAD: usize = 2 + 32 + 8;
+
+    /// Encodes the frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.push(PROTOCOL_VERSION);
+        out.push(self.kind() as u8);
+        match self {
+            Self::Hello => {}
+            Self::Challenge { challenge, max_frame_len } => {
+                out.extend_from_slice(challenge);
+                out.extend_from_slice(&max_frame_len.to_be_bytes());
+            }
+            Self::Subscribe { request, public_key, signature } => {
+                out.extend_from_slice(&request.to_be_bytes());
+                out.extend_from_slice(public_key);
+                out.extend_from_slice(signature);
+            }
+            Self::Subscribed { request, mailbox } => {
+                out.extend_from_slice(&request.to_be_bytes());
+                out.extend_from_slice(&mailbox.0);
+            }
+            Self::Deposit { request, mailbox, payload } => {
+                out.reserve(payload.len() + 36);
+                out.extend_from_slice(&request.to_be_bytes());
+                out.extend_from_slice(&mailbox.0);
+                out.extend_from_slice(payload);
+            }
+            Self::Deposited { request } => out.extend_from_slice(&request.to_be_bytes()),
+            Self::Deliver { mailbox, seq, payload } => {
+                out.reserve(payload.len() + 40);
+                out.extend_from_slice(&mailbox.0);
+                out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(payload);
+            }
+            Self::Ack { mailbox, seq } => {
+                out.extend_from_slice(&mailbox.0);
+                out.extend_from_slice(&seq.to_be_bytes());
+            }
+            Self::Error { request, code } => {
+                out.extend_from_slice(&request.to_be_bytes());
+                out.extend_from_slice(&code.to_u16().to_be_bytes());
+            }
+            Self::Ping { nonce } | Self::Pong { nonce } => out.extend_from_slice(&nonce.to_be_bytes()),
+        }
+        out
+    }
+
+    /// Decodes one frame. Never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
+        let [version, kind, body @ ..] = bytes else {
+            return Err(FrameError::Truncated);
+        };
+        if *version != PROTOCOL_VERSION {
+            return Err(FrameError::UnsupportedVersion);
+        }
+        let kind = FrameKind::from_byte(*kind).ok_or(FrameError::UnknownKind)?;
+        let mut r = Reader(body);
+        let frame = match kind {
+            FrameKind::Hello => Self::Hello,
+            FrameKind::Challenge => Self::Challenge { challenge: r.array()?, max_frame_len: r.u32()? },
+            FrameKind::Subscribe => {
+                Self::Subscribe { request: r.u32()?, public_key: r.array()?, signature: r.array()? }
+            }
+            FrameKind::Subscribed => Self::Subscribed { request: r.u32()?, mailbox: MailboxId(r.array()?) },
+            FrameKind::Deposit => Self::Deposit {
+                request: r.u32()?,
+                mailbox: MailboxId(r.array()?),
+                payload: r.rest(),
+            },
+            FrameKind::Deposited => Self::Deposited { request: r.u32()? },
+            FrameKind::Deliver => {
+                Self::Deliver { mailbox: MailboxId(r.array()?), seq: r.u64()?, payload: r.rest() }
+            }
+            FrameKind::Ack => Self::Ack { mailbox: MailboxId(r.array()?), seq: r.u64()? },
+            FrameKind::Error => Self::Error { request: r.u32()?, code: ErrorCode::from_u16(r.u16()?) },
+            FrameKind::Ping => Self::Ping { nonce: r.u64()? },
+            FrameKind::Pong => Self::Pong { nonce: r.u64()? },
+        };
+        if !r.0.is_empty() {
+            return Err(FrameError::BadLength);
+        }
+        Ok(frame)
+    }
+}
+
+/// A cursor over a frame body whose reads fail instead of panicking.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
+        let (head, tail) = self.0.split_first_chunk::<N>().ok_or(FrameError::BadLength)?;
+        self.0 = tail;
+        Ok(*head)
+    }
+    fn u16(&mut self) -> Result<u16, FrameError> {
+        self.array().map(u16::from_be_bytes)
+    }
+    fn u32(&mut self) -> Result<u32, FrameError> {
+        self.array().map(u32::from_be_bytes)
+    }
+    fn u64(&mut self) -> Result<u64, FrameError> {
+        self.array().map(u64::from_be_bytes)
+    }
+    fn rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0).to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples() -> Vec<Frame> {
+        let mailbox = MailboxId([9; 32]);
+        vec![
+            Frame::Hello,
+            Frame::Challenge { challenge: [3; CHALLENGE_LEN], max_frame_len: 262_144 },
+            Frame::Subscribe { request: 1, public_key: [4; 32], signature: [5; SIGNATURE_LEN] },
+            Frame::Subscribed { request: 1, mailbox },
+            Frame::Deposit { request: 2, mailbox, payload: vec![1, 2, 3] },
+            Frame::Deposit { request: 2, mailbox, payload: vec![] },
+            Frame::Deposited { request: 2 },
+            Frame::Deliver { mailbox, seq: 77, payload: vec![8; 100] },
+            Frame::Ack { mailbox, seq: 77 },
+            Frame::Error { request: 0, code: ErrorCode::RateLimited },
+            Frame::Error { request: 5, code: ErrorCode::Unknown(999) },
+            Frame::Ping { nonce: u64::MAX },
+            Frame::Pong { nonce: 0 },
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        for frame in samples() {
+            assert_eq!(Frame::decode(&frame.encode()), Ok(frame));
+        }
+    }
+
+    #[test]
+    fn known_layout_of_a_deposit() {
+        let frame = Frame::Deposit { request: 0x0102_0304, mailbox: MailboxId([0xaa; 32]), payload: vec![0xff] };
+        let mut expected = vec![1, 4, 1, 2, 3, 4];
+        expected.extend_from_slice(&[0xaa; 32]);
+        expected.push(0xff);
+        assert_eq!(frame.encode(), expected);
+        assert_eq!(frame.encode().len(), Frame::DEPOSIT_OVERHEAD + 1);
+    }
+
+    #[test]
+    fn truncations_and_extensions_are_rejected() {
+        for frame in samples() {
+            let bytes = frame.encode();
+            let has_payload = matches!(frame, Frame::Deposit { .. } | Frame::Deliver { .. });
+            for cut in 0..bytes.len() {
+                let short = Frame::decode(&bytes[..cut]);
+                // A payload-carrying frame cut inside its payload is a valid, shorter frame.
+                let fixed = match frame {
+                    Frame::Deposit { .. } => Frame::DEPOSIT_OVERHEAD,
+                    Frame::Deliver { .. } => Frame::DELIVER_OVERHEAD,
+                    _ => usize::MAX,
+                };
+                if !(has_payload && cut >= fixed) {
+                    assert!(short.is_err(), "{frame:?} cut at {cut} decoded");
+                }
+            }
+            if !has_payload {
+                let mut long = bytes.clone();
+                long.push(0);
+                assert_eq!(Frame::decode(&long), Err(FrameError::BadLength));
+            }
+        }
+    }
+
+    #[test]
+    fn bad_version_and_kind() {
+        assert_eq!(Frame::decode(&[2, 0]), Err(FrameError::UnsupportedVersion));
+        assert_eq!(Frame::decode(&[1, 0x7f]), Err(FrameError::UnknownKind));
+        assert_eq!(Frame::decode(&[]), Err(FrameError::Truncated));
+        assert_eq!(Frame::decode(&[1]), Err(FrameError::Truncated));
+    }
+
+    #[test]
+    fn error_codes_are_stable() {
+        for n in 0..=20u16 {
+            assert_eq!(ErrorCode::from_u16(n).to_u16(), n);
+        }
+        assert_eq!(ErrorCode::RateLimited.to_u16(), 11);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, rng_seed: proptest::test_runner::RngSeed::Fixed(0xd00d), ..ProptestConfig::default() })]
+        #[test]
+        fn decode_never_panics_and_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(frame) = Frame::decode(&bytes) {
+                prop_assert_eq!(frame.encode(), bytes);
+            }
+        }
+    }
+}
