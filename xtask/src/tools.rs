@@ -1,0 +1,182 @@
+//! Finding and installing the tools the build needs, idempotently.
+//!
+//! Everything comes from crates.io, npm or Debian (nothing else is reachable on the project's
+//! machines): Trunk and the wasm-bindgen CLI by `cargo install`, wasm-opt from npm `binaryen` in the
+//! project-local `.tools/`, Chromium and ChromeDriver from Debian.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Trunk release pinned by the project (0.22 needs a newer rustc than these machines have).
+pub const TRUNK_VERSION: &str = "0.21.14";
+/// binaryen (wasm-opt) release from npm; Debian's is too old for current Rust wasm output.
+pub const BINARYEN_VERSION: &str = "132";
+/// Where the browsers come from.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// The WebDriver for wasm-bindgen-test.
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// The tools a web build needs, with the PATH that finds them.
+pub struct WebTools {
+    /// PATH with cargo's bin dir and `.tools/node_modules/.bin` first.
+    pub path: OsString,
+    /// The wasm-bindgen version from Cargo.lock.
+    pub wasm_bindgen_version: String,
+}
+
+/// The workspace root (the parent of this crate's manifest dir).
+pub fn project_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).context("xtask has no parent directory")
+}
+
+/// Runs a command, echoing it, and fails if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", describe(cmd));
+    let status = cmd.status().with_context(|| format!("could not start {}", describe(cmd)))?;
+    if !status.success() {
+        bail!("{} failed ({status})", describe(cmd));
+    }
+    Ok(())
+}
+
+/// The command line, for messages.
+pub fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&arg.to_string_lossy());
+    }
+    s
+}
+
+/// The first line a tool prints for `--version`, if it runs at all.
+fn version_of(program: &Path, path: &OsString) -> Option<String> {
+    let out = Command::new(program).arg("--version").env("PATH", path).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn cargo_bin_dir() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| OsString::from("/root"))).join(".cargo")
+    });
+    home.join("bin")
+}
+
+/// PATH with the cargo bin dir and the project-local node tools first.
+pub fn tool_path(root: &Path) -> Result<OsString> {
+    let mut dirs = vec![cargo_bin_dir(), root.join(".tools/node_modules/.bin")];
+    if let Some(existing) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&existing));
+    }
+    Ok(std::env::join_paths(dirs)?)
+}
+
+/// The version of a package recorded in Cargo.lock.
+pub fn locked_version(root: &Path, package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).context("reading Cargo.lock")?;
+    let needle = format!("name = \"{package}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == needle {
+            if let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = ")) {
+                return Ok(version.trim_matches('"').to_owned());
+            }
+        }
+    }
+    bail!("{package} is not in Cargo.lock")
+}
+
+/// The wasm32 target.
+pub fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match out {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l == "wasm32-unknown-unknown") => {
+            Ok(())
+        }
+        Ok(_) => run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"])),
+        Err(_) => bail!("rustup not found; install the wasm32-unknown-unknown target for your toolchain"),
+    }
+}
+
+/// Trunk, the wasm-bindgen CLI (matching Cargo.lock), wasm-opt, and the wasm target.
+pub fn ensure_web_tools(root: &Path) -> Result<WebTools> {
+    ensure_wasm_target()?;
+    let path = tool_path(root)?;
+    let bin = cargo_bin_dir();
+
+    let trunk_wanted = format!("trunk {TRUNK_VERSION}");
+    if version_of(&bin.join("trunk"), &path).as_deref() != Some(trunk_wanted.as_str()) {
+        run(Command::new("cargo").args(["install", "trunk", "--version", TRUNK_VERSION, "--locked"]))?;
+    }
+
+    let wasm_bindgen_version = locked_version(root, "wasm-bindgen")?;
+    check_trunk_toml(root, &wasm_bindgen_version)?;
+    let bindgen_wanted = format!("wasm-bindgen {wasm_bindgen_version}");
+    let have = version_of(&bin.join("wasm-bindgen"), &path);
+    let runner_ok = bin.join("wasm-bindgen-test-runner").exists();
+    if have.as_deref() != Some(bindgen_wanted.as_str()) || !runner_ok {
+        // No --locked: the CLI's own lockfile pins a webpki-roots release the registry does not serve.
+        run(Command::new("cargo").args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            &wasm_bindgen_version,
+            "--force",
+        ]))?;
+    }
+
+    let wasm_opt = root.join(".tools/node_modules/.bin/wasm-opt");
+    let ok = version_of(&wasm_opt, &path).is_some_and(|v| v.contains(&format!("version_{BINARYEN_VERSION}")));
+    if !ok {
+        std::fs::create_dir_all(root.join(".tools"))?;
+        run(Command::new("npm")
+            .current_dir(root.join(".tools"))
+            .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix", "."])
+            .arg(format!("binaryen@{BINARYEN_VERSION}")))?;
+    }
+    Ok(WebTools { path, wasm_bindgen_version })
+}
+
+/// Trunk is told the wasm-bindgen version in Trunk.toml; it must equal Cargo.lock's, or Trunk would
+/// try to download another one (and fail offline).
+fn check_trunk_toml(root: &Path, version: &str) -> Result<()> {
+    let trunk = std::fs::read_to_string(root.join("Trunk.toml")).context("reading Trunk.toml")?;
+    let expected = format!("wasm_bindgen = \"{version}\"");
+    if !trunk.lines().any(|l| l.trim() == expected) {
+        bail!("Trunk.toml must say `{expected}` (the wasm-bindgen version in Cargo.lock)");
+    }
+    Ok(())
+}
+
+/// Debian's Chromium and ChromeDriver, installed with apt-get when missing and we are root.
+pub fn ensure_chromium() -> Result<()> {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return Ok(());
+    }
+    let install = "apt-get update && apt-get install -y chromium chromium-driver";
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root {
+        bail!("Chromium is missing; install it as root with: {install}");
+    }
+    run(Command::new("apt-get").args(["update", "-q"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "chromium", "chromium-driver"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .with_context(|| format!("installing Chromium failed; the command is: {install}"))
+}
+
+/// The e2e folder's npm packages, from its lockfile.
+pub fn ensure_e2e_packages(root: &Path) -> Result<()> {
+    let dir = root.join("e2e");
+    if dir.join("node_modules/playwright-core/package.json").exists() {
+        return Ok(());
+    }
+    run(Command::new("npm").current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]))
+}
