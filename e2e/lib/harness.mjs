@@ -1,0 +1,108 @@
+// Test harness: a real relay process serving the release build, and Debian's Chromium driven by
+// Playwright. Every test gets its own relay (fresh data directory, free port) and browser.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const RELAY_BIN = process.env.DOORLESS_RELAY_BIN;
+const DIST = process.env.DOORLESS_DIST;
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname;
+
+if (!RELAY_BIN || !DIST) {
+  throw new Error('run through `cargo xtask test` (DOORLESS_RELAY_BIN and DOORLESS_DIST are not set)');
+}
+
+/** Starts a relay on a free loopback port; resolves once it prints its address. */
+export async function startRelay() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'doorless-e2e-'));
+  const child = spawn(RELAY_BIN, ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--static-dir', DIST], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs = [];
+  child.stderr.on('data', (d) => logs.push(d.toString()));
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`relay did not start:\n${logs.join('')}`)), 30_000);
+    child.stdout.on('data', (d) => {
+      out += d.toString();
+      const m = out.match(/doorless relay listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`relay exited with ${code}:\n${logs.join('')}`));
+    });
+  });
+  return {
+    url,
+    dataDir,
+    logs,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Launches headless Chromium with the flags this closed network needs. */
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** A new person: a fresh browser context (own storage) with console errors collected. */
+export async function newPerson(browser, options = {}) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  return { context, page, errors };
+}
+
+/** First run: name and Start. */
+export async function onboard(page, name) {
+  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
+  await page.getByRole('button', { name: 'Start' }).click();
+  await page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
+}
+
+/** A makes an invite; returns the link. */
+export async function makeInvite(page) {
+  await page.getByRole('button', { name: 'New invite' }).click();
+  const link = page.getByRole('textbox', { name: 'Invite link' });
+  await link.waitFor();
+  return link.inputValue();
+}
+
+/** Sends a message in the open conversation. */
+export async function send(page, text) {
+  await page.getByRole('textbox', { name: 'Message' }).fill(text);
+  await page.getByRole('button', { name: 'Send' }).click();
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}

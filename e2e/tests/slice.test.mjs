@@ -1,0 +1,71 @@
+// The first end-to-end slice: two people (two browser contexts) on the release build and a real
+// relay. A invites, B accepts, both see each other and messages arrive both ways.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRelay, launchBrowser, newPerson, onboard, makeInvite, send, screenshot } from '../lib/harness.mjs';
+
+let relay;
+let browser;
+
+before(async () => {
+  relay = await startRelay();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await relay?.stop();
+});
+
+test('invite, accept, and messages both ways between two people', async () => {
+  const alice = await newPerson(browser);
+  const bob = await newPerson(browser);
+
+  await alice.page.goto(relay.url);
+  await onboard(alice.page, 'Alice');
+  const link = await makeInvite(alice.page);
+  assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#invite=[A-Za-z0-9_-]+$/);
+  await alice.page.getByRole('img', { name: 'Invite QR code' }).waitFor();
+  await screenshot(alice.page, 'invite');
+
+  await bob.page.goto(link);
+  await onboard(bob.page, 'Bob');
+  await bob.page.getByText('Alice invites you to talk').waitFor();
+  await bob.page.getByRole('button', { name: 'Accept invite' }).click();
+
+  // Each sees the other in "Conversations".
+  const bobsList = bob.page.getByRole('list', { name: 'Conversations' });
+  await bobsList.getByRole('listitem').filter({ hasText: 'Alice' }).waitFor();
+  const alicesList = alice.page.getByRole('list', { name: 'Conversations' });
+  await alicesList.getByRole('listitem').filter({ hasText: 'Bob' }).waitFor();
+
+  // B to A.
+  await send(bob.page, 'Hello Alice, this is Bob');
+  await alice.page.getByRole('log', { name: 'Messages' }).getByText('Hello Alice, this is Bob').waitFor();
+
+  // A to B.
+  await send(alice.page, 'Hi Bob! Got it.');
+  await bob.page.getByRole('log', { name: 'Messages' }).getByText('Hi Bob! Got it.').waitFor();
+
+  // Several in a row keep their order.
+  for (const n of [1, 2, 3]) await send(alice.page, `ordered ${n}`);
+  const bobsLog = bob.page.getByRole('log', { name: 'Messages' });
+  await bobsLog.getByText('ordered 3').waitFor();
+  const texts = await bobsLog.locator('.text').allTextContents();
+  assert.deepEqual(texts.filter((t) => t.startsWith('ordered')), ['ordered 1', 'ordered 2', 'ordered 3']);
+
+  await screenshot(alice.page, 'conversation-alice');
+  await screenshot(bob.page, 'conversation-bob');
+  assert.deepEqual(alice.errors, []);
+  assert.deepEqual(bob.errors, []);
+});
+
+test('a corrupt invite link gives a clear message, not a blank screen', async () => {
+  const carol = await newPerson(browser);
+  await carol.page.goto(`${relay.url}#invite=AAAAnot-a-real-invite`);
+  await onboard(carol.page, 'Carol');
+  const alert = carol.page.getByRole('alert');
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /damaged|incomplete/);
+  assert.equal(await carol.page.getByRole('button', { name: 'Accept invite' }).count(), 0);
+});
