@@ -1,0 +1,155 @@
+//! The PQXDH-style handshake that turns an invite into a [`Session`] on both sides.
+//!
+//! Inviter = Bob (publishes the bundle), joiner = Alice. Keys: `IK` identity X25519, `SPK` the invite's
+//! one-time signed prekey, `PQSPK` the invite's ML-KEM-768 key, `EK` Alice's ephemeral key.
+//! `DH1 = DH(IK_A, SPK_B)`, `DH2 = DH(EK_A, IK_B)`, `DH3 = DH(EK_A, SPK_B)`, `(CT, SS) = Encaps(PQSPK_B)`.
+
+use ml_kem::array::Array;
+use ml_kem::{Decapsulate, Encapsulate};
+use rand_core::CryptoRng;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::aead::{self, NONCE_LEN};
+use super::codec::Reader;
+use super::envelope::{
+    ENCRYPTED_IDENTITY_LEN, ENVELOPE_VERSION, INITIAL_ENVELOPE_SIZES, KEM_CIPHERTEXT_LEN, KIND_INITIAL,
+    MAX_PLAINTEXT_LEN,
+};
+use super::identity::{Identity, IdentityPublic};
+use super::invite::{INVITE_RESPONSE_GRACE_SECS, Invite, InviteSecret, parse_kem_key};
+use super::kdf;
+use super::session::{Role, Session, State};
+
+/// Why a handshake step failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HandshakeError {
+    /// The invite has expired (for the inviter: more than the grace period ago).
+    #[error("invite has expired")]
+    Expired,
+    /// The invite was created by this same identity.
+    #[error("cannot accept your own invite")]
+    OwnInvite,
+    /// The first plaintext is longer than the maximum.
+    #[error("plaintext is too long")]
+    PlaintextTooLong,
+    /// The invite's keys are unusable (a low-order point or an invalid ML-KEM key).
+    #[error("invite keys are invalid")]
+    InvalidInvite,
+    /// The initial message has the wrong version, kind or length.
+    #[error("initial message is malformed")]
+    Malformed,
+    /// The initial message did not authenticate (deliberately coarse).
+    #[error("initial message is invalid")]
+    Invalid,
+}
+
+fn dh(secret: &StaticSecret, public: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
+    let shared = secret.diffie_hellman(&PublicKey::from(*public));
+    shared.was_contributory().then(|| Zeroizing::new(shared.to_bytes()))
+}
+
+/// The joiner's side: answers `invite` with an initial message that also carries `first_plaintext`
+/// as the first ratchet message. Returns the new session and the initial message envelope.
+pub fn accept_invite<R: CryptoRng + ?Sized>(
+    identity: &Identity,
+    invite: &Invite,
+    first_plaintext: &[u8],
+    now: u64,
+    rng: &mut R,
+) -> Result<(Session, Vec<u8>), HandshakeError> {
+    if now >= invite.expires_at() {
+        return Err(HandshakeError::Expired);
+    }
+    if identity.public_ref().ct_eq(invite.inviter()) {
+        return Err(HandshakeError::OwnInvite);
+    }
+    if first_plaintext.len() > MAX_PLAINTEXT_LEN {
+        return Err(HandshakeError::PlaintextTooLong);
+    }
+    let invite_hash = invite.hash();
+    let kem_key = parse_kem_key(invite.kem_key()).ok_or(HandshakeError::InvalidInvite)?;
+
+    let mut ek_bytes = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(ek_bytes.as_mut());
+    let ek = StaticSecret::from(*ek_bytes);
+    let ek_public = PublicKey::from(&ek).to_bytes();
+    let spk = invite.prekey();
+    let ik_b = invite.inviter().x25519();
+    let dh1 = dh(identity.dh(), spk).ok_or(HandshakeError::InvalidInvite)?;
+    let dh2 = dh(&ek, ik_b).ok_or(HandshakeError::InvalidInvite)?;
+    let dh3 = dh(&ek, spk).ok_or(HandshakeError::InvalidInvite)?;
+    let (ct, mut ss) = kem_key.encapsulate_with_rng(rng);
+    let mut ss32 = Zeroizing::new([0u8; 32]);
+    ss32.copy_from_slice(ss.as_slice());
+    ss.as_mut_slice().zeroize();
+
+    let (sk, hka, nhkb) = kdf::pqxdh(&dh1, &dh2, &dh3, &ss32, &invite_hash);
+    let id_key = kdf::initial_identity_key(&dh3, &ss32, &invite_hash);
+    let state = State::init_joiner(rng, &sk, spk, &hka, &nhkb).ok_or(HandshakeError::InvalidInvite)?;
+    let mut session = Session::new(Role::Joiner, identity.public(), invite.inviter().clone(), state);
+    let inner = session.encrypt(first_plaintext, rng).map_err(|_| HandshakeError::PlaintextTooLong)?;
+
+    let mut out = Vec::with_capacity(INITIAL_ENVELOPE_SIZES[0] + inner.len());
+    out.extend_from_slice(&[ENVELOPE_VERSION, KIND_INITIAL]);
+    out.extend_from_slice(&ek_public);
+    out.extend_from_slice(ct.as_slice());
+    // The identity key is used for exactly one encryption (it depends on the fresh EK), so the
+    // all-zero nonce is never reused.
+    let sealed_identity = aead::seal(&id_key, &[0u8; NONCE_LEN], &out, &identity.public().to_bytes());
+    out.extend_from_slice(&sealed_identity);
+    out.extend_from_slice(&inner);
+    Ok((session, out))
+}
+
+impl InviteSecret {
+    /// The inviter's side: consumes the one-time secret, checks the initial message and returns the
+    /// session plus the joiner's first plaintext. The secret is gone afterwards even on error, so a
+    /// failed or replayed initial message cannot be retried against it.
+    pub fn respond(
+        self,
+        identity: &Identity,
+        initial_message: &[u8],
+        now: u64,
+    ) -> Result<(Session, Vec<u8>), HandshakeError> {
+        if now > self.expires_at.saturating_add(INVITE_RESPONSE_GRACE_SECS) {
+            return Err(HandshakeError::Expired);
+        }
+        if !INITIAL_ENVELOPE_SIZES.contains(&initial_message.len()) {
+            return Err(HandshakeError::Malformed);
+        }
+        let mut r = Reader::new(initial_message);
+        if r.take(2) != Some(&[ENVELOPE_VERSION, KIND_INITIAL][..]) {
+            return Err(HandshakeError::Malformed);
+        }
+        let ek_public = r.array::<32>().ok_or(HandshakeError::Malformed)?;
+        let ct = r.take(KEM_CIPHERTEXT_LEN).ok_or(HandshakeError::Malformed)?;
+        let identity_aad_len = 2 + 32 + KEM_CIPHERTEXT_LEN;
+        let sealed_identity = r.take(ENCRYPTED_IDENTITY_LEN).ok_or(HandshakeError::Malformed)?;
+        let inner = r.rest();
+
+        let ct = Array::try_from(ct).map_err(|_| HandshakeError::Malformed)?;
+        let mut ss = self.kem_decapsulation_key().decapsulate(&ct);
+        let mut ss32 = Zeroizing::new([0u8; 32]);
+        ss32.copy_from_slice(ss.as_slice());
+        ss.as_mut_slice().zeroize();
+
+        let spk = StaticSecret::from(self.prekey);
+        let dh3 = dh(&spk, &ek_public).ok_or(HandshakeError::Invalid)?;
+        let id_key = kdf::initial_identity_key(&dh3, &ss32, &self.invite_hash);
+        let joiner_bytes =
+            aead::open(&id_key, &[0u8; NONCE_LEN], &initial_message[..identity_aad_len], sealed_identity)
+                .ok_or(HandshakeError::Invalid)?;
+        let joiner = IdentityPublic::from_bytes(&joiner_bytes).map_err(|_| HandshakeError::Invalid)?;
+        if joiner.ct_eq(identity.public_ref()) {
+            return Err(HandshakeError::OwnInvite);
+        }
+        let dh1 = dh(&spk, joiner.x25519()).ok_or(HandshakeError::Invalid)?;
+        let dh2 = dh(identity.dh(), &ek_public).ok_or(HandshakeError::Invalid)?;
+        let (sk, hka, nhkb) = kdf::pqxdh(&dh1, &dh2, &dh3, &ss32, &self.invite_hash);
+        let state = State::init_inviter(&sk, &self.prekey, &hka, &nhkb);
+        let mut session = Session::new(Role::Inviter, identity.public(), joiner, state);
+        let first = session.decrypt(inner).map_err(|_| HandshakeError::Invalid)?;
+        Ok((session, first))
+    }
+}

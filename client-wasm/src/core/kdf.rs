@@ -1,0 +1,109 @@
+//! Every key derivation step of the protocol, exposed so that known-answer tests can pin each one.
+//!
+//! The info strings and constants here are part of the wire protocol (see `docs/protocol.md`);
+//! changing any of them breaks compatibility with every existing session and invite.
+
+use hkdf::Hkdf;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// HKDF info for the PQXDH handshake secret (followed by the 32-byte invite hash).
+pub const INFO_PQXDH: &[u8] = b"Doorless-v1 PQXDH X25519 SHA-256 ML-KEM-768";
+/// HKDF info for the key that hides the joiner's identity in the initial message (followed by the
+/// 32-byte invite hash).
+pub const INFO_INITIAL_IDENTITY: &[u8] = b"Doorless-v1 initial identity";
+/// HKDF info for the Double Ratchet root KDF.
+pub const INFO_ROOT: &[u8] = b"Doorless-v1 root ratchet";
+/// HKDF info for expanding a message key into an AEAD key and nonce.
+pub const INFO_MESSAGE_KEYS: &[u8] = b"Doorless-v1 message keys";
+/// The 32 bytes of `0xFF` prepended to the PQXDH key material (X3DH/PQXDH section 2.2 `F`).
+pub const PQXDH_F: [u8; 32] = [0xFF; 32];
+/// HMAC input that derives a message key from a chain key.
+pub const CHAIN_MESSAGE_KEY_BYTE: u8 = 0x01;
+/// HMAC input that derives the next chain key from a chain key.
+pub const CHAIN_NEXT_KEY_BYTE: u8 = 0x02;
+
+/// A 32-byte secret that is wiped when dropped.
+pub type Secret32 = Zeroizing<[u8; 32]>;
+
+fn hkdf_expand<const N: usize>(salt: &[u8], ikm: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; N]> {
+    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
+    let mut okm = Zeroizing::new([0u8; N]);
+    // N is at most 96 in this module, far below HKDF-SHA256's 8160-byte limit, so expansion cannot fail.
+    let expanded = hk.expand_multi_info(info, okm.as_mut()).is_ok();
+    debug_assert!(expanded);
+    okm
+}
+
+fn split3(okm: &[u8; 96]) -> (Secret32, Secret32, Secret32) {
+    let mut a = Zeroizing::new([0u8; 32]);
+    let mut b = Zeroizing::new([0u8; 32]);
+    let mut c = Zeroizing::new([0u8; 32]);
+    a.copy_from_slice(&okm[..32]);
+    b.copy_from_slice(&okm[32..64]);
+    c.copy_from_slice(&okm[64..]);
+    (a, b, c)
+}
+
+/// The PQXDH KDF: `HKDF-SHA256(salt = 32 zero bytes, ikm = F || DH1 || DH2 || DH3 || SS,
+/// info = INFO_PQXDH || invite_hash)`, 96 bytes split into
+/// (root key `SK`, the joiner's first header key `HKa`, the inviter's first next-header key `NHKb`).
+pub fn pqxdh(
+    dh1: &[u8; 32],
+    dh2: &[u8; 32],
+    dh3: &[u8; 32],
+    kem_ss: &[u8; 32],
+    invite_hash: &[u8; 32],
+) -> (Secret32, Secret32, Secret32) {
+    let mut ikm = Zeroizing::new([0u8; 160]);
+    ikm[..32].copy_from_slice(&PQXDH_F);
+    ikm[32..64].copy_from_slice(dh1);
+    ikm[64..96].copy_from_slice(dh2);
+    ikm[96..128].copy_from_slice(dh3);
+    ikm[128..].copy_from_slice(kem_ss);
+    let okm = hkdf_expand::<96>(&[0u8; 32], ikm.as_ref(), &[INFO_PQXDH, invite_hash]);
+    split3(&okm)
+}
+
+/// The key that encrypts the joiner's identity inside the initial message:
+/// `HKDF-SHA256(salt = 32 zero bytes, ikm = DH3 || SS, info = INFO_INITIAL_IDENTITY || invite_hash)`.
+pub fn initial_identity_key(dh3: &[u8; 32], kem_ss: &[u8; 32], invite_hash: &[u8; 32]) -> Secret32 {
+    let mut ikm = Zeroizing::new([0u8; 64]);
+    ikm[..32].copy_from_slice(dh3);
+    ikm[32..].copy_from_slice(kem_ss);
+    hkdf_expand::<32>(&[0u8; 32], ikm.as_ref(), &[INFO_INITIAL_IDENTITY, invite_hash])
+}
+
+/// `KDF_RK_HE(rk, dh_out)`: `HKDF-SHA256(salt = rk, ikm = dh_out, info = INFO_ROOT)`, 96 bytes split into
+/// (next root key, chain key, next header key).
+pub fn root(rk: &[u8; 32], dh_out: &[u8; 32]) -> (Secret32, Secret32, Secret32) {
+    let okm = hkdf_expand::<96>(rk, dh_out, &[INFO_ROOT]);
+    split3(&okm)
+}
+
+fn hmac32(key: &[u8; 32], byte: u8) -> Secret32 {
+    let mut out = Zeroizing::new([0u8; 32]);
+    // HMAC accepts keys of any length, so this constructor cannot fail for a 32-byte key.
+    if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) {
+        mac.update(&[byte]);
+        out.copy_from_slice(&mac.finalize().into_bytes());
+    }
+    out
+}
+
+/// `KDF_CK(ck)`: returns (next chain key `HMAC(ck, 0x02)`, message key `HMAC(ck, 0x01)`).
+pub fn chain(ck: &[u8; 32]) -> (Secret32, Secret32) {
+    (hmac32(ck, CHAIN_NEXT_KEY_BYTE), hmac32(ck, CHAIN_MESSAGE_KEY_BYTE))
+}
+
+/// Expands a message key into a ChaCha20-Poly1305 key and nonce:
+/// `HKDF-SHA256(salt = 32 zero bytes, ikm = mk, info = INFO_MESSAGE_KEYS)`, 44 bytes split 32 + 12.
+pub fn message_keys(mk: &[u8; 32]) -> (Secret32, [u8; 12]) {
+    let okm = hkdf_expand::<44>(&[0u8; 32], mk, &[INFO_MESSAGE_KEYS]);
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&okm[..32]);
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&okm[32..]);
+    (key, nonce)
+}

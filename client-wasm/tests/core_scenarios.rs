@@ -1,0 +1,372 @@
+//! Scenario tests of the protocol core: handshake, ordering, limits, replay, tampering, storage.
+//! They run natively and, through wasm-bindgen-test, in headless Chrome.
+
+use client_wasm::core::content::{Content, ContentError, Payload};
+use client_wasm::core::{
+    DecryptError, EnvelopeError, EnvelopeKind, HandshakeError, INITIAL_ENVELOPE_SIZES,
+    INVITE_RESPONSE_GRACE_SECS, Identity, IdentityError, IdentityPublic, Invite, InviteError, InviteSecret,
+    MAX_PLAINTEXT_LEN, MAX_SKIP, MAX_STORED_SKIPPED, MESSAGE_ENVELOPE_SIZES, Session, SessionError,
+    SessionStateError, accept_invite, create_invite, envelope_kind, safety_number,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const NOW: u64 = 1_750_000_000;
+const TTL: u64 = 24 * 3600;
+
+fn rng(seed: u8) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([seed; 32])
+}
+
+struct Pair {
+    alice: Session,
+    bob: Session,
+    rng: ChaCha20Rng,
+}
+
+fn pair(seed: u8) -> Pair {
+    let mut rng = rng(seed);
+    let alice_id = Identity::generate(&mut rng);
+    let bob_id = Identity::generate(&mut rng);
+    let (invite, secret) = create_invite(&bob_id, [9; 32], "Bob", NOW, TTL, &mut rng);
+    let invite = Invite::from_fragment(&invite.to_fragment(), NOW).unwrap();
+    let (alice, initial) = accept_invite(&alice_id, &invite, b"first", NOW, &mut rng).unwrap();
+    let (bob, first) = secret.respond(&bob_id, &initial, NOW).unwrap();
+    assert_eq!(first, b"first");
+    Pair { alice, bob, rng }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn handshake_and_conversation_both_ways() {
+    let mut rng = rng(1);
+    let alice_id = Identity::generate(&mut rng);
+    let bob_id = Identity::generate(&mut rng);
+    let (invite, secret) = create_invite(&bob_id, [7; 32], "Bob ✓", NOW, TTL, &mut rng);
+    let fragment = invite.to_fragment();
+    assert!(fragment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let parsed = Invite::from_fragment(&fragment, NOW + 10).unwrap();
+    assert_eq!(parsed.inviter_name(), "Bob ✓");
+    assert_eq!(parsed.reply_mailbox(), [7; 32]);
+    assert_eq!(parsed.expires_at(), NOW + TTL);
+    assert_eq!(parsed.inviter(), &bob_id.public());
+
+    let (mut alice, initial) = accept_invite(&alice_id, &parsed, b"hello", NOW + 10, &mut rng).unwrap();
+    assert_eq!(envelope_kind(&initial), Ok(EnvelopeKind::Initial));
+    assert!(INITIAL_ENVELOPE_SIZES.contains(&initial.len()));
+    let (mut bob, first) = secret.respond(&bob_id, &initial, NOW + 20).unwrap();
+    assert_eq!(first, b"hello");
+    assert_eq!(alice.peer_identity(), &bob_id.public());
+    assert_eq!(bob.peer_identity(), &alice_id.public());
+
+    for round in 0..12u32 {
+        for i in 0..3u32 {
+            let text = format!("bob {round} {i}");
+            let env = bob.encrypt(text.as_bytes(), &mut rng).unwrap();
+            assert_eq!(envelope_kind(&env), Ok(EnvelopeKind::Message));
+            assert_eq!(alice.decrypt(&env).unwrap(), text.as_bytes());
+        }
+        let text = format!("alice {round}");
+        let env = alice.encrypt(text.as_bytes(), &mut rng).unwrap();
+        assert_eq!(bob.decrypt(&env).unwrap(), text.as_bytes());
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn out_of_order_and_late_messages_across_ratchet_steps() {
+    let Pair { mut alice, mut bob, mut rng } = pair(2);
+    let a: Vec<Vec<u8>> = (0..5).map(|i| alice.encrypt(&[b'a', i], &mut rng).unwrap()).collect();
+    // Bob sees 4, 2, then answers (a ratchet step), then 0, then Alice ratchets, then 1 and 3 arrive late.
+    assert_eq!(bob.decrypt(&a[4]).unwrap(), [b'a', 4]);
+    assert_eq!(bob.decrypt(&a[2]).unwrap(), [b'a', 2]);
+    let b0 = bob.encrypt(b"b0", &mut rng).unwrap();
+    assert_eq!(bob.decrypt(&a[0]).unwrap(), [b'a', 0]);
+    assert_eq!(alice.decrypt(&b0).unwrap(), b"b0");
+    let a5 = alice.encrypt(b"a5", &mut rng).unwrap();
+    let b1 = bob.encrypt(b"b1", &mut rng).unwrap();
+    assert_eq!(bob.decrypt(&a5).unwrap(), b"a5");
+    assert_eq!(bob.decrypt(&a[1]).unwrap(), [b'a', 1]);
+    assert_eq!(bob.decrypt(&a[3]).unwrap(), [b'a', 3]);
+    assert_eq!(alice.decrypt(&b1).unwrap(), b"b1");
+    assert_eq!(bob.skipped_keys(), 0);
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn skip_limit_is_enforced_without_changing_state() {
+    let Pair { mut alice, mut bob, mut rng } = pair(3);
+    let envs: Vec<Vec<u8>> = (0..=MAX_SKIP + 1).map(|_| alice.encrypt(b"x", &mut rng).unwrap()).collect();
+    let before = bob.to_bytes();
+    // Message index MAX_SKIP + 1 would skip MAX_SKIP + 1 keys.
+    assert_eq!(bob.decrypt(&envs[MAX_SKIP as usize + 1]), Err(DecryptError::TooManySkipped));
+    assert_eq!(*bob.to_bytes(), *before);
+    // Index MAX_SKIP skips exactly MAX_SKIP keys: allowed.
+    assert_eq!(bob.decrypt(&envs[MAX_SKIP as usize]).unwrap(), b"x");
+    assert_eq!(bob.skipped_keys(), MAX_SKIP as usize);
+    assert_eq!(bob.decrypt(&envs[0]).unwrap(), b"x");
+    assert_eq!(bob.decrypt(&envs[MAX_SKIP as usize + 1]).unwrap(), b"x");
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn total_skipped_keys_are_bounded() {
+    let Pair { mut alice, mut bob, mut rng } = pair(4);
+    // Chain 1: Bob skips MAX_SKIP keys.
+    let chain1: Vec<Vec<u8>> = (0..=MAX_SKIP).map(|_| alice.encrypt(b"1", &mut rng).unwrap()).collect();
+    bob.decrypt(&chain1[MAX_SKIP as usize]).unwrap();
+    let reply = bob.encrypt(b"r", &mut rng).unwrap();
+    alice.decrypt(&reply).unwrap();
+    // Chain 2: a message that needs more new skipped keys than MAX_STORED_SKIPPED allows at once.
+    let n = MAX_STORED_SKIPPED as u32 + 1;
+    let chain2: Vec<Vec<u8>> = (0..=n).map(|_| alice.encrypt(b"2", &mut rng).unwrap()).collect();
+    assert_eq!(bob.decrypt(&chain2[n as usize]), Err(DecryptError::TooManySkipped));
+    // A smaller gap is accepted, and the store is trimmed to its bound (oldest keys forgotten).
+    let m = MAX_SKIP as usize;
+    assert_eq!(bob.decrypt(&chain2[m]).unwrap(), b"2");
+    assert_eq!(bob.skipped_keys(), MAX_STORED_SKIPPED);
+    assert_eq!(bob.decrypt(&chain1[0]), Err(DecryptError::Invalid));
+    assert_eq!(bob.decrypt(&chain1[MAX_SKIP as usize - 1]).unwrap(), b"1");
+    assert_eq!(bob.decrypt(&chain2[0]).unwrap(), b"2");
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn replays_are_rejected_without_changing_state() {
+    let Pair { mut alice, mut bob, mut rng } = pair(5);
+    let e0 = alice.encrypt(b"zero", &mut rng).unwrap();
+    let e1 = alice.encrypt(b"one", &mut rng).unwrap();
+    let e2 = alice.encrypt(b"two", &mut rng).unwrap();
+    bob.decrypt(&e0).unwrap();
+    bob.decrypt(&e2).unwrap(); // e1's key is now stored as skipped
+    let before = bob.to_bytes();
+    assert_eq!(bob.decrypt(&e0), Err(DecryptError::Invalid));
+    assert_eq!(bob.decrypt(&e2), Err(DecryptError::Invalid));
+    assert_eq!(*bob.to_bytes(), *before);
+    assert_eq!(bob.decrypt(&e1).unwrap(), b"one");
+    assert_eq!(bob.decrypt(&e1), Err(DecryptError::Invalid));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn tampering_is_rejected_without_changing_state() {
+    let Pair { mut alice, mut bob, mut rng } = pair(6);
+    let env = alice.encrypt(b"payload", &mut rng).unwrap();
+    let before = bob.to_bytes();
+    for pos in [0, 1, 2, 13, 14, 40, 69, 70, 100, env.len() - 1] {
+        let mut bad = env.clone();
+        bad[pos] ^= 0x01;
+        assert!(bob.decrypt(&bad).is_err(), "flip at {pos} accepted");
+        assert_eq!(*bob.to_bytes(), *before);
+    }
+    assert_eq!(bob.decrypt(&env[..env.len() - 1]), Err(DecryptError::Malformed));
+    assert_eq!(bob.decrypt(&[]), Err(DecryptError::Malformed));
+    assert_eq!(bob.decrypt(&env).unwrap(), b"payload");
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn messages_from_another_session_are_rejected() {
+    let Pair { mut alice, .. } = pair(7);
+    let Pair { bob: mut other_bob, mut rng, .. } = pair(8);
+    let env = alice.encrypt(b"hi", &mut rng).unwrap();
+    assert_eq!(other_bob.decrypt(&env), Err(DecryptError::Invalid));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn session_state_round_trips() {
+    let Pair { mut alice, mut bob, mut rng } = pair(9);
+    let pending = alice.encrypt(b"late", &mut rng).unwrap();
+    let now = alice.encrypt(b"now", &mut rng).unwrap();
+    bob.decrypt(&now).unwrap();
+    let reply = bob.encrypt(b"reply", &mut rng).unwrap();
+    let mut bob = Session::from_bytes(&bob.to_bytes()).unwrap();
+    let mut alice = Session::from_bytes(&alice.to_bytes()).unwrap();
+    assert_eq!(*Session::from_bytes(&bob.to_bytes()).unwrap().to_bytes(), *bob.to_bytes());
+    assert_eq!(alice.decrypt(&reply).unwrap(), b"reply");
+    assert_eq!(bob.decrypt(&pending).unwrap(), b"late");
+    let again = alice.encrypt(b"again", &mut rng).unwrap();
+    assert_eq!(bob.decrypt(&again).unwrap(), b"again");
+
+    let bytes = bob.to_bytes();
+    let mut wrong_version = bytes.to_vec();
+    wrong_version[0] = 99;
+    assert_eq!(Session::from_bytes(&wrong_version).err(), Some(SessionStateError::UnsupportedVersion));
+    assert_eq!(Session::from_bytes(&bytes[..bytes.len() - 1]).err(), Some(SessionStateError::Corrupt));
+    let mut longer = bytes.to_vec();
+    longer.push(0);
+    assert_eq!(Session::from_bytes(&longer).err(), Some(SessionStateError::Corrupt));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn envelopes_have_bucketed_sizes() {
+    let Pair { mut alice, mut bob, mut rng } = pair(10);
+    assert_eq!(MESSAGE_ENVELOPE_SIZES, [342, 1110, 4182, 16470, 65622]);
+    for (len, bucket) in [(0, 0), (1, 0), (255, 0), (256, 1), (1023, 1), (1024, 2), (MAX_PLAINTEXT_LEN, 4)] {
+        let msg = vec![0x42; len];
+        let env = alice.encrypt(&msg, &mut rng).unwrap();
+        assert_eq!(env.len(), MESSAGE_ENVELOPE_SIZES[bucket], "plaintext of {len} bytes");
+        assert_eq!(bob.decrypt(&env).unwrap(), msg);
+    }
+    let too_long = vec![0; MAX_PLAINTEXT_LEN + 1];
+    assert_eq!(alice.encrypt(&too_long, &mut rng), Err(SessionError::PlaintextTooLong));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn envelope_kind_routes_and_rejects() {
+    assert_eq!(envelope_kind(&[]), Err(EnvelopeError::Malformed));
+    assert_eq!(envelope_kind(&[2, 2]), Err(EnvelopeError::UnsupportedVersion));
+    assert_eq!(envelope_kind(&[1, 9]), Err(EnvelopeError::UnknownKind));
+    assert_eq!(envelope_kind(&[1, 2, 0]), Err(EnvelopeError::Malformed));
+    let mut env = vec![0; MESSAGE_ENVELOPE_SIZES[0]];
+    env[0] = 1;
+    env[1] = 2;
+    assert_eq!(envelope_kind(&env), Ok(EnvelopeKind::Message));
+    env[1] = 1;
+    assert_eq!(envelope_kind(&env), Err(EnvelopeError::Malformed));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn invites_reject_expired_corrupt_forged_and_unknown_versions() {
+    let mut rng = rng(11);
+    let bob = Identity::generate(&mut rng);
+    let mallory = Identity::generate(&mut rng);
+    let (invite, _) = create_invite(&bob, [1; 32], "Bob", NOW, TTL, &mut rng);
+    let fragment = invite.to_fragment();
+    assert_eq!(Invite::from_fragment(&fragment, NOW + TTL).err(), Some(InviteError::Expired));
+    assert_eq!(Invite::from_fragment(&fragment, NOW + TTL - 1).unwrap(), invite);
+    assert_eq!(Invite::from_fragment("not base64!", NOW).err(), Some(InviteError::Corrupt));
+    assert_eq!(Invite::from_fragment(&fragment[..100], NOW).err(), Some(InviteError::Corrupt));
+    let bytes = invite.to_bytes();
+    let mut v2 = bytes.clone();
+    v2[0] = 2;
+    assert_eq!(Invite::from_bytes(&v2, NOW).err(), Some(InviteError::UnsupportedVersion));
+    // Changing the mailbox, expiry or name breaks the signature.
+    let mailbox_at = 1 + 129 + 32 + 1184;
+    for pos in [mailbox_at, mailbox_at + 32 + 7, bytes.len() - 65, bytes.len() - 1] {
+        let mut forged = bytes.clone();
+        forged[pos] ^= 1;
+        assert_eq!(Invite::from_bytes(&forged, NOW).err(), Some(InviteError::BadSignature), "pos {pos}");
+    }
+    // Swapping in another identity breaks the signature too.
+    let mut swapped = bytes.clone();
+    swapped[1..130].copy_from_slice(&mallory.public().to_bytes());
+    assert_eq!(Invite::from_bytes(&swapped, NOW).err(), Some(InviteError::BadSignature));
+    // A too long name is cut at a character boundary.
+    let long = "é".repeat(40);
+    let (cut, _) = create_invite(&bob, [1; 32], &long, NOW, TTL, &mut rng);
+    assert_eq!(cut.inviter_name(), "é".repeat(32));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn handshake_failures() {
+    let mut rng = rng(12);
+    let alice = Identity::generate(&mut rng);
+    let bob = Identity::generate(&mut rng);
+    let (invite, secret) = create_invite(&bob, [1; 32], "Bob", NOW, TTL, &mut rng);
+    assert_eq!(
+        accept_invite(&alice, &invite, b"x", NOW + TTL, &mut rng).err(),
+        Some(HandshakeError::Expired)
+    );
+    assert_eq!(accept_invite(&bob, &invite, b"x", NOW, &mut rng).err(), Some(HandshakeError::OwnInvite));
+    let (_, initial) = accept_invite(&alice, &invite, b"x", NOW, &mut rng).unwrap();
+
+    // The secret survives storage; a tampered initial message is refused and the secret is consumed.
+    let stored = secret.to_bytes();
+    let restore = || InviteSecret::from_bytes(&stored).unwrap();
+    for pos in [0, 1, 2, 40, 1200, 1300, initial.len() - 1] {
+        let mut bad = initial.clone();
+        bad[pos] ^= 1;
+        assert!(restore().respond(&bob, &bad, NOW).is_err(), "flip at {pos} accepted");
+    }
+    assert_eq!(restore().respond(&bob, &initial[..100], NOW).err(), Some(HandshakeError::Malformed));
+    assert_eq!(
+        restore().respond(&bob, &initial, NOW + TTL + INVITE_RESPONSE_GRACE_SECS + 1).err(),
+        Some(HandshakeError::Expired)
+    );
+    // Wrong responder identity.
+    let carol = Identity::generate(&mut rng);
+    assert_eq!(restore().respond(&carol, &initial, NOW).err(), Some(HandshakeError::Invalid));
+    // The genuine message works once per stored copy; the app deletes the stored secret on use.
+    let (_, first) = restore().respond(&bob, &initial, NOW).unwrap();
+    assert_eq!(first, b"x");
+    let mut v = stored.to_vec();
+    v[0] = 7;
+    assert_eq!(InviteSecret::from_bytes(&v).err(), Some(InviteError::UnsupportedVersion));
+    assert_eq!(InviteSecret::from_bytes(&stored[1..]).err(), Some(InviteError::UnsupportedVersion));
+    assert_eq!(InviteSecret::from_bytes(&stored[..10]).err(), Some(InviteError::Corrupt));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn identities_round_trip_and_hide_secrets() {
+    let mut rng = rng(13);
+    let id = Identity::generate(&mut rng);
+    let stored = id.to_bytes();
+    let restored = Identity::from_bytes(&stored).unwrap();
+    assert_eq!(restored.public(), id.public());
+    let public = id.public().to_bytes();
+    assert_eq!(IdentityPublic::from_bytes(&public).unwrap(), id.public());
+    let mut forged = public.clone();
+    forged[40] ^= 1; // the X25519 key
+    assert_eq!(IdentityPublic::from_bytes(&forged).err(), Some(IdentityError::BadSignature));
+    assert_eq!(IdentityPublic::from_bytes(&public[..50]).err(), Some(IdentityError::Corrupt));
+    let debug = format!("{id:?}");
+    for secret in [hex::encode(&stored[1..33]), hex::encode(&stored[33..])] {
+        assert!(!debug.contains(&secret[..16]));
+    }
+    assert!(!debug.contains(&format!("{:?}", &stored[1..5])));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn contents_round_trip_and_unknown_types_are_errors() {
+    let samples = [
+        Content::Text { body: "hé".into() },
+        Content::Hello { name: "Alice".into(), reply_mailbox: [3; 32] },
+        Content::Receipt { delivered: vec![[1; 16], [2; 16]] },
+        Content::Profile { name: "Al".into() },
+    ];
+    for content in samples {
+        let p = Payload { id: [5; 16], sent_at: NOW, content };
+        assert_eq!(Payload::decode(&p.encode().unwrap()).unwrap(), p);
+    }
+    let mut unknown = Payload { id: [0; 16], sent_at: 0, content: Content::Profile { name: String::new() } }
+        .encode()
+        .unwrap();
+    unknown[1] = 200;
+    assert_eq!(Payload::decode(&unknown), Err(ContentError::UnknownType));
+    assert_eq!(Payload::decode(&[9]), Err(ContentError::UnsupportedVersion));
+    assert_eq!(Payload::decode(&[1, 1, 0]), Err(ContentError::Corrupt));
+    let long = Payload { id: [0; 16], sent_at: 0, content: Content::Profile { name: "x".repeat(65) } };
+    assert_eq!(long.encode(), Err(ContentError::TooLong));
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn safety_numbers_are_symmetric() {
+    let mut rng = rng(14);
+    let a = Identity::generate(&mut rng).public();
+    let b = Identity::generate(&mut rng).public();
+    let c = Identity::generate(&mut rng).public();
+    let ab = safety_number(&a, &b);
+    let ba = safety_number(&b, &a);
+    assert_eq!(ab, ba);
+    assert_eq!(ab.digits(), ba.digits());
+    let digits = ab.digits();
+    assert_eq!(digits.len(), 60 + 11);
+    assert!(digits.split(' ').all(|g| g.len() == 5 && g.bytes().all(|d| d.is_ascii_digit())));
+    assert!(ab.matches_scanned(&ba.qr_payload()));
+    let ac = safety_number(&a, &c);
+    assert_ne!(ab.digits(), ac.digits());
+    assert!(!ab.matches_scanned(&ac.qr_payload()));
+    assert!(!ab.matches_scanned(&ab.qr_payload()[..10]));
+}
