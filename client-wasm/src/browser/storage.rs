@@ -1,0 +1,148 @@
+//! Encrypted persistence in IndexedDB.
+//!
+//! One database, `doorless`, with one object store, `kv`. The record `key` is a non-extractable
+//! AES-256-GCM `CryptoKey` made by WebCrypto in this browser profile: script can use it but never read
+//! it, so a copy of the profile's files without the browser's key store is ciphertext. The record
+//! `state` is the engine's snapshot, encrypted under that key with a fresh random 96-bit nonce per
+//! write: `nonce (12) || AES-GCM ciphertext`.
+
+use idb::builder::{DatabaseBuilder, ObjectStoreBuilder};
+use idb::{Database, Factory, TransactionMode};
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AesGcmParams, AesKeyGenParams, CryptoKey, SubtleCrypto};
+
+const DB_NAME: &str = "doorless";
+const STORE: &str = "kv";
+const KEY_RECORD: &str = "key";
+const STATE_RECORD: &str = "state";
+const NONCE_LEN: usize = 12;
+
+/// Why storage failed. Carries no data from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// IndexedDB is not available (private mode in some browsers, or disabled).
+    #[error("browser storage is not available")]
+    Unavailable,
+    /// WebCrypto refused an operation.
+    #[error("browser cryptography failed")]
+    Crypto,
+    /// The stored state does not decrypt under this profile's key.
+    #[error("stored data could not be decrypted")]
+    Corrupt,
+    /// A write failed (the disk may be full); the previous state is still stored.
+    #[error("could not save; the previous state is kept")]
+    WriteFailed,
+}
+
+/// The encrypted store of one browser profile.
+pub struct Vault {
+    db: Database,
+    key: CryptoKey,
+}
+
+fn subtle() -> Result<SubtleCrypto, StorageError> {
+    let global = js_sys::global();
+    let crypto =
+        js_sys::Reflect::get(&global, &JsValue::from_str("crypto")).map_err(|_| StorageError::Crypto)?;
+    let crypto: web_sys::Crypto = crypto.dyn_into().map_err(|_| StorageError::Crypto)?;
+    Ok(crypto.subtle())
+}
+
+async fn open_db() -> Result<Database, StorageError> {
+    DatabaseBuilder::new(DB_NAME)
+        .version(1)
+        .add_object_store(ObjectStoreBuilder::new(STORE))
+        .build()
+        .await
+        .map_err(|_| StorageError::Unavailable)
+}
+
+impl Vault {
+    /// Opens the store, making this profile's storage key on first use.
+    pub async fn open() -> Result<Self, StorageError> {
+        let db = open_db().await?;
+        let existing = get(&db, KEY_RECORD).await?;
+        let key = match existing.and_then(|k| k.dyn_into::<CryptoKey>().ok()) {
+            Some(key) => key,
+            None => {
+                let params = AesKeyGenParams::new("AES-GCM", 256);
+                let usages = Array::of2(&JsValue::from_str("encrypt"), &JsValue::from_str("decrypt"));
+                let promise = subtle()?
+                    .generate_key_with_object(&params, false, &usages)
+                    .map_err(|_| StorageError::Crypto)?;
+                let key: CryptoKey =
+                    JsFuture::from(promise).await.map_err(|_| StorageError::Crypto)?.unchecked_into();
+                put(&db, KEY_RECORD, &key).await?;
+                key
+            }
+        };
+        Ok(Self { db, key })
+    }
+
+    /// The stored snapshot, decrypted; `None` on first run.
+    pub async fn load(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let Some(value) = get(&self.db, STATE_RECORD).await? else { return Ok(None) };
+        let sealed = Uint8Array::new(&value).to_vec();
+        if sealed.len() < NONCE_LEN + 16 {
+            return Err(StorageError::Corrupt);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let params = AesGcmParams::new("AES-GCM", &Uint8Array::from(nonce));
+        let promise = subtle()?
+            .decrypt_with_object_and_u8_array(&params, &self.key, ciphertext)
+            .map_err(|_| StorageError::Corrupt)?;
+        let plain = JsFuture::from(promise).await.map_err(|_| StorageError::Corrupt)?;
+        Ok(Some(Uint8Array::new(&plain).to_vec()))
+    }
+
+    /// Encrypts and stores a snapshot, replacing the previous one atomically.
+    pub async fn save(&self, snapshot: &[u8]) -> Result<(), StorageError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|_| StorageError::Crypto)?;
+        let params = AesGcmParams::new("AES-GCM", &Uint8Array::from(&nonce[..]));
+        let promise = subtle()?
+            .encrypt_with_object_and_u8_array(&params, &self.key, snapshot)
+            .map_err(|_| StorageError::Crypto)?;
+        let ciphertext = JsFuture::from(promise).await.map_err(|_| StorageError::Crypto)?;
+        let ciphertext = Uint8Array::new(&ciphertext);
+        let sealed = Uint8Array::new_with_length((NONCE_LEN as u32) + ciphertext.length());
+        sealed.set(&Uint8Array::from(&nonce[..]), 0);
+        sealed.set(&ciphertext, NONCE_LEN as u32);
+        put(&self.db, STATE_RECORD, &sealed).await.map_err(|_| StorageError::WriteFailed)
+    }
+
+    /// Deletes everything this profile stored (the key included).
+    pub async fn wipe(self) -> Result<(), StorageError> {
+        self.db.close();
+        let factory = Factory::new().map_err(|_| StorageError::Unavailable)?;
+        factory
+            .delete(DB_NAME)
+            .map_err(|_| StorageError::Unavailable)?
+            .await
+            .map_err(|_| StorageError::WriteFailed)
+    }
+}
+
+async fn get(db: &Database, key: &str) -> Result<Option<JsValue>, StorageError> {
+    let tx = db.transaction(&[STORE], TransactionMode::ReadOnly).map_err(|_| StorageError::Unavailable)?;
+    let store = tx.object_store(STORE).map_err(|_| StorageError::Unavailable)?;
+    let value = store
+        .get(JsValue::from_str(key))
+        .map_err(|_| StorageError::Unavailable)?
+        .await
+        .map_err(|_| StorageError::Unavailable)?;
+    Ok(value.filter(|v| !v.is_undefined() && !v.is_null()))
+}
+
+async fn put(db: &Database, key: &str, value: &JsValue) -> Result<(), StorageError> {
+    let tx = db.transaction(&[STORE], TransactionMode::ReadWrite).map_err(|_| StorageError::WriteFailed)?;
+    let store = tx.object_store(STORE).map_err(|_| StorageError::WriteFailed)?;
+    // Issue the request, then wait for the transaction itself: a write counts only once committed.
+    let _request = store.put(value, Some(&JsValue::from_str(key))).map_err(|_| StorageError::WriteFailed)?;
+    match tx.await {
+        Ok(idb::TransactionResult::Committed) => Ok(()),
+        _ => Err(StorageError::WriteFailed),
+    }
+}

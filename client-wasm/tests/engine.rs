@@ -1,0 +1,231 @@
+//! The engine end to end, natively: two profiles talking through a minimal in-test relay that
+//! follows the frame protocol (challenge, subscribe proof, durable-ack deposit, ordered delivery).
+
+use std::collections::{BTreeMap, HashMap};
+
+use client_wasm::engine::{ContactId, Delivery, Engine, EngineError, Event};
+use doorless_frames::{Frame, MailboxId, verify_subscribe_proof};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const NOW: u64 = 1_750_000_000;
+
+/// A relay in memory: one connection per engine index.
+#[derive(Default)]
+struct FakeRelay {
+    stored: BTreeMap<MailboxId, Vec<(u64, Vec<u8>)>>,
+    next_seq: HashMap<MailboxId, u64>,
+    subscribers: HashMap<MailboxId, usize>,
+    challenges: HashMap<usize, [u8; 32]>,
+}
+
+impl FakeRelay {
+    /// Handles one frame from connection `conn`; returns frames for each connection.
+    fn handle(&mut self, conn: usize, frame: Frame) -> Vec<(usize, Frame)> {
+        let mut out = Vec::new();
+        match frame {
+            Frame::Hello => {
+                let challenge = [conn as u8 + 1; 32];
+                self.challenges.insert(conn, challenge);
+                out.push((conn, Frame::Challenge { challenge, max_frame_len: 262_144 }));
+            }
+            Frame::Subscribe { request, public_key, signature } => {
+                let mailbox = verify_subscribe_proof(&self.challenges[&conn], &public_key, &signature)
+                    .expect("engines sign valid proofs");
+                self.subscribers.insert(mailbox, conn);
+                out.push((conn, Frame::Subscribed { request, mailbox }));
+                for (seq, payload) in self.stored.get(&mailbox).cloned().unwrap_or_default() {
+                    out.push((conn, Frame::Deliver { mailbox, seq, payload }));
+                }
+            }
+            Frame::Deposit { request, mailbox, payload } => {
+                let seq = self.next_seq.entry(mailbox).or_insert(0);
+                *seq += 1;
+                let seq = *seq;
+                self.stored.entry(mailbox).or_default().push((seq, payload.clone()));
+                out.push((conn, Frame::Deposited { request }));
+                if let Some(&owner) = self.subscribers.get(&mailbox) {
+                    out.push((owner, Frame::Deliver { mailbox, seq, payload }));
+                }
+            }
+            Frame::Ack { mailbox, seq } => {
+                if let Some(blobs) = self.stored.get_mut(&mailbox) {
+                    blobs.retain(|(s, _)| *s > seq);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+struct World {
+    relay: FakeRelay,
+    engines: Vec<Engine>,
+    online: Vec<bool>,
+    rng: ChaCha20Rng,
+    events: Vec<Vec<Event>>,
+}
+
+impl World {
+    fn new(names: &[&str]) -> Self {
+        let mut rng = ChaCha20Rng::from_seed([42; 32]);
+        let engines: Vec<Engine> = names.iter().map(|n| Engine::new(n, &mut rng)).collect();
+        let n = engines.len();
+        let mut world = Self {
+            relay: FakeRelay::default(),
+            engines,
+            online: vec![false; n],
+            rng,
+            events: vec![vec![]; n],
+        };
+        for i in 0..n {
+            world.connect(i);
+        }
+        world
+    }
+
+    fn connect(&mut self, i: usize) {
+        self.online[i] = true;
+        self.engines[i].on_connected();
+        self.pump();
+    }
+
+    fn disconnect(&mut self, i: usize) {
+        self.online[i] = false;
+        self.relay.subscribers.retain(|_, c| *c != i);
+        self.engines[i].on_disconnected();
+    }
+
+    /// Moves frames until nothing is in flight.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.engines.len() {
+                if !self.online[i] {
+                    continue;
+                }
+                for frame in self.engines[i].take_frames() {
+                    moved = true;
+                    for (to, reply) in self.relay.handle(i, frame) {
+                        if self.online[to] {
+                            let events = self.engines[to].on_frame(reply, NOW, &mut self.rng);
+                            self.events[to].extend(events);
+                        }
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn texts(&self, i: usize, contact: ContactId) -> Vec<String> {
+        self.engines[i].contact(contact).unwrap().messages.iter().map(|m| m.text.clone()).collect()
+    }
+}
+
+fn pair() -> (World, ContactId, ContactId) {
+    let mut w = World::new(&["Alice", "Bob"]);
+    let link = w.engines[0].create_invite(NOW, &mut w.rng).unwrap();
+    w.pump();
+    let alice_at_bob = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let bob_at_alice = w.engines[0].contacts().next().expect("Alice has Bob").id;
+    (w, bob_at_alice, alice_at_bob)
+}
+
+#[test]
+fn invite_accept_and_talk_both_ways() {
+    let (mut w, bob, alice) = pair();
+    assert_eq!(w.engines[0].contact(bob).unwrap().name, "Bob");
+    assert_eq!(w.engines[1].contact(alice).unwrap().name, "Alice");
+    assert!(w.events[0].contains(&Event::ContactAdded(bob)));
+
+    w.engines[1].send_text(alice, "hello Alice", NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.engines[0].send_text(bob, "hi Bob", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, bob), ["hello Alice", "hi Bob"]);
+    assert_eq!(w.texts(1, alice), ["hello Alice", "hi Bob"]);
+    let mine = &w.engines[0].contact(bob).unwrap().messages[1];
+    assert!(mine.outgoing);
+    assert_eq!(mine.delivery, Delivery::Sent);
+}
+
+#[test]
+fn messages_wait_for_an_offline_receiver_and_arrive_in_order() {
+    let (mut w, bob, alice) = pair();
+    w.disconnect(1);
+    for n in 0..3 {
+        w.engines[0].send_text(bob, &format!("while away {n}"), NOW, &mut w.rng).unwrap();
+    }
+    w.pump();
+    assert!(w.texts(1, alice).is_empty());
+    w.connect(1);
+    assert_eq!(w.texts(1, alice), ["while away 0", "while away 1", "while away 2"]);
+}
+
+#[test]
+fn messages_written_offline_go_out_on_reconnect() {
+    let (mut w, bob, alice) = pair();
+    w.disconnect(0);
+    w.engines[0].send_text(bob, "typed offline", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[0].contact(bob).unwrap().messages[0].delivery, Delivery::Pending);
+    w.connect(0);
+    assert_eq!(w.texts(1, alice), ["typed offline"]);
+    assert_eq!(w.engines[0].contact(bob).unwrap().messages[0].delivery, Delivery::Sent);
+}
+
+#[test]
+fn an_invite_works_once() {
+    let mut w = World::new(&["Alice", "Bob", "Mallory"]);
+    let link = w.engines[0].create_invite(NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    // A second person with the same link reaches nobody: the invite's secrets are gone.
+    w.engines[2].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[0].contacts().count(), 1);
+    assert!(w.events[0].contains(&Event::Undecryptable));
+}
+
+#[test]
+fn bad_invites_are_refused_with_clear_errors() {
+    let mut w = World::new(&["Alice", "Bob"]);
+    let link = w.engines[0].create_invite(NOW, &mut w.rng).unwrap();
+    assert!(matches!(
+        w.engines[1].accept_invite("not an invite", NOW, &mut w.rng),
+        Err(EngineError::Invite(_))
+    ));
+    let mut damaged = link.fragment.clone();
+    damaged.truncate(damaged.len() / 2);
+    assert!(matches!(w.engines[1].accept_invite(&damaged, NOW, &mut w.rng), Err(EngineError::Invite(_))));
+    assert!(matches!(
+        w.engines[1].accept_invite(&link.fragment, link.expires_at + 1, &mut w.rng),
+        Err(EngineError::Invite(_))
+    ));
+    assert!(matches!(
+        w.engines[0].accept_invite(&link.fragment, NOW, &mut w.rng),
+        Err(EngineError::OwnInvite)
+    ));
+    assert_eq!(w.engines[1].contacts().count(), 0);
+}
+
+#[test]
+fn a_tampered_blob_is_dropped_and_the_conversation_goes_on() {
+    let (mut w, bob, alice) = pair();
+    // Mallory knows Alice's mailbox for Bob (the relay does) and deposits garbage there.
+    let target = *w.relay.subscribers.iter().find(|(_, c)| **c == 0).map(|(m, _)| m).unwrap();
+    let forged = Frame::Deposit { request: 9, mailbox: target, payload: vec![0x5a; 300] };
+    for (to, reply) in w.relay.handle(1, forged) {
+        let events = w.engines[to].on_frame(reply, NOW, &mut w.rng);
+        w.events[to].extend(events);
+    }
+    w.engines[1].send_text(alice, "still fine", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, bob), ["still fine"]);
+}
