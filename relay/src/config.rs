@@ -1,0 +1,162 @@
+//! Command-line flags and environment variables (`DOORLESS_*`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use doorless_frames::DEFAULT_MAX_FRAME_LEN;
+
+use crate::store::Quotas;
+
+/// Which storage backend holds the mailboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// One redb file in `--data-dir` (durable; the default).
+    Redb,
+    /// Memory only: everything is lost on exit. For tests and demos.
+    Memory,
+}
+
+/// The Doorless relay: stores and forwards opaque blobs by mailbox, serves the web app.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "relay", version, about)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; the real one is printed).
+    #[arg(long, env = "DOORLESS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory of the store file (`relay.redb`); created if missing.
+    #[arg(long, env = "DOORLESS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Storage backend.
+    #[arg(long, env = "DOORLESS_STORE", value_enum, default_value_t = StoreKind::Redb)]
+    pub store: StoreKind,
+
+    /// Directory of the built web app (Trunk's `dist/`). Without it only /ws, /healthz and /metrics
+    /// are served.
+    #[arg(long, env = "DOORLESS_STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Extra origins the web app may connect to (CSP `connect-src`), e.g. `wss://relay2.example`.
+    /// Repeat the flag or separate with commas.
+    #[arg(long, env = "DOORLESS_CONNECT_SRC", value_delimiter = ',')]
+    pub connect_src: Vec<String>,
+
+    /// The relay is reached over HTTPS (through a TLS-terminating proxy): send HSTS.
+    #[arg(long, env = "DOORLESS_BEHIND_TLS")]
+    pub behind_tls: bool,
+
+    /// Largest frame accepted, in bytes (header included).
+    #[arg(long, env = "DOORLESS_MAX_FRAME_LEN", default_value_t = DEFAULT_MAX_FRAME_LEN as u32)]
+    pub max_frame_len: u32,
+
+    /// Most simultaneous WebSocket connections.
+    #[arg(long, env = "DOORLESS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Most mailboxes one connection may subscribe to.
+    #[arg(long, env = "DOORLESS_MAX_SUBSCRIPTIONS", default_value_t = 64)]
+    pub max_subscriptions: usize,
+
+    /// Sustained deposits per second allowed per connection (token bucket refill rate).
+    #[arg(long, env = "DOORLESS_DEPOSIT_RATE", default_value_t = 50.0)]
+    pub deposit_rate: f64,
+
+    /// Deposits a connection may make in a burst (token bucket size).
+    #[arg(long, env = "DOORLESS_DEPOSIT_BURST", default_value_t = 200.0)]
+    pub deposit_burst: f64,
+
+    /// Frames queued towards one connection before delivery pauses (the rest stays stored).
+    #[arg(long, env = "DOORLESS_OUTBOUND_QUEUE", default_value_t = 32)]
+    pub outbound_queue: usize,
+
+    /// Seconds without any frame from a client before it is disconnected (the relay pings first).
+    #[arg(long, env = "DOORLESS_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds an unacknowledged blob is kept.
+    #[arg(long, env = "DOORLESS_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub ttl_secs: u64,
+
+    /// Most blobs one mailbox may hold.
+    #[arg(long, env = "DOORLESS_MAILBOX_MAX_COUNT", default_value_t = 10_000)]
+    pub mailbox_max_count: u64,
+
+    /// Most payload bytes one mailbox may hold.
+    #[arg(long, env = "DOORLESS_MAILBOX_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub mailbox_max_bytes: u64,
+
+    /// Most payload bytes the relay may hold in total.
+    #[arg(long, env = "DOORLESS_MAX_STORED_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
+    pub max_stored_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            store: StoreKind::Redb,
+            static_dir: None,
+            connect_src: Vec::new(),
+            behind_tls: false,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN as u32,
+            max_connections: 10_000,
+            max_subscriptions: 64,
+            deposit_rate: 50.0,
+            deposit_burst: 200.0,
+            outbound_queue: 32,
+            idle_timeout_secs: 60,
+            ttl_secs: 7 * 24 * 3600,
+            mailbox_max_count: 10_000,
+            mailbox_max_bytes: 64 * 1024 * 1024,
+            max_stored_bytes: 8 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The storage quotas.
+    pub fn quotas(&self) -> Quotas {
+        Quotas {
+            ttl_ms: self.ttl_secs.saturating_mul(1000),
+            mailbox_max_count: self.mailbox_max_count,
+            mailbox_max_bytes: self.mailbox_max_bytes,
+            max_stored_bytes: self.max_stored_bytes,
+        }
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+
+    /// A one-line summary for the startup log (no secrets, nothing per-user).
+    pub fn summary(&self) -> String {
+        format!(
+            "listen={} store={:?} data_dir={} static_dir={} behind_tls={} max_frame_len={} \
+             max_connections={} max_subscriptions={} deposit_rate={}/s burst={} outbound_queue={} \
+             idle_timeout={}s ttl={}s mailbox_max_count={} mailbox_max_bytes={} max_stored_bytes={} \
+             extra_connect_src={}",
+            self.listen,
+            self.store,
+            self.data_dir.display(),
+            self.static_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
+            self.behind_tls,
+            self.max_frame_len,
+            self.max_connections,
+            self.max_subscriptions,
+            self.deposit_rate,
+            self.deposit_burst,
+            self.outbound_queue,
+            self.idle_timeout_secs,
+            self.ttl_secs,
+            self.mailbox_max_count,
+            self.mailbox_max_bytes,
+            self.max_stored_bytes,
+            self.connect_src.len(),
+        )
+    }
+}

@@ -1,0 +1,180 @@
+//! The Doorless relay: stores and forwards opaque blobs by mailbox, and serves the web app.
+//!
+//! The relay never sees plaintext: a deposit is an opaque payload addressed to a random-looking
+//! mailbox id, with no sender. Only the holder of a mailbox's private key can subscribe to it.
+//!
+//! Start one in-process (this is what the tests do):
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), relay::StartError> {
+//! let config = relay::Config { listen: "127.0.0.1:0".parse().unwrap(), ..relay::Config::default() };
+//! let relay = relay::start(&config).await?;
+//! println!("listening on {}", relay.addr());
+//! relay.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod clock;
+pub mod config;
+pub mod filters;
+pub mod limits;
+pub mod metrics;
+pub mod static_files;
+pub mod store;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, StoreKind};
+pub use metrics::Metrics;
+pub use store::{MemoryStore, RedbStore, Store};
+
+use crate::limits::ConnectionCap;
+use crate::static_files::{StaticError, StaticSite};
+use crate::store::StoreError;
+use crate::ws::{Shared, WsLimits};
+
+/// Name of the store file inside the data directory.
+pub const STORE_FILE: &str = "relay.redb";
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory: {0}")]
+    DataDir(std::io::Error),
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// The web app could not be loaded.
+    #[error(transparent)]
+    Static(#[from] StaticError),
+    /// The listening address could not be bound.
+    #[error("cannot listen on the configured address: {0}")]
+    Bind(std::io::Error),
+}
+
+/// A running relay.
+pub struct Relay {
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    store: Arc<dyn Store>,
+    cap: Arc<ConnectionCap>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    site: Option<Arc<StaticSite>>,
+}
+
+impl Relay {
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The relay's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The store (tests use it to run expiry).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Open WebSocket connections.
+    pub fn live_connections(&self) -> usize {
+        self.cap.live()
+    }
+
+    /// The loaded web app, if `--static-dir` was given.
+    pub fn site(&self) -> Option<&StaticSite> {
+        self.site.as_deref()
+    }
+
+    /// Stops accepting, tells connected clients, finishes queued store work, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts a relay with the store the configuration names.
+pub async fn start(config: &Config) -> Result<Relay, StartError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store: Arc<dyn Store> = match config.store {
+        StoreKind::Redb => {
+            std::fs::create_dir_all(&config.data_dir).map_err(StartError::DataDir)?;
+            Arc::new(RedbStore::open(&config.data_dir.join(STORE_FILE), config.quotas(), clock)?)
+        }
+        StoreKind::Memory => Arc::new(MemoryStore::new(config.quotas(), clock)),
+    };
+    start_with_store(config, store).await
+}
+
+/// Starts a relay on a given store (for tests with an injected clock, or another backend).
+pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<Relay, StartError> {
+    let site = match &config.static_dir {
+        Some(dir) => Some(Arc::new(StaticSite::load(dir, &config.connect_src)?)),
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::default());
+    let cap = ConnectionCap::new(config.max_connections);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        cap: cap.clone(),
+        limits: WsLimits {
+            max_frame_len: config.max_frame_len as usize,
+            max_subscriptions: config.max_subscriptions,
+            deposit_rate: config.deposit_rate,
+            deposit_burst: config.deposit_burst,
+            outbound_queue: config.outbound_queue,
+            idle_timeout: config.idle_timeout(),
+        },
+        shutdown: shutdown_rx.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(StartError::Bind)?;
+    let addr = listener.local_addr().map_err(StartError::Bind)?;
+    let routes = filters::routes(shared, site.clone(), config.behind_tls);
+
+    let mut stop_accepting = shutdown_rx.clone();
+    let server = warp::serve(routes).incoming(listener).graceful(async move {
+        let _ = stop_accepting.wait_for(|stop| *stop).await;
+    });
+    let sweep_every = Duration::from_millis((config.quotas().ttl_ms / 10).clamp(1000, 60_000));
+    let task_store = store.clone();
+    let task_cap = cap.clone();
+    let mut stop_sweeping = shutdown_rx;
+    let task = tokio::spawn(async move {
+        let sweeper = async {
+            let mut tick = tokio::time::interval(sweep_every);
+            loop {
+                tokio::select! {
+                    _ = async { let _ = stop_sweeping.wait_for(|stop| *stop).await; } => break,
+                    _ = tick.tick() => {
+                        if let Err(err) = task_store.expire().await {
+                            tracing::warn!(error = %err, "expiry pass failed");
+                        }
+                    }
+                }
+            }
+        };
+        tokio::join!(server.run(), sweeper);
+        // The server has stopped accepting; WebSocket connections were told and are closing.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while task_cap.live() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Err(err) = task_store.close().await {
+            tracing::error!(error = %err, "closing the store failed");
+        }
+    });
+    Ok(Relay { addr, metrics, store, cap, shutdown, task, site })
+}

@@ -1,0 +1,470 @@
+//! One WebSocket connection: the relay side of the frame protocol.
+//!
+//! Shape of a connection: this task reads frames and decides; a writer task drains a bounded queue
+//! into the socket. Deliveries are *pulled* from the store only when that queue has room, so a
+//! client that stops reading costs at most `outbound_queue` frames of memory; what it has not been
+//! sent stays in the store and is delivered on its next subscription.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use doorless_frames::{CHALLENGE_LEN, ErrorCode, Frame, MailboxId, verify_subscribe_proof};
+use futures_util::stream::{FuturesOrdered, SplitSink};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+use warp::ws::{Message, WebSocket};
+
+use crate::limits::{ConnectionCap, ConnectionSlot, TokenBucket};
+use crate::metrics::Metrics;
+use crate::store::{BoxFuture, Inbox, Store, StoreError};
+
+/// Deposits and acks one connection may have waiting for the store; reading pauses beyond it.
+const MAX_IN_FLIGHT: usize = 64;
+/// Most blobs fetched from the store in one go for one subscription.
+const DELIVER_BATCH: usize = 32;
+/// How long a connection may leave its queue full before it counts as not reading, and is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the last frames (error, close) get to leave before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Limits that shape each connection.
+#[derive(Debug, Clone, Copy)]
+pub struct WsLimits {
+    /// Largest accepted frame, bytes.
+    pub max_frame_len: usize,
+    /// Subscriptions per connection.
+    pub max_subscriptions: usize,
+    /// Deposits per second (refill).
+    pub deposit_rate: f64,
+    /// Deposit burst.
+    pub deposit_burst: f64,
+    /// Outbound queue length, frames.
+    pub outbound_queue: usize,
+    /// Inactivity before disconnect.
+    pub idle_timeout: Duration,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    /// Storage and fan-out.
+    pub store: Arc<dyn Store>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Connection cap.
+    pub cap: Arc<ConnectionCap>,
+    /// Limits.
+    pub limits: WsLimits,
+    /// Turns `true` when the relay shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Runs one upgraded connection to its end. `slot` is `None` when the connection cap refused it.
+pub async fn run(socket: WebSocket, shared: Arc<Shared>, slot: Option<ConnectionSlot>) {
+    let (sink, stream) = socket.split();
+    let (out, queue) = mpsc::channel(shared.limits.outbound_queue.max(2));
+    let writer = tokio::spawn(write_loop(sink, queue, shared.metrics.clone()));
+    let Some(slot) = slot else {
+        shared.metrics.connections_refused_total.fetch_add(1, Relaxed);
+        let conn = Connection::new(shared, out);
+        conn.close(Some((0, ErrorCode::TooManyConnections)), writer).await;
+        return;
+    };
+    shared.metrics.connections_total.fetch_add(1, Relaxed);
+    let mut conn = Connection::new(shared, out);
+    let reason = conn.serve(stream).await;
+    conn.close(reason, writer).await;
+    drop(slot);
+}
+
+use std::sync::atomic::Ordering::Relaxed;
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Message>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(message) = queue.recv().await {
+        metrics.outbound_queued.fetch_sub(1, Relaxed);
+        // Feed without flushing while more is queued: one flush per burst.
+        if sink.feed(message).await.is_err() {
+            break;
+        }
+        if queue.is_empty() && sink.flush().await.is_err() {
+            break;
+        }
+    }
+    queue.close();
+    while queue.try_recv().is_ok() {
+        metrics.outbound_queued.fetch_sub(1, Relaxed);
+    }
+    let _ = sink.close().await;
+}
+
+/// Where the connection is in the protocol.
+enum Phase {
+    /// Nothing but `Hello` (or `Ping`) is accepted yet.
+    AwaitHello,
+    /// The challenge is out; subscribe, deposit and ack are open.
+    Ready { challenge: [u8; CHALLENGE_LEN] },
+}
+
+struct Subscription {
+    mailbox: MailboxId,
+    /// Highest sequence number already queued to this client.
+    sent_upto: u64,
+    /// The store may hold blobs above `sent_upto`.
+    pending: bool,
+}
+
+enum InFlight {
+    Deposit { request: u32, len: usize, result: Result<u64, StoreError> },
+    Ack { result: Result<u64, StoreError> },
+}
+
+/// Why a connection ends: an error to tell the client first, or nothing (peer left, socket broke).
+type CloseReason = Option<(u32, ErrorCode)>;
+
+enum Event {
+    Shutdown,
+    Done(InFlight),
+    Incoming(Option<Result<Message, warp::Error>>),
+    Wake,
+    Room(mpsc::OwnedPermit<Message>),
+    QueueClosed,
+    Idle,
+    PingTick,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    out: mpsc::Sender<Message>,
+    phase: Phase,
+    subscriptions: Vec<Subscription>,
+    inbox: Arc<Inbox>,
+    bucket: TokenBucket,
+    next_delivery: usize,
+}
+
+impl Connection {
+    fn new(shared: Arc<Shared>, out: mpsc::Sender<Message>) -> Self {
+        let limits = shared.limits;
+        Self {
+            shared,
+            out,
+            phase: Phase::AwaitHello,
+            subscriptions: Vec::new(),
+            inbox: Inbox::new(),
+            bucket: TokenBucket::new(limits.deposit_rate, limits.deposit_burst, std::time::Instant::now()),
+            next_delivery: 0,
+        }
+    }
+
+    async fn serve(&mut self, mut stream: futures_util::stream::SplitStream<WebSocket>) -> CloseReason {
+        let idle = self.shared.limits.idle_timeout;
+        let mut shutdown = self.shared.shutdown.clone();
+        let inbox = self.inbox.clone();
+        let mut in_flight: FuturesOrdered<BoxFuture<'static, InFlight>> = FuturesOrdered::new();
+        let mut last_heard = Instant::now();
+        let mut ping = tokio::time::interval_at(Instant::now() + idle / 3, idle / 3);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if *shutdown.borrow() {
+            return Some((0, ErrorCode::ShuttingDown));
+        }
+
+        loop {
+            let deliverable = self.subscriptions.iter().any(|s| s.pending);
+            let can_read = in_flight.len() < MAX_IN_FLIGHT;
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.changed() => Event::Shutdown,
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => Event::Done(done),
+                message = stream.next(), if can_read => Event::Incoming(message),
+                () = inbox.notified() => Event::Wake,
+                permit = self.out.clone().reserve_owned(), if deliverable => match permit {
+                    Ok(permit) => Event::Room(permit),
+                    Err(_) => Event::QueueClosed,
+                },
+                () = sleep_until(last_heard + idle) => Event::Idle,
+                _ = ping.tick() => Event::PingTick,
+            };
+            let reason = match event {
+                Event::Shutdown => {
+                    // Answer what is already in flight, so no durable deposit goes unconfirmed.
+                    let drain = async {
+                        while let Some(done) = in_flight.next().await {
+                            if let Err(reason) = self.finish(done).await {
+                                return Some(reason);
+                            }
+                        }
+                        None
+                    };
+                    match timeout(CLOSE_TIMEOUT, drain).await {
+                        Ok(Some(reason)) => return reason,
+                        _ => return Some((0, ErrorCode::ShuttingDown)),
+                    }
+                }
+                Event::Done(done) => self.finish(done).await,
+                Event::Incoming(None) => return None,
+                Event::Incoming(Some(Err(err))) => Err(Some((0, socket_error_code(&err)))),
+                Event::Incoming(Some(Ok(message))) => {
+                    last_heard = Instant::now();
+                    self.on_message(message, &mut in_flight).await
+                }
+                Event::Wake => {
+                    for mailbox in self.inbox.take_dirty() {
+                        if let Some(sub) = self.subscriptions.iter_mut().find(|s| s.mailbox == mailbox) {
+                            sub.pending = true;
+                        }
+                    }
+                    Ok(())
+                }
+                Event::Room(permit) => self.deliver(permit).await,
+                Event::QueueClosed => return None,
+                Event::Idle => return Some((0, ErrorCode::IdleTimeout)),
+                Event::PingTick => {
+                    if last_heard.elapsed() >= idle / 3
+                        && self.out.try_send(Message::ping(Vec::new())).is_ok()
+                    {
+                        self.shared.metrics.outbound_queued.fetch_add(1, Relaxed);
+                    }
+                    Ok(())
+                }
+            };
+            if let Err(reason) = reason {
+                return reason;
+            }
+        }
+    }
+
+    /// Queues a frame, waiting for room; a client that leaves its queue full too long is dropped.
+    async fn send(&self, frame: Frame) -> Result<(), CloseReason> {
+        let message = Message::binary(frame.encode());
+        match timeout(SEND_TIMEOUT, self.out.send(message)).await {
+            Ok(Ok(())) => {
+                self.shared.metrics.outbound_queued.fetch_add(1, Relaxed);
+                self.shared.metrics.frames_out_total.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Ok(Err(_)) => Err(None),
+            Err(_) => {
+                self.shared.metrics.slow_consumer_total.fetch_add(1, Relaxed);
+                Err(None)
+            }
+        }
+    }
+
+    async fn send_error(&self, request: u32, code: ErrorCode) -> Result<(), CloseReason> {
+        self.shared.metrics.error(code);
+        self.send(Frame::Error { request, code }).await
+    }
+
+    async fn on_message(
+        &mut self,
+        message: Message,
+        in_flight: &mut FuturesOrdered<BoxFuture<'static, InFlight>>,
+    ) -> Result<(), CloseReason> {
+        if message.is_close() {
+            return Err(None);
+        }
+        if message.is_ping() || message.is_pong() {
+            // The WebSocket layer answers pings itself; both count as signs of life.
+            return Ok(());
+        }
+        if !message.is_binary() {
+            return Err(Some((0, ErrorCode::Malformed)));
+        }
+        let bytes = message.as_bytes();
+        if bytes.len() > self.shared.limits.max_frame_len {
+            return Err(Some((0, ErrorCode::FrameTooLarge)));
+        }
+        self.shared.metrics.frames_in_total.fetch_add(1, Relaxed);
+        let frame = Frame::decode(bytes).map_err(|e| Some((0, e.code())))?;
+        match (&self.phase, frame) {
+            (_, Frame::Ping { nonce }) => self.send(Frame::Pong { nonce }).await,
+            (_, Frame::Pong { .. }) => Ok(()),
+            (Phase::AwaitHello, Frame::Hello) => {
+                let mut challenge = [0; CHALLENGE_LEN];
+                if getrandom::fill(&mut challenge).is_err() {
+                    tracing::error!("system randomness unavailable");
+                    return Err(Some((0, ErrorCode::ShuttingDown)));
+                }
+                self.phase = Phase::Ready { challenge };
+                let max_frame_len = u32::try_from(self.shared.limits.max_frame_len).unwrap_or(u32::MAX);
+                self.send(Frame::Challenge { challenge, max_frame_len }).await
+            }
+            (Phase::Ready { challenge }, Frame::Subscribe { request, public_key, signature }) => {
+                let challenge = *challenge;
+                self.subscribe(challenge, request, public_key, signature).await
+            }
+            (Phase::Ready { .. }, Frame::Deposit { request, mailbox, payload }) => {
+                if !self.bucket.try_take(std::time::Instant::now()) {
+                    return Err(Some((request, ErrorCode::RateLimited)));
+                }
+                let len = payload.len();
+                let stored = self.shared.store.deposit(mailbox, payload);
+                in_flight.push_back(Box::pin(async move {
+                    InFlight::Deposit { request, len, result: stored.await }
+                }));
+                Ok(())
+            }
+            (Phase::Ready { .. }, Frame::Ack { mailbox, seq }) => {
+                if !self.subscriptions.iter().any(|s| s.mailbox == mailbox) {
+                    return Err(Some((0, ErrorCode::NotSubscribed)));
+                }
+                let acked = self.shared.store.ack(mailbox, seq);
+                in_flight.push_back(Box::pin(async move { InFlight::Ack { result: acked.await } }));
+                Ok(())
+            }
+            (_, Frame::Subscribe { request, .. } | Frame::Deposit { request, .. }) => {
+                Err(Some((request, ErrorCode::UnexpectedFrame)))
+            }
+            // Hello twice, Ack before Hello, or a relay-to-client frame.
+            (_, _) => Err(Some((0, ErrorCode::UnexpectedFrame))),
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        challenge: [u8; CHALLENGE_LEN],
+        request: u32,
+        public_key: [u8; 32],
+        signature: [u8; 64],
+    ) -> Result<(), CloseReason> {
+        let mailbox = verify_subscribe_proof(&challenge, &public_key, &signature)
+            .map_err(|_| Some((request, ErrorCode::BadProof)))?;
+        if let Some(existing) = self.subscriptions.iter_mut().find(|s| s.mailbox == mailbox) {
+            // Subscribing again restarts delivery from the oldest unacknowledged blob.
+            existing.sent_upto = 0;
+            existing.pending = true;
+            return self.send(Frame::Subscribed { request, mailbox }).await;
+        }
+        if self.subscriptions.len() >= self.shared.limits.max_subscriptions {
+            return Err(Some((request, ErrorCode::TooManySubscriptions)));
+        }
+        self.shared.store.subscribe(mailbox, &self.inbox);
+        self.shared.metrics.subscriptions.fetch_add(1, Relaxed);
+        // Subscribed goes out before any Deliver of this mailbox: delivery starts only once pending.
+        self.subscriptions.push(Subscription { mailbox, sent_upto: 0, pending: false });
+        self.send(Frame::Subscribed { request, mailbox }).await?;
+        if let Some(sub) = self.subscriptions.last_mut() {
+            sub.pending = true;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, done: InFlight) -> Result<(), CloseReason> {
+        let metrics = &self.shared.metrics;
+        match done {
+            InFlight::Deposit { request, len, result: Ok(_) } => {
+                metrics.deposits_total.fetch_add(1, Relaxed);
+                metrics.deposit_bytes_total.fetch_add(len as u64, Relaxed);
+                self.send(Frame::Deposited { request }).await
+            }
+            InFlight::Deposit { request, result: Err(StoreError::Closed), .. } => {
+                Err(Some((request, ErrorCode::ShuttingDown)))
+            }
+            InFlight::Deposit { request, result: Err(err), .. } => {
+                if let StoreError::Backend(_) = err {
+                    tracing::warn!(error = %err, "deposit failed");
+                }
+                self.send_error(request, err.code()).await
+            }
+            InFlight::Ack { result: Ok(n) } => {
+                metrics.acked_total.fetch_add(n, Relaxed);
+                Ok(())
+            }
+            InFlight::Ack { result: Err(err) } => {
+                tracing::warn!(error = %err, "ack failed");
+                Ok(())
+            }
+        }
+    }
+
+    /// Fills the outbound queue from the store for one pending subscription (round robin).
+    async fn deliver(&mut self, permit: mpsc::OwnedPermit<Message>) -> Result<(), CloseReason> {
+        let count = self.subscriptions.len();
+        let Some(index) =
+            (0..count).map(|i| (self.next_delivery + i) % count).find(|&i| self.subscriptions[i].pending)
+        else {
+            return Ok(());
+        };
+        self.next_delivery = index + 1;
+        let (mailbox, after) = (self.subscriptions[index].mailbox, self.subscriptions[index].sent_upto);
+        let room = (1 + self.out.capacity()).min(DELIVER_BATCH);
+        let blobs = match self.shared.store.fetch(mailbox, after, room).await {
+            Ok(blobs) => blobs,
+            Err(err) => {
+                tracing::warn!(error = %err, "fetch failed");
+                return Err(Some((0, ErrorCode::StorageFailure)));
+            }
+        };
+        let metrics = &self.shared.metrics;
+        let sub = &mut self.subscriptions[index];
+        if blobs.len() < room {
+            sub.pending = false;
+        }
+        let mut permit = Some(permit);
+        for blob in blobs {
+            let message =
+                Message::binary(Frame::Deliver { mailbox, seq: blob.seq, payload: blob.payload }.encode());
+            let queued = match permit.take() {
+                Some(permit) => {
+                    permit.send(message);
+                    true
+                }
+                None => self.out.try_send(message).is_ok(),
+            };
+            if !queued {
+                // Only this task sends, so room can only grow; if not, retry later from here.
+                sub.pending = true;
+                break;
+            }
+            sub.sent_upto = blob.seq;
+            metrics.outbound_queued.fetch_add(1, Relaxed);
+            metrics.frames_out_total.fetch_add(1, Relaxed);
+            metrics.deliveries_total.fetch_add(1, Relaxed);
+        }
+        if sub.pending && self.out.capacity() == 0 {
+            metrics.outbound_full_total.fetch_add(1, Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Tells the client why (if there is a reason), closes, and lets the writer finish briefly.
+    async fn close(self, reason: CloseReason, writer: tokio::task::JoinHandle<()>) {
+        if let Some((request, code)) = reason {
+            tracing::debug!(code = code.to_u16(), "closing connection with error");
+            self.shared.metrics.error(code);
+            let message = Message::binary(Frame::Error { request, code }.encode());
+            if let Ok(Ok(())) = timeout(CLOSE_TIMEOUT, self.out.send(message)).await {
+                self.shared.metrics.outbound_queued.fetch_add(1, Relaxed);
+                self.shared.metrics.frames_out_total.fetch_add(1, Relaxed);
+            }
+        }
+        if self.out.try_send(Message::close()).is_ok() {
+            self.shared.metrics.outbound_queued.fetch_add(1, Relaxed);
+        }
+        for sub in &self.subscriptions {
+            self.shared.store.unsubscribe(sub.mailbox, &self.inbox);
+        }
+        self.shared.metrics.subscriptions.fetch_sub(self.subscriptions.len() as i64, Relaxed);
+        drop(self.out);
+        let abort = writer.abort_handle();
+        if timeout(CLOSE_TIMEOUT, writer).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
+/// The error code for a failure of the WebSocket layer: its size limit, or anything else.
+fn socket_error_code(err: &warp::Error) -> ErrorCode {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return ErrorCode::FrameTooLarge;
+        }
+        source = e.source();
+    }
+    ErrorCode::Malformed
+}

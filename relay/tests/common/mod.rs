@@ -1,0 +1,133 @@
+//! A minimal frame-speaking client for the relay tests, over real loopback sockets.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use doorless_frames::{CHALLENGE_LEN, ErrorCode, Frame, MailboxId, subscribe_proof_message};
+use ed25519_dalek::{Signer, SigningKey};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Deadline for anything a test waits on.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub challenge: [u8; CHALLENGE_LEN],
+}
+
+pub fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+pub fn mailbox_of(key: &SigningKey) -> MailboxId {
+    MailboxId::from_public_key(&key.verifying_key().to_bytes())
+}
+
+impl Client {
+    /// Connects without saying Hello.
+    pub async fn connect_raw(addr: SocketAddr) -> Self {
+        let (ws, _) =
+            tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(format!("ws://{addr}/ws")))
+                .await
+                .expect("connect deadline")
+                .expect("connect");
+        Self { ws, challenge: [0; CHALLENGE_LEN] }
+    }
+
+    /// Connects and completes Hello / Challenge.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let mut client = Self::connect_raw(addr).await;
+        client.send(&Frame::Hello).await;
+        match client.recv().await {
+            Frame::Challenge { challenge, max_frame_len } => {
+                assert!(max_frame_len > 0);
+                client.challenge = challenge;
+            }
+            other => panic!("expected Challenge, got {other:?}"),
+        }
+        client
+    }
+
+    pub async fn send(&mut self, frame: &Frame) {
+        self.send_raw(frame.encode()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::binary(bytes)).await.expect("send");
+    }
+
+    /// The next frame, or `None` once the relay closed the connection.
+    pub async fn recv_opt(&mut self) -> Option<Frame> {
+        loop {
+            let next = tokio::time::timeout(DEADLINE, self.ws.next()).await.expect("receive deadline");
+            match next {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Binary(bytes))) => {
+                    return Some(Frame::decode(&bytes).expect("relay sent a bad frame"));
+                }
+                Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Frame {
+        self.recv_opt().await.expect("connection closed unexpectedly")
+    }
+
+    /// Subscribes to the mailbox of `key`.
+    pub async fn subscribe(&mut self, key: &SigningKey, request: u32) -> MailboxId {
+        let public_key = key.verifying_key().to_bytes();
+        let signature = key.sign(&subscribe_proof_message(&self.challenge, &public_key)).to_bytes();
+        self.send(&Frame::Subscribe { request, public_key, signature }).await;
+        match self.recv().await {
+            Frame::Subscribed { request: r, mailbox } => {
+                assert_eq!(r, request);
+                assert_eq!(mailbox, mailbox_of(key));
+                mailbox
+            }
+            other => panic!("expected Subscribed, got {other:?}"),
+        }
+    }
+
+    /// Deposits and waits for the confirmation.
+    pub async fn deposit(&mut self, request: u32, mailbox: MailboxId, payload: &[u8]) {
+        self.send(&Frame::Deposit { request, mailbox, payload: payload.to_vec() }).await;
+        match self.recv().await {
+            Frame::Deposited { request: r } => assert_eq!(r, request),
+            other => panic!("expected Deposited, got {other:?}"),
+        }
+    }
+
+    /// Expects an error frame with `code`, then the end of the connection.
+    pub async fn expect_error_then_close(&mut self, request: u32, code: ErrorCode) {
+        match self.recv_opt().await {
+            Some(Frame::Error { request: r, code: c }) => {
+                assert_eq!((r, c), (request, code));
+            }
+            other => panic!("expected Error {code:?}, got {other:?}"),
+        }
+        assert_eq!(self.recv_opt().await, None, "connection should close after a fatal error");
+    }
+
+    /// Receives the next Deliver (skipping nothing else: any other frame fails the test).
+    pub async fn recv_deliver(&mut self) -> (MailboxId, u64, Vec<u8>) {
+        match self.recv().await {
+            Frame::Deliver { mailbox, seq, payload } => (mailbox, seq, payload),
+            other => panic!("expected Deliver, got {other:?}"),
+        }
+    }
+}
+
+/// Waits until `condition` holds, checking after each yield of the runtime, up to the deadline.
+pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
