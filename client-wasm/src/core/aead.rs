@@ -1,4 +1,5 @@
-//! The one AEAD of the protocol, ChaCha20-Poly1305 (RFC 8439), behind two calls.
+//! The one AEAD of the protocol, ChaCha20-Poly1305 (RFC 8439), behind the two calls every encryption
+//! and decryption of the core goes through (public so that RFC 8439 vectors can test them).
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};

@@ -7,7 +7,6 @@
 use ml_kem::array::Array;
 use ml_kem::{Decapsulate, Encapsulate};
 use rand_core::CryptoRng;
-use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::aead::{self, NONCE_LEN};
@@ -44,10 +43,7 @@ pub enum HandshakeError {
     Invalid,
 }
 
-fn dh(secret: &StaticSecret, public: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
-    let shared = secret.diffie_hellman(&PublicKey::from(*public));
-    shared.was_contributory().then(|| Zeroizing::new(shared.to_bytes()))
-}
+use kdf::x25519 as dh;
 
 /// The joiner's side: answers `invite` with an initial message that also carries `first_plaintext`
 /// as the first ratchet message. Returns the new session and the initial message envelope.
@@ -72,13 +68,13 @@ pub fn accept_invite<R: CryptoRng + ?Sized>(
 
     let mut ek_bytes = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(ek_bytes.as_mut());
-    let ek = StaticSecret::from(*ek_bytes);
-    let ek_public = PublicKey::from(&ek).to_bytes();
+    let ek = &*ek_bytes;
+    let ek_public = kdf::x25519_public(ek);
     let spk = invite.prekey();
     let ik_b = invite.inviter().x25519();
-    let dh1 = dh(identity.dh(), spk).ok_or(HandshakeError::InvalidInvite)?;
-    let dh2 = dh(&ek, ik_b).ok_or(HandshakeError::InvalidInvite)?;
-    let dh3 = dh(&ek, spk).ok_or(HandshakeError::InvalidInvite)?;
+    let dh1 = dh(identity.dh_secret(), spk).ok_or(HandshakeError::InvalidInvite)?;
+    let dh2 = dh(ek, ik_b).ok_or(HandshakeError::InvalidInvite)?;
+    let dh3 = dh(ek, spk).ok_or(HandshakeError::InvalidInvite)?;
     let (ct, mut ss) = kem_key.encapsulate_with_rng(rng);
     let mut ss32 = Zeroizing::new([0u8; 32]);
     ss32.copy_from_slice(ss.as_slice());
@@ -134,8 +130,8 @@ impl InviteSecret {
         ss32.copy_from_slice(ss.as_slice());
         ss.as_mut_slice().zeroize();
 
-        let spk = StaticSecret::from(self.prekey);
-        let dh3 = dh(&spk, &ek_public).ok_or(HandshakeError::Invalid)?;
+        let spk = &self.prekey;
+        let dh3 = dh(spk, &ek_public).ok_or(HandshakeError::Invalid)?;
         let id_key = kdf::initial_identity_key(&dh3, &ss32, &self.invite_hash);
         let joiner_bytes =
             aead::open(&id_key, &[0u8; NONCE_LEN], &initial_message[..identity_aad_len], sealed_identity)
@@ -144,8 +140,8 @@ impl InviteSecret {
         if joiner.ct_eq(identity.public_ref()) {
             return Err(HandshakeError::OwnInvite);
         }
-        let dh1 = dh(&spk, joiner.x25519()).ok_or(HandshakeError::Invalid)?;
-        let dh2 = dh(identity.dh(), &ek_public).ok_or(HandshakeError::Invalid)?;
+        let dh1 = dh(spk, joiner.x25519()).ok_or(HandshakeError::Invalid)?;
+        let dh2 = dh(identity.dh_secret(), &ek_public).ok_or(HandshakeError::Invalid)?;
         let (sk, hka, nhkb) = kdf::pqxdh(&dh1, &dh2, &dh3, &ss32, &self.invite_hash);
         let state = State::init_inviter(&sk, &self.prekey, &hka, &nhkb);
         let mut session = Session::new(Role::Inviter, identity.public(), joiner, state);

@@ -160,8 +160,8 @@ impl Identity {
         &self.public
     }
 
-    pub(crate) fn dh(&self) -> &StaticSecret {
-        &self.dh
+    pub(crate) fn dh_secret(&self) -> &[u8; 32] {
+        self.dh.as_bytes()
     }
 
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {

@@ -6,6 +6,7 @@
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 /// HKDF info for the PQXDH handshake secret (followed by the 32-byte invite hash).
@@ -27,13 +28,30 @@ pub const CHAIN_NEXT_KEY_BYTE: u8 = 0x02;
 /// A 32-byte secret that is wiped when dropped.
 pub type Secret32 = Zeroizing<[u8; 32]>;
 
+/// HKDF-SHA256 (RFC 5869) with the info given as concatenated parts; fills `okm`. Returns `false` only
+/// if `okm` is longer than 8160 bytes.
+pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[&[u8]], okm: &mut [u8]) -> bool {
+    Hkdf::<Sha256>::new(Some(salt), ikm).expand_multi_info(info, okm).is_ok()
+}
+
 fn hkdf_expand<const N: usize>(salt: &[u8], ikm: &[u8], info: &[&[u8]]) -> Zeroizing<[u8; N]> {
-    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
     let mut okm = Zeroizing::new([0u8; N]);
     // N is at most 96 in this module, far below HKDF-SHA256's 8160-byte limit, so expansion cannot fail.
-    let expanded = hk.expand_multi_info(info, okm.as_mut()).is_ok();
+    let expanded = hkdf_sha256(salt, ikm, info, okm.as_mut());
     debug_assert!(expanded);
     okm
+}
+
+/// X25519 (RFC 7748) as every key agreement of the protocol performs it; `None` when the result is
+/// not contributory (the peer's key is a low-order point), which the protocol always refuses.
+pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Option<Secret32> {
+    let shared = StaticSecret::from(*secret).diffie_hellman(&PublicKey::from(*public));
+    shared.was_contributory().then(|| Zeroizing::new(shared.to_bytes()))
+}
+
+/// The X25519 public key of a secret scalar.
+pub fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
+    PublicKey::from(&StaticSecret::from(*secret)).to_bytes()
 }
 
 fn split3(okm: &[u8; 96]) -> (Secret32, Secret32, Secret32) {

@@ -32,7 +32,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-mod aead;
+pub mod aead;
 mod codec;
 pub mod content;
 mod envelope;

@@ -6,7 +6,6 @@ use std::fmt;
 
 use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
-use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::aead::{self, NONCE_LEN};
@@ -103,15 +102,7 @@ pub(crate) struct State {
     skipped: Vec<SkippedKey>,
 }
 
-fn dh(secret: &[u8; 32], public: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
-    let shared = StaticSecret::from(*secret).diffie_hellman(&PublicKey::from(*public));
-    // A non-contributory result means the peer sent a low-order point: refuse it.
-    shared.was_contributory().then(|| Zeroizing::new(shared.to_bytes()))
-}
-
-fn public_of(secret: &[u8; 32]) -> [u8; 32] {
-    PublicKey::from(&StaticSecret::from(*secret)).to_bytes()
-}
+use kdf::{x25519 as dh, x25519_public as public_of};
 
 impl State {
     /// `RatchetInitAliceHE`: the joiner knows the inviter's ratchet key (the invite prekey).
