@@ -357,7 +357,12 @@ impl State {
         let mut opts = [None; 5];
         for (i, slot) in opts.iter_mut().enumerate() {
             let value: [u8; 32] = r.array()?;
-            *slot = (flags & (1 << i) != 0).then_some(value);
+            if flags & (1 << i) != 0 {
+                *slot = Some(value);
+            } else if !bool::from(value.ct_eq(&[0u8; 32])) {
+                // An unset field is stored as zeros; anything else is not an encoding we wrote.
+                return None;
+            }
         }
         let [dhr, cks, ckr, hks, hkr] = opts;
         let mut state = Self {

@@ -1,0 +1,89 @@
+//! Replays every committed fuzz corpus file (`fuzz/corpus/<target>/*`) through the same decode functions
+//! the fuzz targets call, as an ordinary test. `DOORLESS_WRITE_CORPUS=1` (re)writes the seed files.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[path = "common/fuzz_targets.rs"]
+mod fuzz_targets;
+
+use std::path::PathBuf;
+
+use client_wasm::core::content::{Content, Payload};
+use client_wasm::core::{Header, MESSAGE_ENVELOPE_SIZES};
+use doorless_frames::{Frame, MailboxId};
+
+fn corpus_dir(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
+}
+
+fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let f = fuzz_targets::fixture();
+    let fragment = f.invite.to_fragment();
+    let payload = |content| Payload { id: [7; 16], sent_at: fuzz_targets::NOW, content }.encode().unwrap();
+    vec![
+        ("invite", "fragment", fragment.as_bytes().to_vec()),
+        ("invite", "fragment-truncated", fragment.as_bytes()[..fragment.len() / 2].to_vec()),
+        ("invite", "binary", f.invite.to_bytes()),
+        ("invite", "empty", Vec::new()),
+        ("envelope", "message", f.message.clone()),
+        ("envelope", "initial", f.initial_message.clone()),
+        ("envelope", "zeros", {
+            let mut v = vec![0; MESSAGE_ENVELOPE_SIZES[0]];
+            v[0] = 1;
+            v[1] = 2;
+            v
+        }),
+        ("envelope", "prefix-only", vec![1, 2]),
+        ("header", "valid", Header { dh: [9; 32], pn: 3, n: 70_000 }.encode().to_vec()),
+        ("header", "short", vec![0; 39]),
+        ("session_state", "alice", f.alice_session.to_bytes().to_vec()),
+        ("session_state", "bob", f.bob_session.to_bytes().to_vec()),
+        ("session_state", "invite-secret", f.invite_secret.to_bytes().to_vec()),
+        ("identity", "secret", f.bob.to_bytes().to_vec()),
+        ("identity", "public", f.bob.public().to_bytes()),
+        ("content", "text", payload(Content::Text { body: "hello".into() })),
+        ("content", "hello", payload(Content::Hello { name: "Alice".into(), reply_mailbox: [2; 32] })),
+        ("content", "receipt", payload(Content::Receipt { delivered: vec![[1; 16], [2; 16]] })),
+        ("content", "profile", payload(Content::Profile { name: "Al".into() })),
+        ("frame", "hello", Frame::Hello.encode()),
+        ("frame", "ping", Frame::Ping { nonce: 42 }.encode()),
+        (
+            "frame",
+            "deposit",
+            Frame::Deposit { request: 1, mailbox: MailboxId([5; 32]), payload: vec![1, 2, 3] }.encode(),
+        ),
+        ("frame", "ack", Frame::Ack { mailbox: MailboxId([6; 32]), seq: 9 }.encode()),
+    ]
+}
+
+#[test]
+fn fuzz_corpus_replays_without_panics() {
+    if std::env::var_os("DOORLESS_WRITE_CORPUS").is_some() {
+        for (target, name, bytes) in seeds() {
+            let dir = corpus_dir(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+    for (target, run) in fuzz_targets::TARGETS {
+        let dir = corpus_dir(target);
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            run(&std::fs::read(&path).unwrap());
+            count += 1;
+        }
+        assert!(count > 0, "no corpus files for target {target}");
+    }
+}
+
+#[test]
+fn seed_inputs_decode_successfully() {
+    // The seeds are meant to reach deep into each decoder: the valid ones must actually decode.
+    let f = fuzz_targets::fixture();
+    assert!(client_wasm::core::Invite::from_fragment(&f.invite.to_fragment(), fuzz_targets::NOW).is_ok());
+    assert!(f.alice_session.clone().decrypt(&f.message).is_ok());
+    assert!(f.invite_secret.clone().respond(&f.bob, &f.initial_message, fuzz_targets::NOW).is_ok());
+    for (_, _, bytes) in seeds().into_iter().filter(|(t, _, _)| *t == "content") {
+        assert!(Payload::decode(&bytes).is_ok());
+    }
+}
