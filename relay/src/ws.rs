@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use doorless_frames::{CHALLENGE_LEN, ErrorCode, Frame, MailboxId, verify_subscribe_proof};
-use futures_util::stream::{FuturesOrdered, SplitSink};
+use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
@@ -61,19 +61,19 @@ pub struct Shared {
 
 /// Runs one upgraded connection to its end. `slot` is `None` when the connection cap refused it.
 pub async fn run(socket: WebSocket, shared: Arc<Shared>, slot: Option<ConnectionSlot>) {
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let (out, queue) = mpsc::channel(shared.limits.outbound_queue.max(2));
     let writer = tokio::spawn(write_loop(sink, queue, shared.metrics.clone()));
     let Some(slot) = slot else {
         shared.metrics.connections_refused_total.fetch_add(1, Relaxed);
         let conn = Connection::new(shared, out);
-        conn.close(Some((0, ErrorCode::TooManyConnections)), writer).await;
+        conn.close(Some((0, ErrorCode::TooManyConnections)), writer, stream).await;
         return;
     };
     shared.metrics.connections_total.fetch_add(1, Relaxed);
     let mut conn = Connection::new(shared, out);
-    let reason = conn.serve(stream).await;
-    conn.close(reason, writer).await;
+    let reason = conn.serve(&mut stream).await;
+    conn.close(reason, writer, stream).await;
     drop(slot);
 }
 
@@ -160,7 +160,7 @@ impl Connection {
         }
     }
 
-    async fn serve(&mut self, mut stream: futures_util::stream::SplitStream<WebSocket>) -> CloseReason {
+    async fn serve(&mut self, stream: &mut SplitStream<WebSocket>) -> CloseReason {
         let idle = self.shared.limits.idle_timeout;
         let mut shutdown = self.shared.shutdown.clone();
         let inbox = self.inbox.clone();
@@ -432,7 +432,13 @@ impl Connection {
     }
 
     /// Tells the client why (if there is a reason), closes, and lets the writer finish briefly.
-    async fn close(self, reason: CloseReason, writer: tokio::task::JoinHandle<()>) {
+    async fn close(
+        self,
+        reason: CloseReason,
+        writer: tokio::task::JoinHandle<()>,
+        mut stream: SplitStream<WebSocket>,
+    ) {
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
         if let Some((request, code)) = reason {
             tracing::debug!(code = code.to_u16(), "closing connection with error");
             self.shared.metrics.error(code);
@@ -451,9 +457,20 @@ impl Connection {
         self.shared.metrics.subscriptions.fetch_sub(self.subscriptions.len() as i64, Relaxed);
         drop(self.out);
         let abort = writer.abort_handle();
-        if timeout(CLOSE_TIMEOUT, writer).await.is_err() {
+        if tokio::time::timeout_at(deadline, writer).await.is_err() {
             abort.abort();
+            return;
         }
+        // Read until the client's own Close (or the deadline): dropping the socket while the
+        // client still sends would reset the connection and could destroy the error frame unread.
+        let drain = async {
+            while let Some(Ok(message)) = stream.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(deadline, drain).await;
     }
 }
 

@@ -131,3 +131,10 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+impl Client {
+    /// Sends a frame, reporting a broken connection instead of failing.
+    pub async fn ws_send(&mut self, frame: Frame) -> Result<(), ()> {
+        self.ws.send(Message::binary(frame.encode())).await.map_err(|_| ())
+    }
+}
