@@ -1,3 +1,6 @@
 //! placeholder
 
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
 pub mod core;
+pub mod engine;
