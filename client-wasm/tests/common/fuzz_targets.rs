@@ -104,8 +104,11 @@ pub fn frame(data: &[u8]) {
     }
 }
 
+/// One fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (the fuzz target and corpus directory names).
-pub const TARGETS: [(&str, fn(&[u8])); 7] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("invite", invite),
     ("envelope", envelope),
     ("header", header),
