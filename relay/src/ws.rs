@@ -26,7 +26,7 @@ const DELIVER_BATCH: usize = 32;
 /// How long a connection may leave its queue full before it counts as not reading, and is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the last frames (error, close) get to leave before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Limits that shape each connection.
 #[derive(Debug, Clone, Copy)]
