@@ -1,10 +1,14 @@
 //! `cargo xtask`: every Doorless workflow behind one command, so a newcomer needs only two:
 //! `cargo xtask run` and `cargo xtask test`. Each installs what it needs and skips what is there.
 
+mod bench;
 mod dist;
+mod drill;
+mod fuzz;
 mod run;
 mod test;
 mod tools;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -36,6 +40,26 @@ enum Command {
     },
     /// Build the release web app into `dist/`, precompressed.
     Dist,
+    /// Measure and print figures (see BENCHMARKS.md): `core`, `relay`, `web`, or all of them.
+    Bench {
+        /// Which benchmark group; all when omitted.
+        group: Option<bench::Group>,
+    },
+    /// Run every fuzz target for a while (cargo-fuzz, nightly).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target.
+        target: Option<String>,
+    },
+    /// Subpoena drill: run a conversation, then show everything the relay stored and logged.
+    Drill,
+    /// Check a served app against a local reproducible build.
+    Verify {
+        /// The relay's base URL, e.g. https://relay.example.
+        url: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +69,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run { listen, data_dir } => run::run(&root, &listen, &data_dir),
         Command::Test { no_browser } => test::test(&root, no_browser),
+        Command::Bench { group } => bench::bench(&root, group),
+        Command::Fuzz { seconds, target } => fuzz::fuzz(&root, seconds, target.as_deref()),
+        Command::Drill => drill::drill(&root),
+        Command::Verify { url } => verify::verify(&root, &url),
         Command::Dist => {
             let toolset = tools::ensure_web_tools(&root)?;
             dist::build_web(&root, &toolset).map(|_| ())

@@ -1,0 +1,10 @@
+//! The `core` benchmark group.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+/// Runs the group and prints its figures.
+pub fn run(_root: &Path) -> Result<()> {
+    bail!("the core benchmark is not written yet")
+}
