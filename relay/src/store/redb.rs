@@ -29,6 +29,8 @@ const BLOBS: TableDefinition<&[u8; 40], &[u8]> = TableDefinition::new("blobs");
 const EXPIRY: TableDefinition<&[u8; 48], ()> = TableDefinition::new("expiry");
 const MAILBOXES: TableDefinition<&[u8; 32], [u64; 4]> = TableDefinition::new("mailboxes");
 
+/// Page cache of the database file.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Most operations committed in one transaction.
 const MAX_BATCH: usize = 1024;
 /// Most blobs one expiry pass removes (the next pass continues).
@@ -85,7 +87,9 @@ pub struct RedbStore {
 impl RedbStore {
     /// Opens (or creates) the store file at `path` and starts its writer thread.
     pub fn open(path: &Path, quotas: Quotas, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(backend)?;
+        // redb caches up to 1 GiB by default; the relay reads each blob about once, so a small cache
+        // keeps its memory footprint predictable.
+        let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(backend)?;
         let txn = db.begin_write().map_err(backend)?;
         {
             txn.open_table(BLOBS).map_err(backend)?;
