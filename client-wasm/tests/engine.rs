@@ -128,7 +128,7 @@ impl World {
 
 fn pair() -> (World, ContactId, ContactId) {
     let mut w = World::new(&["Alice", "Bob"]);
-    let link = w.engines[0].create_invite(NOW, &mut w.rng).unwrap();
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
     w.pump();
     let alice_at_bob = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
     w.pump();
@@ -149,9 +149,13 @@ fn invite_accept_and_talk_both_ways() {
     w.pump();
     assert_eq!(w.texts(0, bob), ["hello Alice", "hi Bob"]);
     assert_eq!(w.texts(1, alice), ["hello Alice", "hi Bob"]);
+    // Receipts travel back: Alice's message is delivered, not just stored by the relay.
     let mine = &w.engines[0].contact(bob).unwrap().messages[1];
     assert!(mine.outgoing);
-    assert_eq!(mine.delivery, Delivery::Sent);
+    assert_eq!(mine.delivery, Delivery::Delivered);
+    assert_eq!(w.engines[0].contact(bob).unwrap().unread, 1);
+    w.engines[0].mark_read(bob);
+    assert_eq!(w.engines[0].contact(bob).unwrap().unread, 0);
 }
 
 #[test]
@@ -176,13 +180,13 @@ fn messages_written_offline_go_out_on_reconnect() {
     assert_eq!(w.engines[0].contact(bob).unwrap().messages[0].delivery, Delivery::Pending);
     w.connect(0);
     assert_eq!(w.texts(1, alice), ["typed offline"]);
-    assert_eq!(w.engines[0].contact(bob).unwrap().messages[0].delivery, Delivery::Sent);
+    assert_eq!(w.engines[0].contact(bob).unwrap().messages[0].delivery, Delivery::Delivered);
 }
 
 #[test]
 fn an_invite_works_once() {
     let mut w = World::new(&["Alice", "Bob", "Mallory"]);
-    let link = w.engines[0].create_invite(NOW, &mut w.rng).unwrap();
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
     w.pump();
     w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
     w.pump();
@@ -196,7 +200,7 @@ fn an_invite_works_once() {
 #[test]
 fn bad_invites_are_refused_with_clear_errors() {
     let mut w = World::new(&["Alice", "Bob"]);
-    let link = w.engines[0].create_invite(NOW, &mut w.rng).unwrap();
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
     assert!(matches!(
         w.engines[1].accept_invite("not an invite", NOW, &mut w.rng),
         Err(EngineError::Invite(_))
@@ -228,4 +232,137 @@ fn a_tampered_blob_is_dropped_and_the_conversation_goes_on() {
     w.engines[1].send_text(alice, "still fine", NOW, &mut w.rng).unwrap();
     w.pump();
     assert_eq!(w.texts(0, bob), ["still fine"]);
+}
+
+/// Stores and restores an engine, as a reload does.
+fn reload(w: &mut World, i: usize) {
+    let bytes = w.engines[i].to_bytes();
+    w.disconnect(i);
+    w.engines[i] = Engine::from_bytes(&bytes).expect("snapshot restores");
+    w.connect(i);
+}
+
+#[test]
+fn a_reload_at_any_point_loses_nothing() {
+    let (mut w, bob, alice) = pair();
+    for round in 0..6 {
+        w.engines[0].send_text(bob, &format!("a{round}"), NOW, &mut w.rng).unwrap();
+        // Reload Alice before the relay has even seen the message: it waits in the stored outbox.
+        if round % 2 == 0 {
+            w.disconnect(0);
+            w.engines[0].send_text(bob, &format!("offline a{round}"), NOW, &mut w.rng).unwrap();
+            reload(&mut w, 0);
+        }
+        w.pump();
+        w.engines[1].send_text(alice, &format!("b{round}"), NOW, &mut w.rng).unwrap();
+        w.pump();
+        reload(&mut w, 1);
+    }
+    let expect_bob: Vec<String> = (0..6)
+        .flat_map(|r| {
+            let mut v = vec![format!("a{r}")];
+            if r % 2 == 0 {
+                v.push(format!("offline a{r}"));
+            }
+            v.push(format!("b{r}"));
+            v
+        })
+        .collect();
+    assert_eq!(w.texts(1, alice), expect_bob);
+    assert_eq!(w.texts(0, bob), expect_bob);
+    assert!(!w.events.iter().flatten().any(|e| *e == Event::Undecryptable));
+}
+
+#[test]
+fn snapshots_reject_garbage_without_panicking() {
+    use client_wasm::engine::SnapshotError;
+    let (w, _, _) = pair();
+    let good = w.engines[0].to_bytes();
+    assert!(Engine::from_bytes(&good).is_ok());
+    assert_eq!(Engine::from_bytes(&[]).unwrap_err(), SnapshotError::Corrupt);
+    assert_eq!(Engine::from_bytes(&[9, 1, 2]).unwrap_err(), SnapshotError::UnsupportedVersion);
+    for cut in [1, 2, good.len() / 3, good.len() - 1] {
+        assert!(Engine::from_bytes(&good[..cut]).is_err(), "cut at {cut}");
+    }
+}
+
+#[test]
+fn a_verified_contact_with_a_new_key_is_blocked_until_accepted() {
+    let (mut w, bob, alice) = pair();
+    let old_number = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    assert_eq!(old_number, w.engines[1].contact(alice).unwrap().safety_number().digits());
+    w.engines[0].mark_verified(bob).unwrap();
+
+    // Bob loses everything and starts over with a new identity; Alice re-invites him.
+    w.disconnect(1);
+    w.engines[1] = Engine::new("Bob", &mut w.rng);
+    w.connect(1);
+    let link = w.engines[0].create_invite(Some(bob), NOW, &mut w.rng).unwrap();
+    w.pump();
+    let new_alice = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+
+    assert!(w.events[0].contains(&Event::SafetyNumberChanged(bob)));
+    let contact = w.engines[0].contact(bob).unwrap();
+    assert!(contact.blocked && !contact.verified);
+    assert_ne!(contact.safety_number().digits(), old_number);
+    assert!(matches!(
+        w.engines[0].send_text(bob, "are you really Bob?", NOW, &mut w.rng),
+        Err(EngineError::SafetyNumberChanged)
+    ));
+    w.engines[0].accept_safety_number_change(bob).unwrap();
+    w.engines[0].send_text(bob, "welcome back", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(1, new_alice), ["welcome back"]);
+}
+
+#[test]
+fn a_re_invite_answered_by_the_same_identity_is_not_a_key_change() {
+    let (mut w, bob, _) = pair();
+    w.engines[0].mark_verified(bob).unwrap();
+    let link = w.engines[0].create_invite(Some(bob), NOW, &mut w.rng).unwrap();
+    w.pump();
+    let again = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let contact = w.engines[0].contact(bob).unwrap();
+    assert!(contact.verified && !contact.blocked);
+    w.engines[0].send_text(bob, "same keys", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(1, again), ["same keys"]);
+}
+
+#[test]
+fn a_name_change_reaches_contacts() {
+    let (mut w, _, alice) = pair();
+    w.engines[0].set_name("Alice Liddell", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[1].contact(alice).unwrap().name, "Alice Liddell");
+    assert!(matches!(w.engines[0].set_name("   ", NOW, &mut w.rng), Err(EngineError::InvalidName)));
+}
+
+#[test]
+fn a_dropped_message_shows_as_a_gap_until_it_arrives() {
+    let (mut w, bob, alice) = pair();
+    // Capture Bob's three deposits instead of letting the relay deliver them.
+    let mut captured = Vec::new();
+    for n in 0..3 {
+        w.engines[1].send_text(alice, &format!("m{n}"), NOW, &mut w.rng).unwrap();
+        captured.extend(w.engines[1].take_frames());
+    }
+    let deliver = |frame: &Frame, seq| match frame {
+        Frame::Deposit { mailbox, payload, .. } => {
+            Frame::Deliver { mailbox: *mailbox, seq, payload: payload.clone() }
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    // The relay drops m1: Alice sees m0, then m2 and a gap of one.
+    let events = w.engines[0].on_frame(deliver(&captured[0], 100), NOW, &mut w.rng);
+    assert!(!events.contains(&Event::Gap(bob)));
+    let events = w.engines[0].on_frame(deliver(&captured[2], 102), NOW, &mut w.rng);
+    assert!(events.contains(&Event::Gap(bob)));
+    assert_eq!(w.engines[0].contact(bob).unwrap().missing(), 1);
+    // Late delivery fills the gap.
+    w.engines[0].on_frame(deliver(&captured[1], 101), NOW, &mut w.rng);
+    assert_eq!(w.engines[0].contact(bob).unwrap().missing(), 0);
+    assert_eq!(w.texts(0, bob), ["m0", "m2", "m1"]);
 }

@@ -20,6 +20,16 @@ impl Mailbox {
         Self { key }
     }
 
+    /// The private seed, for storage.
+    pub(crate) fn seed(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(self.key.to_bytes())
+    }
+
+    /// A mailbox from its stored seed.
+    pub(crate) fn from_seed(seed: &[u8; 32]) -> Self {
+        Self { key: SigningKey::from_bytes(seed) }
+    }
+
     /// The mailbox id others deposit to.
     pub fn id(&self) -> MailboxId {
         MailboxId::from_public_key(&self.key.verifying_key().to_bytes())

@@ -6,32 +6,43 @@
 //!
 //! ```
 //! use client_wasm::engine::Engine;
-//! # let mut rng = rand_chacha::ChaCha20Rng::from_seed([7; 32]);
-//! # use rand_core::SeedableRng;
+//! use rand_core::SeedableRng;
+//!
+//! let mut rng = rand_chacha::ChaCha20Rng::from_seed([7; 32]);
 //! let mut alice = Engine::new("Alice", &mut rng);
-//! let link = alice.create_invite(1_700_000_000, &mut rng).unwrap();
+//! let link = alice.create_invite(None, 1_700_000_000, &mut rng).unwrap();
 //! assert!(!link.fragment.is_empty());
+//! // Everything, sessions included, survives a round trip through storage.
+//! let restored = Engine::from_bytes(&alice.to_bytes()).unwrap();
+//! assert_eq!(restored.name(), "Alice");
 //! ```
 
 mod mailbox;
+mod snapshot;
+mod view;
 
 use std::collections::{BTreeMap, VecDeque};
 
 use doorless_frames::{ErrorCode, Frame, MailboxId};
 use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
 
-use crate::core::{self, Content, Identity, Invite, InviteSecret, Payload, Session};
+use crate::core::{self, Content, Identity, Invite, InviteSecret, MessageId, Payload, SafetyNumber, Session};
 pub use mailbox::Mailbox;
+pub use snapshot::SnapshotError;
+pub use view::{ContactView, ProfileView};
 
 /// How long an invite stays valid.
 pub const INVITE_TTL_SECS: u64 = 7 * 24 * 60 * 60;
+/// Longest display name, in bytes (the invite carries at most this much).
+pub const MAX_NAME_LEN: usize = core::MAX_INVITER_NAME_LEN;
 
 /// A contact's handle inside one engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ContactId(pub u32);
 
 /// Where an outgoing message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Delivery {
     /// Encrypted and waiting for the relay.
     Pending,
@@ -41,17 +52,30 @@ pub enum Delivery {
     Delivered,
 }
 
-/// One message in a conversation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a conversation entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageKind {
+    /// A text message.
+    Text,
+    /// A notice: the contact's safety number changed.
+    SafetyNumberChanged,
+}
+
+/// One entry in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
-    /// Unique id carried inside the encryption.
-    pub id: [u8; 16],
+    /// Unique id carried inside the encryption (random for notices).
+    pub id: MessageId,
+    /// Text or notice.
+    pub kind: MessageKind,
     /// Whether this side wrote it.
     pub outgoing: bool,
-    /// The text.
+    /// The text (empty for notices).
     pub text: String,
     /// Sender's clock, unix seconds.
     pub sent_at: u64,
+    /// This side's clock when it was written or received, unix seconds.
+    pub received_at: u64,
     /// For outgoing messages, how far it got.
     pub delivery: Delivery,
 }
@@ -71,10 +95,30 @@ pub struct Contact {
     outbox: MailboxId,
     /// The conversation, oldest first.
     pub messages: Vec<Message>,
+    /// Incoming messages not yet seen.
+    pub unread: u32,
+    /// The person compared safety numbers and marked them verified.
+    pub verified: bool,
+    /// The safety number changed while verified: sending waits until the person accepts it.
+    pub blocked: bool,
+    /// Cached: derived from both identities.
+    safety: SafetyNumber,
+}
+
+impl Contact {
+    /// The safety number of this conversation.
+    pub fn safety_number(&self) -> &SafetyNumber {
+        &self.safety
+    }
+
+    /// Messages announced by the ratchet but not (yet) received: a gap the relay may have caused.
+    pub fn missing(&self) -> usize {
+        self.session.skipped_keys()
+    }
 }
 
 /// A link made by [`Engine::create_invite`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteLink {
     /// The URL fragment (without `#`): the whole invite. Never sent to any server.
     pub fragment: String,
@@ -87,17 +131,25 @@ pub struct InviteLink {
 struct PendingInvite {
     secret: InviteSecret,
     inbox: Mailbox,
+    /// Made from a conversation to re-establish it (after the contact lost their data, say).
+    for_contact: Option<ContactId>,
 }
 
 /// Something the user interface shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A new contact was added (an invite was answered or accepted).
+    /// A new contact was added (an invite was answered).
     ContactAdded(ContactId),
     /// A message arrived.
     MessageReceived(ContactId),
     /// An outgoing message's delivery state changed.
     DeliveryChanged(ContactId),
+    /// The contact's identity key changed (a re-invite was answered by another key).
+    SafetyNumberChanged(ContactId),
+    /// The contact's display name changed.
+    ProfileChanged(ContactId),
+    /// The ratchet saw message numbers that have not arrived: dropped or delayed by the relay.
+    Gap(ContactId),
     /// The relay refused something; the code is stable and contains no user data.
     RelayError(ErrorCode),
     /// A blob in one of our mailboxes could not be decrypted (tampered, replayed or foreign); it
@@ -126,9 +178,15 @@ pub enum EngineError {
     /// The message is empty.
     #[error("empty message")]
     EmptyMessage,
+    /// The display name is empty or too long.
+    #[error("invalid display name")]
+    InvalidName,
     /// This invite was made by this very profile.
     #[error("this is your own invite")]
     OwnInvite,
+    /// The contact's safety number changed; sending waits until the change is accepted.
+    #[error("safety number changed")]
+    SafetyNumberChanged,
 }
 
 /// The connection as the engine sees it.
@@ -144,12 +202,13 @@ enum Link {
 }
 
 /// A deposit waiting for the relay's `Deposited`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Outgoing {
-    mailbox: MailboxId,
+    /// Destination mailbox id (raw: the frame crate's type has no serde).
+    mailbox: [u8; 32],
     payload: Vec<u8>,
     /// The message it carries, for delivery state.
-    message: Option<(ContactId, [u8; 16])>,
+    message: Option<(ContactId, MessageId)>,
 }
 
 /// One profile's messenger state.
@@ -161,19 +220,36 @@ pub struct Engine {
     invites: Vec<PendingInvite>,
     next_contact: u32,
     link: Link,
-    /// Deposits not yet confirmed durable, in order; re-sent after a reconnect.
+    /// Deposits not yet confirmed durable, in order; re-sent after a reconnect. Stored, so a crash
+    /// after encrypting never loses a message (the ratchet has moved on; the ciphertext is kept).
     unconfirmed: VecDeque<(u32, Outgoing)>,
     next_request: u32,
     /// Frames for the socket.
     out: VecDeque<Frame>,
 }
 
+fn valid_name(name: &str) -> Result<String, EngineError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(EngineError::InvalidName);
+    }
+    Ok(name.to_owned())
+}
+
 impl Engine {
-    /// A new profile with a fresh identity.
+    /// A new profile with a fresh identity. An invalid name is cut to fit (see [`MAX_NAME_LEN`]).
     pub fn new(name: &str, rng: &mut impl CryptoRng) -> Self {
+        let mut name = name.trim().to_owned();
+        while name.len() > MAX_NAME_LEN {
+            name.pop();
+        }
+        Self::with_identity(Identity::generate(rng), name)
+    }
+
+    fn with_identity(identity: Identity, name: String) -> Self {
         Self {
-            identity: Identity::generate(rng),
-            name: name.trim().to_owned(),
+            identity,
+            name,
             contacts: BTreeMap::new(),
             invites: Vec::new(),
             next_contact: 1,
@@ -209,21 +285,35 @@ impl Engine {
         matches!(self.link, Link::Ready { .. })
     }
 
-    /// Makes a one-time invite with a fresh mailbox to answer to.
-    pub fn create_invite(&mut self, now: u64, rng: &mut impl CryptoRng) -> Result<InviteLink, EngineError> {
+    /// Deposits the relay has not yet confirmed (the outbox).
+    pub fn unconfirmed(&self) -> usize {
+        self.unconfirmed.len()
+    }
+
+    /// Makes a one-time invite with a fresh mailbox to answer to. With `for_contact`, the answer
+    /// re-establishes that conversation (and is checked against the contact's known identity).
+    pub fn create_invite(
+        &mut self,
+        for_contact: Option<ContactId>,
+        now: u64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<InviteLink, EngineError> {
+        if let Some(id) = for_contact {
+            self.contacts.get(&id).ok_or(EngineError::UnknownContact)?;
+        }
         let inbox = Mailbox::generate(rng);
         let (invite, secret) =
             core::create_invite(&self.identity, inbox.id().0, &self.name, now, INVITE_TTL_SECS, rng);
         self.subscribe(&inbox);
         let link = InviteLink { fragment: invite.to_fragment(), expires_at: invite.expires_at() };
-        self.invites.push(PendingInvite { secret, inbox });
+        self.invites.push(PendingInvite { secret, inbox, for_contact });
         Ok(link)
     }
 
     /// Reads an invite link's fragment (for showing who invites, before accepting).
     pub fn read_invite(&self, fragment: &str, now: u64) -> Result<Invite, EngineError> {
         let invite = Invite::from_fragment(fragment, now)?;
-        if invite.inviter() == &self.identity.public() {
+        if invite.inviter().ct_eq(&self.identity.public()) {
             return Err(EngineError::OwnInvite);
         }
         Ok(invite)
@@ -244,7 +334,7 @@ impl Engine {
         let outbox = MailboxId(invite.reply_mailbox());
         self.subscribe(&inbox);
         let id = self.add_contact(invite.inviter_name().to_owned(), session, inbox, outbox);
-        self.deposit(Outgoing { mailbox: outbox, payload: initial, message: None });
+        self.deposit(Outgoing { mailbox: outbox.0, payload: initial, message: None });
         Ok(id)
     }
 
@@ -255,24 +345,67 @@ impl Engine {
         text: &str,
         now: u64,
         rng: &mut impl CryptoRng,
-    ) -> Result<[u8; 16], EngineError> {
+    ) -> Result<MessageId, EngineError> {
         if text.trim().is_empty() {
             return Err(EngineError::EmptyMessage);
         }
-        let entry = self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?;
-        let content = Payload::new(Content::Text { body: text.to_owned() }, now, rng);
-        let payload = entry.session.encrypt(&content.encode()?, rng)?;
-        let id = content.id;
-        entry.messages.push(Message {
-            id,
-            outgoing: true,
-            text: text.to_owned(),
-            sent_at: now,
-            delivery: Delivery::Pending,
-        });
-        let mailbox = entry.outbox;
-        self.deposit(Outgoing { mailbox, payload, message: Some((contact, id)) });
+        let entry = self.contacts.get(&contact).ok_or(EngineError::UnknownContact)?;
+        if entry.blocked {
+            return Err(EngineError::SafetyNumberChanged);
+        }
+        let payload = Payload::new(Content::Text { body: text.to_owned() }, now, rng);
+        let id = payload.id;
+        self.send_payload(contact, &payload, Some(id), rng)?;
+        if let Some(entry) = self.contacts.get_mut(&contact) {
+            entry.messages.push(Message {
+                id,
+                kind: MessageKind::Text,
+                outgoing: true,
+                text: text.to_owned(),
+                sent_at: now,
+                received_at: now,
+                delivery: Delivery::Pending,
+            });
+        }
         Ok(id)
+    }
+
+    /// Changes this profile's display name and tells every contact.
+    pub fn set_name(&mut self, name: &str, now: u64, rng: &mut impl CryptoRng) -> Result<(), EngineError> {
+        let name = valid_name(name)?;
+        if name == self.name {
+            return Ok(());
+        }
+        self.name = name.clone();
+        let ids: Vec<ContactId> = self.contacts.keys().copied().collect();
+        for id in ids {
+            let payload = Payload::new(Content::Profile { name: name.clone() }, now, rng);
+            self.send_payload(id, &payload, None, rng)?;
+        }
+        Ok(())
+    }
+
+    /// The person compared safety numbers: mark the contact verified.
+    pub fn mark_verified(&mut self, contact: ContactId) -> Result<(), EngineError> {
+        let entry = self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?;
+        entry.verified = true;
+        entry.blocked = false;
+        Ok(())
+    }
+
+    /// The person accepts a changed safety number: sending is allowed again (the contact is no
+    /// longer verified until compared again).
+    pub fn accept_safety_number_change(&mut self, contact: ContactId) -> Result<(), EngineError> {
+        let entry = self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?;
+        entry.blocked = false;
+        Ok(())
+    }
+
+    /// The person has seen the conversation.
+    pub fn mark_read(&mut self, contact: ContactId) {
+        if let Some(entry) = self.contacts.get_mut(&contact) {
+            entry.unread = 0;
+        }
     }
 
     /// The socket opened: greet the relay.
@@ -313,12 +446,11 @@ impl Engine {
                 }
             }
             Frame::Deposited { request } => {
-                if let Some(pos) = self.unconfirmed.iter().position(|(r, _)| *r == request) {
-                    if let Some((_, outgoing)) = self.unconfirmed.remove(pos) {
-                        if let Some((contact, id)) = outgoing.message {
-                            self.set_delivery(contact, id, Delivery::Sent, &mut events);
-                        }
-                    }
+                let pos = self.unconfirmed.iter().position(|(r, _)| *r == request);
+                if let Some((_, outgoing)) = pos.and_then(|pos| self.unconfirmed.remove(pos))
+                    && let Some((contact, id)) = outgoing.message
+                {
+                    self.set_delivery(contact, id, Delivery::Sent, &mut events);
                 }
             }
             Frame::Deliver { mailbox, seq, payload } => {
@@ -346,12 +478,16 @@ impl Engine {
     ) {
         if let Some(contact) = self.contacts.values_mut().find(|c| c.inbox.id() == mailbox) {
             let id = contact.id;
+            let missing_before = contact.session.skipped_keys();
             let Ok(plaintext) = contact.session.decrypt(payload) else {
                 events.push(Event::Undecryptable);
                 return;
             };
+            if contact.session.skipped_keys() > missing_before {
+                events.push(Event::Gap(id));
+            }
             match Payload::decode(&plaintext) {
-                Ok(content) => self.on_content(id, content, now, rng, events),
+                Ok(content) => self.on_payload(id, content, now, rng, events),
                 Err(_) => events.push(Event::Undecryptable),
             }
             return;
@@ -379,44 +515,109 @@ impl Engine {
             events.push(Event::Undecryptable);
             return;
         };
+        let existing = pending.for_contact.and_then(|id| self.contacts.get_mut(&id));
+        if let Some(contact) = existing {
+            // A re-invite: same conversation, new session. A different identity is a key change.
+            let changed = !contact.session.peer_identity().ct_eq(session.peer_identity());
+            contact.safety = core::safety_number(&self.identity.public(), session.peer_identity());
+            contact.session = session;
+            contact.inbox = pending.inbox;
+            contact.outbox = MailboxId(reply);
+            contact.name = name;
+            if changed {
+                contact.blocked = contact.verified;
+                contact.verified = false;
+                contact.messages.push(Message {
+                    id: [0; 16],
+                    kind: MessageKind::SafetyNumberChanged,
+                    outgoing: false,
+                    text: String::new(),
+                    sent_at: now,
+                    received_at: now,
+                    delivery: Delivery::Delivered,
+                });
+                events.push(Event::SafetyNumberChanged(contact.id));
+            }
+            return;
+        }
         let id = self.add_contact(name, session, pending.inbox, MailboxId(reply));
         events.push(Event::ContactAdded(id));
     }
 
-    fn on_content(
+    fn on_payload(
         &mut self,
         contact: ContactId,
         payload: Payload,
-        _now: u64,
-        _rng: &mut impl CryptoRng,
+        now: u64,
+        rng: &mut impl CryptoRng,
         events: &mut Vec<Event>,
     ) {
         let Some(entry) = self.contacts.get_mut(&contact) else { return };
-        if let Content::Text { body } = payload.content {
-            let id = payload.id;
-            // De-duplicate by message id: a deposit re-sent after a lost confirmation arrives twice.
-            if entry.messages.iter().any(|m| m.id == id && !m.outgoing) {
-                return;
+        match payload.content {
+            Content::Text { body } => {
+                let id = payload.id;
+                // De-duplicate by message id: a deposit re-sent after a lost confirmation arrives twice.
+                if !entry.messages.iter().any(|m| m.id == id && !m.outgoing) {
+                    entry.messages.push(Message {
+                        id,
+                        kind: MessageKind::Text,
+                        outgoing: false,
+                        text: body,
+                        sent_at: payload.sent_at,
+                        received_at: now,
+                        delivery: Delivery::Delivered,
+                    });
+                    entry.unread += 1;
+                    events.push(Event::MessageReceived(contact));
+                }
+                // Tell the sender it arrived (again, if this was a duplicate: the first receipt may
+                // be what got lost).
+                let receipt = Payload::new(Content::Receipt { delivered: vec![id] }, now, rng);
+                // A receipt that cannot be sent (blocked contact) is not worth an error.
+                let _ = self.send_payload(contact, &receipt, None, rng);
             }
-            entry.messages.push(Message {
-                id,
-                outgoing: false,
-                text: body,
-                sent_at: payload.sent_at,
-                delivery: Delivery::Delivered,
-            });
-            events.push(Event::MessageReceived(contact));
+            Content::Receipt { delivered } => {
+                for id in delivered {
+                    self.set_delivery(contact, id, Delivery::Delivered, events);
+                }
+            }
+            Content::Profile { name } => {
+                if !name.trim().is_empty() {
+                    entry.name = name;
+                    events.push(Event::ProfileChanged(contact));
+                }
+            }
+            // A second Hello inside an established session means nothing.
+            Content::Hello { .. } => {}
         }
     }
 
-    fn set_delivery(&mut self, contact: ContactId, id: [u8; 16], state: Delivery, events: &mut Vec<Event>) {
-        if let Some(message) =
-            self.contacts.get_mut(&contact).and_then(|c| c.messages.iter_mut().find(|m| m.id == id))
+    /// Encrypts `payload` for `contact` and queues the deposit.
+    fn send_payload(
+        &mut self,
+        contact: ContactId,
+        payload: &Payload,
+        message: Option<MessageId>,
+        rng: &mut impl CryptoRng,
+    ) -> Result<(), EngineError> {
+        let entry = self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?;
+        let envelope = entry.session.encrypt(&payload.encode()?, rng)?;
+        let mailbox = entry.outbox.0;
+        self.deposit(Outgoing { mailbox, payload: envelope, message: message.map(|id| (contact, id)) });
+        Ok(())
+    }
+
+    fn set_delivery(&mut self, contact: ContactId, id: MessageId, state: Delivery, events: &mut Vec<Event>) {
+        let message = self
+            .contacts
+            .get_mut(&contact)
+            .and_then(|c| c.messages.iter_mut().find(|m| m.outgoing && m.id == id));
+        // Delivery only moves forward: a late `Deposited` must not undo a receipt.
+        if let Some(message) = message
+            && rank(state) > rank(message.delivery)
         {
-            if message.delivery == Delivery::Pending || state == Delivery::Delivered {
-                message.delivery = state;
-                events.push(Event::DeliveryChanged(contact));
-            }
+            message.delivery = state;
+            events.push(Event::DeliveryChanged(contact));
         }
     }
 
@@ -429,7 +630,22 @@ impl Engine {
     ) -> ContactId {
         let id = ContactId(self.next_contact);
         self.next_contact += 1;
-        self.contacts.insert(id, Contact { id, name, session, inbox, outbox, messages: Vec::new() });
+        let safety = core::safety_number(&self.identity.public(), session.peer_identity());
+        self.contacts.insert(
+            id,
+            Contact {
+                id,
+                name,
+                session,
+                inbox,
+                outbox,
+                messages: Vec::new(),
+                unread: 0,
+                verified: false,
+                blocked: false,
+                safety,
+            },
+        );
         id
     }
 
@@ -445,7 +661,7 @@ impl Engine {
         if matches!(self.link, Link::Ready { .. }) {
             self.out.push_back(Frame::Deposit {
                 request,
-                mailbox: outgoing.mailbox,
+                mailbox: MailboxId(outgoing.mailbox),
                 payload: outgoing.payload.clone(),
             });
         }
@@ -456,5 +672,13 @@ impl Engine {
         let id = self.next_request;
         self.next_request = self.next_request.wrapping_add(1).max(1);
         id
+    }
+}
+
+fn rank(delivery: Delivery) -> u8 {
+    match delivery {
+        Delivery::Pending => 0,
+        Delivery::Sent => 1,
+        Delivery::Delivered => 2,
     }
 }
