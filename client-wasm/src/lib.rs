@@ -4,3 +4,4 @@
 pub mod browser;
 pub mod core;
 pub mod engine;
+pub mod lock;
