@@ -5,8 +5,9 @@
 //! - `0x00 | snapshot` — unlocked;
 //! - `0x01 | salt (16) | nonce (12) | ChaCha20-Poly1305(key, nonce, snapshot, aad = 0x01 | salt)` —
 //!   locked, with `key = Argon2id(passphrase, salt, m = 19 MiB, t = 2, p = 1)` (OWASP's minimum
-//!   recommendation). A fresh salt and a fresh random nonce for every write: the key changes with
-//!   every salt, so a nonce is never reused under one key.
+//!   recommendation). The salt is fresh whenever a passphrase is set; the key is derived once per
+//!   unlock and every write draws a fresh random 96-bit nonce (collision odds stay negligible far
+//!   beyond any number of saves a profile makes).
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand_core::CryptoRng;
@@ -37,39 +38,59 @@ pub enum LockError {
     Locked,
 }
 
-fn derive(passphrase: &str, salt: &[u8; SALT_LEN]) -> Result<Zeroizing<[u8; 32]>, LockError> {
-    let params = Params::new(ARGON2_M_KIB, ARGON2_T, 1, Some(32)).map_err(|_| LockError::Corrupt)?;
-    let mut key = Zeroizing::new([0u8; 32]);
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into(passphrase.as_bytes(), salt, key.as_mut())
-        .map_err(|_| LockError::Corrupt)?;
-    Ok(key)
+/// A key derived from a passphrase, kept in memory while the profile is open so that saving does
+/// not pay for Argon2id every time. Zeroized on drop.
+pub struct LockKey {
+    salt: [u8; SALT_LEN],
+    key: Zeroizing<[u8; 32]>,
 }
 
-/// Wraps a snapshot for storage, locked if `passphrase` is given.
-pub fn seal(
-    snapshot: &[u8],
-    passphrase: Option<&str>,
-    rng: &mut impl CryptoRng,
-) -> Result<Zeroizing<Vec<u8>>, LockError> {
-    let Some(passphrase) = passphrase else {
+impl std::fmt::Debug for LockKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockKey(..)")
+    }
+}
+
+impl LockKey {
+    /// Derives a key for `passphrase` with a fresh salt.
+    pub fn new(passphrase: &str, rng: &mut impl CryptoRng) -> Result<Self, LockError> {
+        let mut salt = [0u8; SALT_LEN];
+        rng.fill_bytes(&mut salt);
+        Self::derive(passphrase, salt)
+    }
+
+    fn derive(passphrase: &str, salt: [u8; SALT_LEN]) -> Result<Self, LockError> {
+        let params = Params::new(ARGON2_M_KIB, ARGON2_T, 1, Some(32)).map_err(|_| LockError::Corrupt)?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(passphrase.as_bytes(), &salt, key.as_mut())
+            .map_err(|_| LockError::Corrupt)?;
+        Ok(Self { salt, key })
+    }
+
+    fn aad(&self) -> Vec<u8> {
+        let mut aad = vec![LOCKED];
+        aad.extend_from_slice(&self.salt);
+        aad
+    }
+}
+
+/// Wraps a snapshot for storage, locked if a key is given. Each call draws a fresh random nonce.
+pub fn seal(snapshot: &[u8], key: Option<&LockKey>, rng: &mut impl CryptoRng) -> Zeroizing<Vec<u8>> {
+    let Some(key) = key else {
         let mut out = Zeroizing::new(Vec::with_capacity(snapshot.len() + 1));
         out.push(UNLOCKED);
         out.extend_from_slice(snapshot);
-        return Ok(out);
+        return out;
     };
-    let mut salt = [0u8; SALT_LEN];
-    rng.fill_bytes(&mut salt);
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
-    let key = derive(passphrase, &salt)?;
-    let mut aad = vec![LOCKED];
-    aad.extend_from_slice(&salt);
-    let ciphertext = aead::seal(&key, &nonce, &aad, snapshot);
+    let aad = key.aad();
+    let ciphertext = aead::seal(&key.key, &nonce, &aad, snapshot);
     let mut out = Zeroizing::new(aad);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ciphertext);
-    Ok(out)
+    out
 }
 
 /// Whether stored bytes need a passphrase.
@@ -77,18 +98,18 @@ pub fn is_locked(stored: &[u8]) -> bool {
     stored.first() == Some(&LOCKED)
 }
 
-/// Opens stored bytes; `passphrase` is needed if they are locked.
-pub fn open(stored: &[u8], passphrase: Option<&str>) -> Result<Zeroizing<Vec<u8>>, LockError> {
+/// Opens stored bytes; `passphrase` is needed if they are locked, and the derived key is returned
+/// for later saves.
+pub fn open(stored: &[u8], passphrase: Option<&str>) -> Result<(Zeroizing<Vec<u8>>, Option<LockKey>), LockError> {
     match stored.split_first() {
-        Some((&UNLOCKED, snapshot)) => Ok(Zeroizing::new(snapshot.to_vec())),
+        Some((&UNLOCKED, snapshot)) => Ok((Zeroizing::new(snapshot.to_vec()), None)),
         Some((&LOCKED, rest)) => {
             let passphrase = passphrase.ok_or(LockError::Locked)?;
             let (salt, rest) = rest.split_first_chunk::<SALT_LEN>().ok_or(LockError::Corrupt)?;
             let (nonce, ciphertext) = rest.split_first_chunk::<NONCE_LEN>().ok_or(LockError::Corrupt)?;
-            let key = derive(passphrase, salt)?;
-            let mut aad = vec![LOCKED];
-            aad.extend_from_slice(salt);
-            aead::open(&key, nonce, &aad, ciphertext).map(Zeroizing::new).ok_or(LockError::WrongPassphrase)
+            let key = LockKey::derive(passphrase, *salt)?;
+            let snapshot = aead::open(&key.key, nonce, &key.aad(), ciphertext).ok_or(LockError::WrongPassphrase)?;
+            Ok((Zeroizing::new(snapshot), Some(key)))
         }
         _ => Err(LockError::Corrupt),
     }
@@ -102,9 +123,15 @@ mod tests {
     #[test]
     fn locked_state_opens_only_with_its_passphrase() {
         let mut rng = rand_chacha::ChaCha20Rng::from_seed([3; 32]);
-        let sealed = seal(b"snapshot", Some("correct horse"), &mut rng).unwrap();
+        let key = LockKey::new("correct horse", &mut rng).unwrap();
+        let sealed = seal(b"snapshot", Some(&key), &mut rng);
         assert!(is_locked(&sealed));
-        assert_eq!(open(&sealed, Some("correct horse")).unwrap().as_slice(), b"snapshot");
+        let (opened, reopened_key) = open(&sealed, Some("correct horse")).unwrap();
+        assert_eq!(opened.as_slice(), b"snapshot");
+        // The key recovered on unlock seals again (fresh nonce), and that opens too.
+        let again = seal(b"second", reopened_key.as_ref(), &mut rng);
+        assert_ne!(again[17..29], sealed[17..29]);
+        assert_eq!(open(&again, Some("correct horse")).unwrap().0.as_slice(), b"second");
         assert_eq!(open(&sealed, Some("wrong")).unwrap_err(), LockError::WrongPassphrase);
         assert_eq!(open(&sealed, None).unwrap_err(), LockError::Locked);
         let mut tampered = sealed.to_vec();
@@ -117,9 +144,9 @@ mod tests {
     #[test]
     fn unlocked_state_round_trips_and_garbage_is_refused() {
         let mut rng = rand_chacha::ChaCha20Rng::from_seed([4; 32]);
-        let sealed = seal(b"plain", None, &mut rng).unwrap();
+        let sealed = seal(b"plain", None, &mut rng);
         assert!(!is_locked(&sealed));
-        assert_eq!(open(&sealed, None).unwrap().as_slice(), b"plain");
+        assert_eq!(open(&sealed, None).unwrap().0.as_slice(), b"plain");
         assert_eq!(open(&[], None).unwrap_err(), LockError::Corrupt);
         assert_eq!(open(&[7, 1], None).unwrap_err(), LockError::Corrupt);
     }

@@ -2,9 +2,11 @@
 
 mod socket;
 mod storage;
+mod tabs;
 
 pub use socket::{RelaySocket, SocketEvent};
 pub use storage::{StorageError, Vault};
+pub use tabs::{TabChannel, request_ownership};
 
 /// The browser's cryptographic random number generator (`crypto.getRandomValues`).
 pub fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
