@@ -5,42 +5,57 @@ use std::rc::Rc;
 use client_wasm::engine::{ContactId, InviteLink};
 use yew::Reducible;
 
-/// UI state. The engine (contacts, messages) lives in the client; `revision` tells views to re-read it.
+use crate::client::protocol::{Reply, Shared};
+
+/// A dialog on top of the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialog {
+    /// "Verify safety number" for a contact.
+    Safety(ContactId),
+    /// "Settings".
+    Settings,
+}
+
+/// UI state: the profile as the owner tab reports it, plus what this tab has on screen.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct AppState {
-    /// Bumped whenever the engine changed.
-    pub revision: u64,
-    /// Whether a profile exists.
-    pub started: bool,
-    /// Relay connection ready.
-    pub connected: bool,
+    /// The profile, from the owner tab (this one or another).
+    pub shared: Rc<Shared>,
+    /// This tab runs the engine.
+    pub owner: bool,
     /// The conversation on screen.
     pub selected: Option<ContactId>,
-    /// The invite just made.
-    pub invite: Option<InviteLink>,
+    /// The invite just made (and for which conversation, for a re-invite).
+    pub invite: Option<(InviteLink, Option<ContactId>)>,
+    /// The conversation a requested invite is for.
+    pub inviting_for: Option<ContactId>,
     /// An invite fragment from the URL, waiting for "Accept invite".
     pub incoming_invite: Option<String>,
     /// A message for the person, in plain words (never secrets or ids).
     pub notice: Option<String>,
+    /// The open dialog.
+    pub dialog: Option<Dialog>,
 }
 
 /// Everything that changes [`AppState`].
 #[derive(Debug)]
 pub enum Action {
-    /// The engine changed; re-read it.
-    EngineChanged,
-    /// A profile was created.
-    Started,
-    /// The relay connection went up or down.
-    Connection(bool),
+    /// New state from the owner tab.
+    Shared(Shared),
+    /// The owner answered a command.
+    Reply(Reply),
+    /// This tab became the owner.
+    Owner(bool),
     /// Show a conversation.
     Select(ContactId),
-    /// An invite was made.
-    InviteMade(InviteLink),
-    /// The URL carried an invite.
+    /// An invite was requested (for a conversation, or a new contact).
+    Inviting(Option<ContactId>),
+    /// The URL carried an invite (or it was used).
     IncomingInvite(Option<String>),
-    /// Tell the person something.
+    /// Tell the person something, or stop telling.
     Notice(Option<String>),
+    /// Open or close a dialog.
+    Dialog(Option<Dialog>),
 }
 
 impl Reducible for AppState {
@@ -49,15 +64,29 @@ impl Reducible for AppState {
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         let mut next = (*self).clone();
         match action {
-            Action::EngineChanged => next.revision += 1,
-            Action::Started => next.started = true,
-            Action::Connection(up) => next.connected = up,
-            Action::Select(id) => next.selected = Some(id),
-            Action::InviteMade(link) => next.invite = Some(link),
+            Action::Shared(shared) => {
+                if next.selected.is_some_and(|id| !shared.view.contacts.iter().any(|c| c.id == id)) {
+                    next.selected = None;
+                }
+                next.shared = Rc::new(shared);
+            }
+            Action::Reply(Reply::InviteMade(link)) => next.invite = Some((link, next.inviting_for)),
+            Action::Reply(Reply::Open(id)) => {
+                next.selected = Some(id);
+                next.incoming_invite = None;
+            }
+            Action::Reply(Reply::Notice(text)) => next.notice = Some(text),
+            Action::Reply(Reply::Done) => next.notice = None,
+            Action::Owner(owner) => next.owner = owner,
+            Action::Select(id) => {
+                next.selected = Some(id);
+                next.notice = None;
+            }
+            Action::Inviting(for_contact) => next.inviting_for = for_contact,
             Action::IncomingInvite(fragment) => next.incoming_invite = fragment,
             Action::Notice(notice) => next.notice = notice,
+            Action::Dialog(dialog) => next.dialog = dialog,
         }
-        next.revision += 1;
         Rc::new(next)
     }
 }

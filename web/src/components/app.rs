@@ -4,63 +4,114 @@ use super::accept::AcceptInvite;
 use super::chat::Chat;
 use super::conversations::Conversations;
 use super::invite::InvitePanel;
-use super::onboarding::Onboarding;
-use crate::client::{self, ClientHandle};
-use crate::state::{Action, AppState};
+use super::onboarding::{Onboarding, Unlock};
+use super::safety::SafetyDialog;
+use super::settings::SettingsDialog;
+use super::{Ctx, use_ctx};
+use crate::client::protocol::Phase;
+use crate::client::{self, Client};
+use crate::state::{Action, AppState, Dialog};
 
-/// The whole app: onboarding first, then conversations.
+/// The whole app.
 #[component]
 pub fn App() -> Html {
     let state = use_reducer(AppState::default);
     let client = {
         let dispatcher = state.dispatcher();
-        use_memo((), move |_| ClientHandle::new(Callback::from(move |a| dispatcher.dispatch(a))))
+        use_memo((), move |_| Client::new(Callback::from(move |a| dispatcher.dispatch(a))))
     };
     {
         let state = state.clone();
-        use_effect_with((), move |_| {
-            state.dispatch(Action::IncomingInvite(client::invite_in_url()));
+        use_effect_with((), move |_| state.dispatch(Action::IncomingInvite(client::invite_in_url())));
+    }
+    {
+        // The unread count in the tab title.
+        let unread: u32 = state.shared.view.contacts.iter().map(|c| c.unread).sum();
+        use_effect_with(unread, move |unread| {
+            let title = if *unread > 0 { format!("({unread}) Doorless") } else { "Doorless".into() };
+            gloo::utils::document().set_title(&title);
         });
     }
-    let client = (*client).clone();
+    let ctx = Ctx { state, client: (*client).clone() };
+    html! {
+        <ContextProvider<Ctx> context={ctx}>
+            <Shell />
+        </ContextProvider<Ctx>>
+    }
+}
 
-    let body = if !state.started {
-        html! { <Onboarding client={client.clone()} has_invite={state.incoming_invite.is_some()} /> }
-    } else {
-        let side = html! {
-            <aside>
-                <InvitePanel client={client.clone()} invite={state.invite.clone()} />
-                <Conversations client={client.clone()} selected={state.selected} revision={state.revision}
-                    on_select={{ let s = state.clone(); Callback::from(move |id| s.dispatch(Action::Select(id))) }} />
-            </aside>
-        };
-        let content = if let Some(fragment) = state.incoming_invite.clone() {
-            html! { <AcceptInvite client={client.clone()} {fragment} /> }
-        } else if let Some(contact) = state.selected {
-            html! { <Chat client={client.clone()} {contact} revision={state.revision} /> }
-        } else {
+#[component]
+fn Shell() -> Html {
+    let ctx = use_ctx();
+    let state = &ctx.state;
+    let shared = &state.shared;
+
+    let body = match shared.phase {
+        Phase::Loading => html! { <p class="muted onboarding">{ "Opening…" }</p> },
+        Phase::NeedsProfile => html! { <Onboarding has_invite={state.incoming_invite.is_some()} /> },
+        Phase::Locked => html! { <Unlock /> },
+        Phase::Ready => {
+            let content = if let Some(fragment) = state.incoming_invite.clone() {
+                html! { <AcceptInvite {fragment} /> }
+            } else if let Some(contact) = state.selected {
+                html! { <Chat {contact} /> }
+            } else {
+                html! {
+                    <section class="chat">
+                        <p class="muted">{ "Make an invite and send the link to someone, by any channel, \
+                            or show them the QR code. Everything is encrypted in this tab; the relay only \
+                            sees padded ciphertext." }</p>
+                    </section>
+                }
+            };
             html! {
-                <section class="chat">
-                    <p class="muted">{ "Make an invite and send the link to someone, by any channel. \
-                        Everything is encrypted in this tab; the relay only sees padded ciphertext." }</p>
-                </section>
+                <main class={classes!(state.selected.is_some().then_some("has-chat"))}>
+                    <aside>
+                        <InvitePanel />
+                        <Conversations />
+                    </aside>
+                    { content }
+                </main>
             }
-        };
-        html! { <main>{ side }{ content }</main> }
+        }
     };
 
     let (status_class, status_text) =
-        if state.connected { ("status online", "Connected") } else { ("status offline", "Offline") };
+        if shared.connected { ("status online", "Connected") } else { ("status offline", "Offline") };
+    let open_settings = {
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::Dialog(Some(Dialog::Settings))))
+    };
+    let dismiss = {
+        let state = state.clone();
+        Callback::from(move |_| state.dispatch(Action::Notice(None)))
+    };
     html! {
         <div class="app">
             <header class="top">
                 <h1>{ "Doorless" }</h1>
-                <span class={status_class} role="status">{ status_text }</span>
+                <div class="top-actions">
+                    <span class={status_class} role="status" aria-live="polite">{ status_text }</span>
+                    if shared.phase == Phase::Ready {
+                        <button class="secondary" onclick={open_settings}>{ "Settings" }</button>
+                    }
+                </div>
             </header>
             if let Some(notice) = state.notice.clone() {
-                <p class="error panel" role="alert">{ notice }</p>
+                <div class="notice panel" role="alert">
+                    <span>{ notice }</span>
+                    <button class="secondary" onclick={dismiss} aria-label="Dismiss">{ "×" }</button>
+                </div>
+            }
+            if shared.phase == Phase::Ready && !shared.persistent {
+                <p class="notice panel">{ "This browser does not allow storage here: nothing will be kept after you close the tab." }</p>
             }
             { body }
+            { match state.dialog {
+                Some(Dialog::Safety(contact)) => html! { <SafetyDialog {contact} /> },
+                Some(Dialog::Settings) => html! { <SettingsDialog /> },
+                None => html! {},
+            } }
         </div>
     }
 }

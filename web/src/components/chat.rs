@@ -1,51 +1,79 @@
-use client_wasm::engine::{ContactId, Delivery};
+use client_wasm::engine::{ContactId, Delivery, MessageKind};
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
-use crate::client::ClientHandle;
+use super::invite::InvitePanel;
+use super::{time, use_ctx};
+use crate::client::protocol::Command;
+use crate::state::{Action, Dialog};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
-    pub client: ClientHandle,
     pub contact: ContactId,
-    pub revision: u64,
 }
 
 /// One conversation: the log and the composer. Enter sends; Shift+Enter adds a line.
 #[component]
 pub fn Chat(props: &Props) -> Html {
+    let ctx = use_ctx();
     let draft = use_state(String::new);
     let log_ref = use_node_ref();
-    let view = props.client.with_engine(|e| {
-        e.contact(props.contact).map(|c| (c.name.clone(), c.messages.clone()))
-    });
-    let Some(Some((name, messages))) = view else {
-        return html! { <section class="chat"><p class="muted">{ "No conversation selected." }</p></section> };
-    };
+    let stick_to_bottom = use_mut_ref(|| true);
+    let contact = ctx.state.shared.view.contacts.iter().find(|c| c.id == props.contact).cloned();
+    let id = props.contact;
 
+    let count = contact.as_ref().map_or(0, |c| c.messages.len());
     {
-        // Keep the newest message in view.
+        // Follow new messages, unless the person scrolled up to read older ones.
         let log_ref = log_ref.clone();
-        use_effect_with(messages.len(), move |_| {
-            if let Some(el) = log_ref.cast::<web_sys::Element>() {
+        let stick = stick_to_bottom.clone();
+        use_effect_with((id, count), move |_| {
+            if let Some(el) = log_ref.cast::<web_sys::Element>()
+                && *stick.borrow()
+            {
                 el.set_scroll_top(el.scroll_height());
             }
         });
     }
+    {
+        // Seen: clear the unread count while this conversation is on screen in a visible tab.
+        let unread = contact.as_ref().map_or(0, |c| c.unread);
+        let client = ctx.client.clone();
+        use_effect_with((id, unread), move |(id, unread)| {
+            if *unread > 0 && !gloo::utils::document().hidden() {
+                client.command(Command::MarkRead { contact: *id });
+            }
+        });
+    }
+    let Some(contact) = contact else {
+        return html! { <section class="chat"><p class="muted">{ "No conversation selected." }</p></section> };
+    };
 
+    let onscroll = {
+        let stick = stick_to_bottom.clone();
+        Callback::from(move |e: Event| {
+            if let Some(el) = e.target_dyn_into::<web_sys::Element>() {
+                *stick.borrow_mut() = el.scroll_height() - el.scroll_top() - el.client_height() < 40;
+            }
+        })
+    };
     let send = {
         let draft = draft.clone();
-        let client = props.client.clone();
-        let contact = props.contact;
+        let client = ctx.client.clone();
+        let stick = stick_to_bottom.clone();
         Callback::from(move |_: ()| {
-            if !draft.trim().is_empty() && client.send(contact, &draft) {
+            if !draft.trim().is_empty() {
+                *stick.borrow_mut() = true;
+                client.command(Command::Send { contact: id, text: (*draft).clone() });
                 draft.set(String::new());
             }
         })
     };
     let oninput = {
         let draft = draft.clone();
-        Callback::from(move |e: InputEvent| draft.set(e.target_unchecked_into::<HtmlTextAreaElement>().value()))
+        Callback::from(move |e: InputEvent| {
+            draft.set(e.target_unchecked_into::<HtmlTextAreaElement>().value())
+        })
     };
     let onkeydown = {
         let send = send.clone();
@@ -60,37 +88,73 @@ pub fn Chat(props: &Props) -> Html {
         let send = send.clone();
         Callback::from(move |_| send.emit(()))
     };
+    let open_safety = {
+        let state = ctx.state.clone();
+        Callback::from(move |_| state.dispatch(Action::Dialog(Some(Dialog::Safety(id)))))
+    };
+    let accept_change = {
+        let client = ctx.client.clone();
+        Callback::from(move |_| client.command(Command::AcceptSafetyNumberChange { contact: id }))
+    };
+    let mut last_day = None;
+    let mut entries = Vec::new();
+    for m in &contact.messages {
+        let day = time::day_key(m.received_at);
+        if last_day != Some(day) {
+            last_day = Some(day);
+            entries
+                .push(html! { <div class="day" role="separator">{ time::day_label(m.received_at) }</div> });
+        }
+        entries.push(match m.kind {
+            MessageKind::SafetyNumberChanged => html! {
+                <div class="system">{ format!("{}'s safety number changed. Compare it again to be sure it is really them.", contact.name) }</div>
+            },
+            MessageKind::Text => {
+                let class = if m.outgoing { "message mine" } else { "message" };
+                let state = match (m.outgoing, m.delivery) {
+                    (false, _) => "",
+                    (true, Delivery::Pending) => " · waiting to send",
+                    (true, Delivery::Sent) => " · sent",
+                    (true, Delivery::Delivered) => " · delivered",
+                };
+                html! {
+                    <div {class}>
+                        <span class="text">{ m.text.clone() }</span>
+                        <span class="meta">{ format!("{}{}", time::clock(m.received_at), state) }</span>
+                    </div>
+                }
+            }
+        });
+    }
 
     html! {
-        <section class="chat" aria-label={format!("Conversation with {name}")}>
-            <h2>{ name }</h2>
-            <div class="messages" role="log" aria-label="Messages" aria-live="polite" ref={log_ref}>
-                { for messages.iter().map(|m| {
-                    let class = if m.outgoing { "message mine" } else { "message" };
-                    let state = match (m.outgoing, m.delivery) {
-                        (false, _) => "",
-                        (true, Delivery::Pending) => " · waiting",
-                        (true, Delivery::Sent) => " · sent",
-                        (true, Delivery::Delivered) => " · delivered",
-                    };
-                    html! {
-                        <div {class}>
-                            <span class="text">{ m.text.clone() }</span>
-                            <span class="meta">{ format!("{}{}", clock(m.sent_at), state) }</span>
-                        </div>
-                    }
-                }) }
+        <section class="chat" aria-label={format!("Conversation with {}", contact.name)}>
+            <div class="chat-head">
+                <h2>{ contact.name.clone() }</h2>
+                if contact.verified { <span class="verified">{ "Verified" }</span> }
+                <button class="secondary" onclick={open_safety}>{ "Safety number" }</button>
+            </div>
+            if contact.missing > 0 {
+                <p class="muted">{ format!("{} earlier message(s) have not arrived yet.", contact.missing) }</p>
+            }
+            if contact.blocked {
+                <div class="notice panel" role="alert">
+                    <span>{ format!("{}'s safety number changed. Sending is paused until you accept the new one; compare it with them first.", contact.name) }</span>
+                    <button onclick={accept_change}>{ "Accept new safety number" }</button>
+                </div>
+            }
+            <div class="messages" role="log" aria-label="Messages" aria-live="polite" tabindex="0" ref={log_ref} {onscroll}>
+                { for entries }
             </div>
             <div class="composer">
                 <textarea aria-label="Message" rows="2" value={(*draft).clone()} {oninput} {onkeydown}
-                    placeholder="Write a message" />
-                <button {onclick}>{ "Send" }</button>
+                    placeholder="Write a message (Enter sends, Shift+Enter adds a line)" disabled={contact.blocked} />
+                <button {onclick} disabled={contact.blocked}>{ "Send" }</button>
             </div>
+            <details class="reinvite">
+                <summary>{ "Lost contact? Invite them again" }</summary>
+                <InvitePanel for_contact={Some(id)} />
+            </details>
         </section>
     }
-}
-
-fn clock(unix: u64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix as f64 * 1000.0));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }

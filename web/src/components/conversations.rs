@@ -1,39 +1,42 @@
-use client_wasm::engine::ContactId;
+use client_wasm::engine::MessageKind;
 use yew::prelude::*;
 
-use crate::client::ClientHandle;
+use super::{time, use_ctx};
+use crate::state::Action;
 
-#[derive(Properties, PartialEq)]
-pub struct Props {
-    pub client: ClientHandle,
-    pub selected: Option<ContactId>,
-    pub revision: u64,
-    pub on_select: Callback<ContactId>,
-}
-
-/// The list of conversations.
+/// The list of conversations: name, last message, time, unread count.
 #[component]
-pub fn Conversations(props: &Props) -> Html {
-    let items = props
-        .client
-        .with_engine(|e| {
-            e.contacts()
-                .map(|c| (c.id, c.name.clone(), c.messages.last().map(|m| m.text.clone())))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+pub fn Conversations() -> Html {
+    let ctx = use_ctx();
+    let selected = ctx.state.selected;
+    let contacts = &ctx.state.shared.view.contacts;
     html! {
-        <nav>
-            <h2 class="muted" id="conversations-heading">{ "Conversations" }</h2>
+        <nav aria-labelledby="conversations-heading">
+            <h2 class="muted small-heading" id="conversations-heading">{ "Conversations" }</h2>
+            if contacts.is_empty() {
+                <p class="muted">{ "No conversations yet." }</p>
+            }
             <ul class="conversations" aria-label="Conversations">
-                { for items.into_iter().map(|(id, name, last)| {
-                    let onclick = { let cb = props.on_select.clone(); Callback::from(move |_| cb.emit(id)) };
-                    let current = (props.selected == Some(id)).then_some("true");
+                { for contacts.iter().map(|c| {
+                    let id = c.id;
+                    let onclick = { let s = ctx.state.clone(); Callback::from(move |_| s.dispatch(Action::Select(id))) };
+                    let last = c.messages.iter().rev().find(|m| m.kind == MessageKind::Text);
+                    let preview = last.map(|m| preview(&m.text)).unwrap_or_default();
+                    let when = last.map(|m| time::short(m.received_at)).unwrap_or_default();
+                    let current = (selected == Some(id)).then_some("true");
                     html! {
                         <li>
-                            <button {onclick} aria-current={current}>
-                                <strong>{ name }</strong>
-                                if let Some(last) = last { <span class="muted">{ format!(" {}", preview(&last)) }</span> }
+                            <button {onclick} aria-current={current} class="conversation">
+                                <span class="row">
+                                    <strong class="name">{ c.name.clone() }</strong>
+                                    <span class="muted when">{ when }</span>
+                                </span>
+                                <span class="row">
+                                    <span class="muted preview">{ preview }</span>
+                                    if c.unread > 0 {
+                                        <span class="badge" aria-label={format!("{} unread", c.unread)}>{ c.unread }</span>
+                                    }
+                                </span>
                             </button>
                         </li>
                     }
@@ -44,7 +47,8 @@ pub fn Conversations(props: &Props) -> Html {
 }
 
 fn preview(text: &str) -> String {
-    let mut chars = text.chars();
+    let line = text.lines().next().unwrap_or_default();
+    let mut chars = line.chars();
     let short: String = chars.by_ref().take(40).collect();
-    if chars.next().is_some() { format!("{short}…") } else { short }
+    if chars.next().is_some() || text.lines().nth(1).is_some() { format!("{short}…") } else { short }
 }

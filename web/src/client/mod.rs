@@ -1,0 +1,207 @@
+//! The side effects of the app: which tab owns the engine, and talking between tabs.
+//!
+//! Views never touch any of this directly: they call [`Client::command`] and read [`Shared`] state
+//! from the reducer, which this module updates through [`Action`]s.
+
+mod owner;
+pub mod protocol;
+pub mod settings;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use client_wasm::browser::{self, TabChannel};
+use wasm_bindgen::JsValue;
+use yew::Callback;
+
+use crate::state::Action;
+use owner::{Owner, Report};
+use protocol::{Command, Reply, Shared, TabMessage};
+
+struct Inner {
+    tab: u32,
+    owner: RefCell<Option<Rc<Owner>>>,
+    channel: RefCell<Option<TabChannel>>,
+    dispatch: Callback<Action>,
+}
+
+/// Shared handle; equal when it is the same client (for yew props).
+#[derive(Clone)]
+pub struct Client(Rc<Inner>);
+
+impl PartialEq for Client {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The owner's reports, delivered to this tab and, through the channel, to the others.
+struct Reporter(std::rc::Weak<Inner>);
+
+impl Reporter {
+    fn with(&self, f: impl FnOnce(&Inner)) {
+        if let Some(inner) = self.0.upgrade() {
+            f(&inner);
+        }
+    }
+}
+
+impl Report for Reporter {
+    fn state(&self, shared: Shared) {
+        self.with(|inner| {
+            inner.post(&TabMessage::State(shared.clone()));
+            inner.dispatch.emit(Action::Shared(shared));
+        });
+    }
+
+    fn reply(&self, to: u32, reply: Reply) {
+        self.with(|inner| {
+            if to == 0 || to == inner.tab {
+                inner.dispatch.emit(Action::Reply(reply.clone()));
+            }
+            if to != inner.tab {
+                inner.post(&TabMessage::Reply { to, reply });
+            }
+        });
+    }
+
+    fn message_from(&self, name: &str) {
+        notify(name);
+    }
+
+    fn wiped(&self) {
+        self.with(|inner| inner.post(&TabMessage::Wiped));
+        reload();
+    }
+}
+
+impl Inner {
+    fn post(&self, message: &TabMessage) {
+        if let Some(channel) = self.channel.borrow().as_ref() {
+            channel.post(&message.encode());
+        }
+    }
+}
+
+impl Client {
+    /// Starts this tab: listens to the others, asks for the state, and queues for ownership.
+    pub fn new(dispatch: Callback<Action>) -> Self {
+        let mut tab = [0u8; 4];
+        rand_core::Rng::fill_bytes(&mut browser::rng(), &mut tab);
+        let inner = Rc::new(Inner {
+            tab: u32::from_le_bytes(tab).max(1),
+            owner: RefCell::new(None),
+            channel: RefCell::new(None),
+            dispatch,
+        });
+        let weak = Rc::downgrade(&inner);
+        *inner.channel.borrow_mut() = TabChannel::open(move |bytes| {
+            if let (Some(inner), Some(message)) = (weak.upgrade(), TabMessage::decode(&bytes)) {
+                Client(inner).on_tab_message(message);
+            }
+        });
+        inner.post(&TabMessage::Hello);
+
+        let weak = Rc::downgrade(&inner);
+        let become_owner = move || {
+            if let Some(inner) = weak.upgrade() {
+                let owner = Owner::start(Rc::new(Reporter(Rc::downgrade(&inner))));
+                *inner.owner.borrow_mut() = Some(owner);
+                inner.dispatch.emit(Action::Owner(true));
+            }
+        };
+        if !browser::request_ownership(become_owner.clone()) {
+            // No Web Locks: this browser cannot coordinate tabs, so each tab runs alone.
+            become_owner();
+        }
+        Self(inner)
+    }
+
+    /// Carries out (owner) or forwards (other tabs) a command.
+    pub fn command(&self, command: Command) {
+        let owner = self.0.owner.borrow().clone();
+        match owner {
+            Some(owner) => owner.execute(self.0.tab, command),
+            None => self.0.post(&TabMessage::Command { from: self.0.tab, command }),
+        }
+    }
+
+    fn on_tab_message(&self, message: TabMessage) {
+        let owner = self.0.owner.borrow().clone();
+        match (message, owner) {
+            (TabMessage::Hello, Some(owner)) => self.0.post(&TabMessage::State(owner.shared())),
+            (TabMessage::Command { from, command }, Some(owner)) => owner.execute(from, command),
+            (TabMessage::State(shared), None) => self.0.dispatch.emit(Action::Shared(shared)),
+            (TabMessage::Reply { to, reply }, None) if to == 0 || to == self.0.tab => {
+                self.0.dispatch.emit(Action::Reply(reply));
+            }
+            (TabMessage::Wiped, _) => reload(),
+            _ => {}
+        }
+    }
+}
+
+fn reload() {
+    let _ = gloo::utils::window().location().reload();
+}
+
+/// A system notification for a new message, if the person opted in and this tab is hidden.
+fn notify(name: &str) {
+    let document = gloo::utils::document();
+    if !settings::notifications() || !document.hidden() {
+        return;
+    }
+    if web_sys::Notification::permission() != web_sys::NotificationPermission::Granted {
+        return;
+    }
+    let options = web_sys::NotificationOptions::new();
+    options.set_body(&format!("New message from {name}"));
+    // One notification at a time, replaced by the next.
+    options.set_tag("doorless-message");
+    let _ = web_sys::Notification::new_with_options("Doorless", &options);
+}
+
+/// Asks the browser for notification permission (must follow a click).
+pub fn request_notification_permission() {
+    if let Ok(promise) = web_sys::Notification::request_permission() {
+        wasm_bindgen_futures::spawn_local(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+        });
+    }
+}
+
+/// Removes the invite from the address bar once it has been used.
+pub fn clear_fragment() {
+    let window = gloo::utils::window();
+    if let Ok(history) = window.history() {
+        let path = window.location().pathname().unwrap_or_else(|_| "/".into());
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&path));
+    }
+}
+
+/// The invite fragment in the current URL, if any.
+pub fn invite_in_url() -> Option<String> {
+    let hash = gloo::utils::window().location().hash().ok()?;
+    hash.strip_prefix("#invite=").filter(|f| !f.is_empty()).map(str::to_owned)
+}
+
+/// The URL that opens an invite.
+pub fn invite_url(fragment: &str) -> String {
+    let location = gloo::utils::window().location();
+    let origin = location.origin().unwrap_or_default();
+    format!("{origin}/#invite={fragment}")
+}
+
+/// The SRI hash of the running wasm, as Trunk wrote it into index.html: what `cargo xtask verify`
+/// compares against a reproducible build.
+pub fn build_hash() -> String {
+    let document = gloo::utils::document();
+    document
+        .query_selector(
+            "link[rel=preload][as=fetch][type='application/wasm'], link[rel=preload][href$='.wasm']",
+        )
+        .ok()
+        .flatten()
+        .and_then(|el| el.get_attribute("integrity"))
+        .unwrap_or_else(|| "unknown (development build)".into())
+}

@@ -1,0 +1,394 @@
+//! The owner tab: it alone runs the engine, holds the relay connection and writes storage.
+//!
+//! Invariant: state is saved before anything it produced leaves the tab. Every engine change
+//! queues (snapshot, frames); one worker saves the newest snapshot, and only then sends the frames.
+//! A crash at any point leaves storage at a state whose ciphertext was, at most, not yet sent,
+//! so nothing is lost and no message key is ever used twice.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use client_wasm::browser::{self, RelaySocket, SocketEvent, Vault};
+use client_wasm::engine::{Engine, EngineError, Event};
+use client_wasm::lock::{self, LockError, LockKey};
+use doorless_frames::Frame;
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+use gloo::timers::callback::Timeout;
+use zeroize::Zeroizing;
+
+use super::protocol::{Command, Phase, Reply, Shared};
+use super::settings;
+
+/// Reconnection waits, in milliseconds: doubled from the first up to the last.
+const BACKOFF_MS: (u32, u32) = (250, 10_000);
+
+/// Work for the save-then-send worker.
+struct Job {
+    snapshot: Option<Zeroizing<Vec<u8>>>,
+    frames: Vec<Frame>,
+}
+
+/// What the owner reports to its tab.
+pub trait Report {
+    /// The shared state changed.
+    fn state(&self, shared: Shared);
+    /// A reply for the tab that asked.
+    fn reply(&self, to: u32, reply: Reply);
+    /// A message arrived (for notifications).
+    fn message_from(&self, name: &str);
+    /// Everything was wiped.
+    fn wiped(&self);
+}
+
+pub struct Owner {
+    me: Weak<Owner>,
+    engine: RefCell<Option<Engine>>,
+    phase: Cell<Phase>,
+    connected: Cell<bool>,
+    /// Stored bytes of a locked profile, until unlocked.
+    locked: RefCell<Option<Zeroizing<Vec<u8>>>>,
+    lock_key: RefCell<Option<LockKey>>,
+    vault: RefCell<Option<Rc<Vault>>>,
+    socket: RefCell<Option<RelaySocket>>,
+    retry: RefCell<Option<Timeout>>,
+    backoff: Cell<u32>,
+    jobs: mpsc::UnboundedSender<Job>,
+    report: Rc<dyn Report>,
+}
+
+impl Owner {
+    /// Becomes the owner: opens storage, restores the profile, connects.
+    pub fn start(report: Rc<dyn Report>) -> Rc<Self> {
+        let (jobs, queue) = mpsc::unbounded();
+        let owner = Rc::new_cyclic(|me| Self {
+            me: me.clone(),
+            engine: RefCell::new(None),
+            phase: Cell::new(Phase::Loading),
+            connected: Cell::new(false),
+            locked: RefCell::new(None),
+            lock_key: RefCell::new(None),
+            vault: RefCell::new(None),
+            socket: RefCell::new(None),
+            retry: RefCell::new(None),
+            backoff: Cell::new(BACKOFF_MS.0),
+            jobs,
+            report,
+        });
+        let worker = Rc::downgrade(&owner);
+        wasm_bindgen_futures::spawn_local(Self::worker(worker, queue));
+        let loader = owner.clone();
+        wasm_bindgen_futures::spawn_local(async move { loader.load().await });
+        owner
+    }
+
+    async fn load(&self) {
+        let vault = match Vault::open().await {
+            Ok(vault) => Some(Rc::new(vault)),
+            Err(_) => None,
+        };
+        let stored = match &vault {
+            Some(v) => v.load().await,
+            None => Ok(None),
+        };
+        *self.vault.borrow_mut() = vault;
+        match stored {
+            Ok(None) => self.phase.set(Phase::NeedsProfile),
+            Ok(Some(bytes)) if lock::is_locked(&bytes) => {
+                *self.locked.borrow_mut() = Some(Zeroizing::new(bytes));
+                self.phase.set(Phase::Locked);
+            }
+            Ok(Some(bytes)) => {
+                match lock::open(&bytes, None).ok().and_then(|(s, _)| Engine::from_bytes(&s).ok()) {
+                    Some(engine) => self.run(engine),
+                    None => {
+                        self.phase.set(Phase::NeedsProfile);
+                        self.report.reply(0, Reply::Notice(STORED_CORRUPT.into()));
+                    }
+                }
+            }
+            Err(_) => {
+                self.phase.set(Phase::NeedsProfile);
+                self.report.reply(0, Reply::Notice(STORED_CORRUPT.into()));
+            }
+        }
+        self.publish();
+    }
+
+    fn run(&self, engine: Engine) {
+        *self.engine.borrow_mut() = Some(engine);
+        self.phase.set(Phase::Ready);
+        self.connect();
+    }
+
+    /// The state all tabs show.
+    pub fn shared(&self) -> Shared {
+        Shared {
+            phase: self.phase.get(),
+            connected: self.connected.get(),
+            locked_with_passphrase: self.lock_key.borrow().is_some() || self.locked.borrow().is_some(),
+            persistent: self.vault.borrow().is_some(),
+            view: self.engine.borrow().as_ref().map(Engine::view).unwrap_or_default(),
+        }
+    }
+
+    fn publish(&self) {
+        self.report.state(self.shared());
+    }
+
+    /// Carries out a command from any tab.
+    pub fn execute(&self, from: u32, command: Command) {
+        let now = browser::now();
+        let mut rng = browser::rng();
+        let reply = match command {
+            Command::Start { name } => {
+                if self.phase.get() == Phase::NeedsProfile && !name.trim().is_empty() {
+                    self.run(Engine::new(&name, &mut rng));
+                    self.changed();
+                }
+                Reply::Done
+            }
+            Command::Unlock { passphrase } => self.unlock(&passphrase),
+            Command::NewInvite { for_contact } => {
+                self.with_engine(|e| e.create_invite(for_contact, now, &mut rng).map(Reply::InviteMade))
+            }
+            Command::AcceptInvite { fragment } => {
+                self.with_engine(|e| e.accept_invite(&fragment, now, &mut rng).map(Reply::Open))
+            }
+            Command::Send { contact, text } => {
+                self.with_engine(|e| e.send_text(contact, &text, now, &mut rng).map(|_| Reply::Done))
+            }
+            Command::MarkRead { contact } => self.with_engine(|e| {
+                e.mark_read(contact);
+                Ok(Reply::Done)
+            }),
+            Command::MarkVerified { contact } => {
+                self.with_engine(|e| e.mark_verified(contact).map(|_| Reply::Done))
+            }
+            Command::AcceptSafetyNumberChange { contact } => {
+                self.with_engine(|e| e.accept_safety_number_change(contact).map(|_| Reply::Done))
+            }
+            Command::SetName { name } => {
+                self.with_engine(|e| e.set_name(&name, now, &mut rng).map(|_| Reply::Done))
+            }
+            Command::SetPassphrase { passphrase } => self.set_passphrase(passphrase.as_deref()),
+            Command::Reconnect => {
+                self.socket.borrow_mut().take();
+                self.disconnected();
+                Reply::Done
+            }
+            Command::DeleteAll => {
+                self.delete_all();
+                return;
+            }
+        };
+        self.report.reply(from, reply);
+    }
+
+    fn unlock(&self, passphrase: &str) -> Reply {
+        let Some(stored) = self.locked.borrow().clone() else { return Reply::Done };
+        match lock::open(&stored, Some(passphrase)) {
+            Ok((snapshot, key)) => match Engine::from_bytes(&snapshot) {
+                Ok(engine) => {
+                    *self.lock_key.borrow_mut() = key;
+                    self.locked.borrow_mut().take();
+                    self.run(engine);
+                    self.publish();
+                    Reply::Done
+                }
+                Err(_) => Reply::Notice(STORED_CORRUPT.into()),
+            },
+            Err(LockError::WrongPassphrase) => Reply::Notice("Wrong passphrase.".into()),
+            Err(_) => Reply::Notice(STORED_CORRUPT.into()),
+        }
+    }
+
+    fn set_passphrase(&self, passphrase: Option<&str>) -> Reply {
+        let key = match passphrase.filter(|p| !p.is_empty()) {
+            Some(p) => match LockKey::new(p, &mut browser::rng()) {
+                Ok(key) => Some(key),
+                Err(_) => return Reply::Notice("The passphrase lock could not be set.".into()),
+            },
+            None => None,
+        };
+        *self.lock_key.borrow_mut() = key;
+        self.changed();
+        Reply::Notice(
+            if passphrase.is_some() { "Passphrase lock is on." } else { "Passphrase lock is off." }.into(),
+        )
+    }
+
+    fn with_engine(&self, f: impl FnOnce(&mut Engine) -> Result<Reply, EngineError>) -> Reply {
+        let result = match self.engine.borrow_mut().as_mut() {
+            Some(engine) => f(engine),
+            None => return Reply::Done,
+        };
+        self.changed();
+        match result {
+            Ok(reply) => reply,
+            Err(err) => Reply::Notice(describe(&err)),
+        }
+    }
+
+    /// The engine changed: queue a save of the new state and the frames it produced, then tell tabs.
+    fn changed(&self) {
+        let job = match self.engine.borrow_mut().as_mut() {
+            Some(engine) => {
+                let frames = engine.take_frames();
+                let bytes = engine.to_bytes();
+                let snapshot = lock::seal(&bytes, self.lock_key.borrow().as_ref(), &mut browser::rng());
+                Job { snapshot: Some(snapshot), frames }
+            }
+            None => return,
+        };
+        let _ = self.jobs.unbounded_send(job);
+        self.publish();
+    }
+
+    async fn worker(me: Weak<Self>, mut queue: mpsc::UnboundedReceiver<Job>) {
+        while let Some(first) = queue.next().await {
+            let mut jobs = vec![first];
+            while let Ok(job) = queue.try_recv() {
+                jobs.push(job);
+            }
+            let Some(owner) = me.upgrade() else { return };
+            // Only the newest snapshot needs writing; it includes every earlier change.
+            let snapshot = jobs.iter_mut().rev().find_map(|j| j.snapshot.take());
+            let vault = owner.vault.borrow().clone();
+            if let (Some(snapshot), Some(vault)) = (snapshot, vault)
+                && vault.save(&snapshot).await.is_err()
+            {
+                // Not saved: send nothing it produced. Dropping the connection makes the engine
+                // re-send its outbox after the next successful save.
+                owner.report.reply(0, Reply::Notice(SAVE_FAILED.into()));
+                owner.socket.borrow_mut().take();
+                owner.disconnected();
+                continue;
+            }
+            if let Some(socket) = owner.socket.borrow().as_ref() {
+                for frame in jobs.iter().flat_map(|j| &j.frames) {
+                    socket.send(frame);
+                }
+            }
+        }
+    }
+
+    fn connect(&self) {
+        let me = self.me.clone();
+        let socket = RelaySocket::connect(&settings::relay_url(), move |event| {
+            if let Some(owner) = me.upgrade() {
+                owner.on_socket(event);
+            }
+        });
+        match socket {
+            Ok(socket) => *self.socket.borrow_mut() = Some(socket),
+            Err(_) => self.schedule_reconnect(),
+        }
+    }
+
+    fn on_socket(&self, event: SocketEvent) {
+        match event {
+            SocketEvent::Open => {
+                self.backoff.set(BACKOFF_MS.0);
+                if let Some(engine) = self.engine.borrow_mut().as_mut() {
+                    engine.on_connected();
+                }
+                self.changed();
+            }
+            SocketEvent::Frame(frame) => {
+                let now = browser::now();
+                let events = match self.engine.borrow_mut().as_mut() {
+                    Some(engine) => engine.on_frame(frame, now, &mut browser::rng()),
+                    None => return,
+                };
+                let ready = self.engine.borrow().as_ref().is_some_and(Engine::is_connected);
+                self.connected.set(ready);
+                for event in &events {
+                    match event {
+                        Event::ContactAdded(id) => self.report.reply(0, Reply::Open(*id)),
+                        Event::MessageReceived(id) => {
+                            let name = self
+                                .engine
+                                .borrow()
+                                .as_ref()
+                                .and_then(|e| e.contact(*id).map(|c| c.name.clone()));
+                            if let Some(name) = name {
+                                self.report.message_from(&name);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                self.changed();
+            }
+            SocketEvent::Malformed => {}
+            SocketEvent::Closed => {
+                self.socket.borrow_mut().take();
+                self.disconnected();
+            }
+        }
+    }
+
+    fn disconnected(&self) {
+        if let Some(engine) = self.engine.borrow_mut().as_mut() {
+            engine.on_disconnected();
+        }
+        self.connected.set(false);
+        self.publish();
+        self.schedule_reconnect();
+    }
+
+    fn schedule_reconnect(&self) {
+        let delay = self.backoff.get();
+        self.backoff.set((delay * 2).min(BACKOFF_MS.1));
+        let me = self.me.clone();
+        *self.retry.borrow_mut() = Some(Timeout::new(delay, move || {
+            if let Some(owner) = me.upgrade()
+                && owner.socket.borrow().is_none()
+            {
+                owner.connect();
+            }
+        }));
+    }
+
+    fn delete_all(&self) {
+        self.engine.borrow_mut().take();
+        self.socket.borrow_mut().take();
+        self.retry.borrow_mut().take();
+        self.lock_key.borrow_mut().take();
+        let vault = self.vault.borrow_mut().take();
+        let report = self.report.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Some(vault) = vault {
+                let _ = vault.wipe().await;
+            }
+            settings::clear();
+            report.wiped();
+        });
+    }
+}
+
+const STORED_CORRUPT: &str = "The stored profile could not be read. You can start a new one.";
+const SAVE_FAILED: &str =
+    "Could not save (is the disk full?). Nothing unsaved was sent; Doorless will retry when it reconnects.";
+
+/// Plain words for an engine error; never includes keys, names or ids.
+pub fn describe(err: &EngineError) -> String {
+    use client_wasm::core::InviteError;
+    match err {
+        EngineError::Invite(InviteError::Expired) => "This invite has expired. Ask for a new one.".into(),
+        EngineError::Invite(_) => "This invite link is damaged or incomplete. Ask for a new one.".into(),
+        EngineError::OwnInvite => {
+            "This is your own invite. Send it to the person you want to talk to.".into()
+        }
+        EngineError::Handshake(_) => "This invite could not be used. Ask for a new one.".into(),
+        EngineError::Session(_) => "The message could not be encrypted.".into(),
+        EngineError::Content(_) => "The message is too long.".into(),
+        EngineError::UnknownContact => "That conversation no longer exists.".into(),
+        EngineError::EmptyMessage => "Type a message first.".into(),
+        EngineError::InvalidName => "A name needs 1 to 64 characters.".into(),
+        EngineError::SafetyNumberChanged => {
+            "The safety number changed. Accept the new safety number before sending.".into()
+        }
+    }
+}

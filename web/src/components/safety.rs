@@ -1,0 +1,57 @@
+use client_wasm::engine::ContactId;
+use yew::prelude::*;
+
+use super::use_ctx;
+use crate::client::protocol::Command;
+use crate::qr;
+use crate::state::Action;
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub contact: ContactId,
+}
+
+/// "Verify safety number": the number, its QR code, and "Mark as verified".
+#[component]
+pub fn SafetyDialog(props: &Props) -> Html {
+    let ctx = use_ctx();
+    let Some(contact) = ctx.state.shared.view.contacts.iter().find(|c| c.id == props.contact).cloned() else {
+        return html! {};
+    };
+    let close = {
+        let state = ctx.state.clone();
+        Callback::from(move |_| state.dispatch(Action::Dialog(None)))
+    };
+    let verify = {
+        let client = ctx.client.clone();
+        let id = contact.id;
+        Callback::from(move |_| client.command(Command::MarkVerified { contact: id }))
+    };
+    let onkeydown = {
+        let close = close.clone();
+        Callback::from(move |e: KeyboardEvent| {
+            if e.key() == "Escape" {
+                close.emit(MouseEvent::new("click").unwrap_or_else(|_| unreachable!()));
+            }
+        })
+    };
+    html! {
+        <div class="backdrop">
+            <div class="dialog panel" role="dialog" aria-modal="true" aria-labelledby="safety-title" {onkeydown}>
+                <h2 id="safety-title">{ "Verify safety number" }</h2>
+                <p class="muted">{ format!("Compare these numbers with {} in person or over a call you trust. \
+                    If they match, nobody is in the middle.", contact.name) }</p>
+                <p class="safety-number" aria-label="Safety number">{ contact.safety_digits.clone() }</p>
+                if let Some(src) = qr::svg_data_url(&contact.safety_qr) {
+                    <img {src} alt="Safety number QR code" class="qr" />
+                }
+                if contact.verified {
+                    <p class="verified" role="status">{ format!("You have verified {}.", contact.name) }</p>
+                } else {
+                    <button onclick={verify}>{ "Mark as verified" }</button>
+                }
+                <button class="secondary" onclick={close} autofocus=true>{ "Close" }</button>
+            </div>
+        </div>
+    }
+}
