@@ -100,7 +100,10 @@ pub fn is_locked(stored: &[u8]) -> bool {
 
 /// Opens stored bytes; `passphrase` is needed if they are locked, and the derived key is returned
 /// for later saves.
-pub fn open(stored: &[u8], passphrase: Option<&str>) -> Result<(Zeroizing<Vec<u8>>, Option<LockKey>), LockError> {
+pub fn open(
+    stored: &[u8],
+    passphrase: Option<&str>,
+) -> Result<(Zeroizing<Vec<u8>>, Option<LockKey>), LockError> {
     match stored.split_first() {
         Some((&UNLOCKED, snapshot)) => Ok((Zeroizing::new(snapshot.to_vec()), None)),
         Some((&LOCKED, rest)) => {
@@ -108,7 +111,8 @@ pub fn open(stored: &[u8], passphrase: Option<&str>) -> Result<(Zeroizing<Vec<u8
             let (salt, rest) = rest.split_first_chunk::<SALT_LEN>().ok_or(LockError::Corrupt)?;
             let (nonce, ciphertext) = rest.split_first_chunk::<NONCE_LEN>().ok_or(LockError::Corrupt)?;
             let key = LockKey::derive(passphrase, *salt)?;
-            let snapshot = aead::open(&key.key, nonce, &key.aad(), ciphertext).ok_or(LockError::WrongPassphrase)?;
+            let snapshot =
+                aead::open(&key.key, nonce, &key.aad(), ciphertext).ok_or(LockError::WrongPassphrase)?;
             Ok((Zeroizing::new(snapshot), Some(key)))
         }
         _ => Err(LockError::Corrupt),

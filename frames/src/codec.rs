@@ -350,11 +350,9 @@ impl Frame {
                 Self::Subscribe { request: r.u32()?, public_key: r.array()?, signature: r.array()? }
             }
             FrameKind::Subscribed => Self::Subscribed { request: r.u32()?, mailbox: MailboxId(r.array()?) },
-            FrameKind::Deposit => Self::Deposit {
-                request: r.u32()?,
-                mailbox: MailboxId(r.array()?),
-                payload: r.rest(),
-            },
+            FrameKind::Deposit => {
+                Self::Deposit { request: r.u32()?, mailbox: MailboxId(r.array()?), payload: r.rest() }
+            }
             FrameKind::Deposited => Self::Deposited { request: r.u32()? },
             FrameKind::Deliver => {
                 Self::Deliver { mailbox: MailboxId(r.array()?), seq: r.u64()?, payload: r.rest() }
@@ -427,7 +425,8 @@ mod tests {
 
     #[test]
     fn known_layout_of_a_deposit() {
-        let frame = Frame::Deposit { request: 0x0102_0304, mailbox: MailboxId([0xaa; 32]), payload: vec![0xff] };
+        let frame =
+            Frame::Deposit { request: 0x0102_0304, mailbox: MailboxId([0xaa; 32]), payload: vec![0xff] };
         let mut expected = vec![1, 4, 1, 2, 3, 4];
         expected.extend_from_slice(&[0xaa; 32]);
         expected.push(0xff);

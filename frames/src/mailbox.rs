@@ -93,7 +93,10 @@ mod tests {
             verify_subscribe_proof(&challenge, &public, &signature),
             Ok(MailboxId::from_public_key(&public))
         );
-        assert_eq!(verify_subscribe_proof(&[2; CHALLENGE_LEN], &public, &signature), Err(ProofError::BadSignature));
+        assert_eq!(
+            verify_subscribe_proof(&[2; CHALLENGE_LEN], &public, &signature),
+            Err(ProofError::BadSignature)
+        );
         let other = SigningKey::from_bytes(&[8; 32]).verifying_key().to_bytes();
         assert_eq!(verify_subscribe_proof(&challenge, &other, &signature), Err(ProofError::BadSignature));
         let mut flipped = signature;

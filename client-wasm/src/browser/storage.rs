@@ -114,7 +114,7 @@ impl Vault {
     }
 
     /// Deletes everything this profile stored (the key included).
-    pub async fn wipe(self) -> Result<(), StorageError> {
+    pub async fn wipe(&self) -> Result<(), StorageError> {
         self.db.close();
         let factory = Factory::new().map_err(|_| StorageError::Unavailable)?;
         factory
