@@ -1,10 +1,221 @@
 //! `cargo xtask drill`: the subpoena drill.
+//!
+//! Builds and starts the real relay binary with its default logging, runs a real conversation
+//! between two client engines through it over WebSockets, stops it, and then reads back everything
+//! an operator could be ordered to hand over: every byte of its data directory, the rows of its
+//! store, and its logs. It fails if any of them holds a plaintext, a display name, an identity key,
+//! a client's IP address, or (in the logs) a mailbox id or ciphertext.
+//!
+//! The same code runs as the test `drill::tests::relay_keeps_nothing_identifying` (part of
+//! `cargo xtask test`); the command prints the full report.
 
-use std::path::Path;
+mod conversation;
+mod evidence;
 
-use anyhow::{Result, bail};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+
+pub use evidence::Evidence;
+
+/// How long the relay may take to start or to stop.
+const PROCESS_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Builds the relay binary and returns its path.
+fn build_relay(root: &Path) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "-p", "relay", "--bin", "relay", "--message-format=json"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo build -p relay")?;
+    if !out.status.success() {
+        bail!("cargo build -p relay failed");
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        if msg["reason"] == "compiler-artifact"
+            && msg["target"]["name"] == "relay"
+            && let Some(exe) = msg["executable"].as_str()
+        {
+            return Ok(PathBuf::from(exe));
+        }
+    }
+    bail!("cargo build -p relay did not report the relay executable")
+}
+
+/// A scratch directory, removed when the drill passes (kept for inspection when it fails).
+fn scratch_dir() -> Result<PathBuf> {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+    let dir = std::env::temp_dir().join(format!("doorless-drill-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The relay process, its address, and what it wrote to stdout.
+struct RunningRelay {
+    child: Child,
+    addr: SocketAddr,
+    stdout: mpsc::Receiver<String>,
+    /// Lines printed before (and including) the address announcement.
+    first_lines: Vec<String>,
+}
+
+fn start_relay(exe: &Path, data_dir: &Path, stderr_log: &Path) -> Result<RunningRelay> {
+    let mut cmd = Command::new(exe);
+    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(stderr_log)?);
+    // Defaults only: no inherited DOORLESS_* flag (such as DOORLESS_LOG) may change the level.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("DOORLESS_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd.spawn().with_context(|| format!("starting {}", exe.display()))?;
+    let stdout = child.stdout.take().context("relay stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + PROCESS_DEADLINE;
+    let mut first_lines = Vec::new();
+    let addr = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let announced =
+                    line.strip_prefix("doorless relay listening on http://").map(|a| a.trim().to_owned());
+                first_lines.push(line);
+                if let Some(addr) = announced {
+                    break addr.parse::<SocketAddr>().context("parsing the relay's address")?;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the relay did not announce its address within {PROCESS_DEADLINE:?}");
+            }
+        }
+    };
+    Ok(RunningRelay { child, addr, stdout: rx, first_lines })
+}
+
+/// Stops the relay gracefully (SIGTERM, so the store is closed cleanly) and waits for it.
+fn stop_relay(relay: RunningRelay) -> Result<Vec<String>> {
+    let RunningRelay { mut child, stdout, first_lines, .. } = relay;
+    let pid = child.id().to_string();
+    let signalled = Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success());
+    if !signalled {
+        child.kill()?;
+    }
+    // std has no wait with a timeout: wait on a thread, and give up at the deadline.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(PROCESS_DEADLINE) {
+        Ok(status) => status?,
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            bail!("the relay did not stop within {PROCESS_DEADLINE:?} of SIGTERM");
+        }
+    };
+    if !status.success() {
+        bail!("the relay exited with {status}");
+    }
+    // The reader thread ends when the pipe closes; collect what it read.
+    let mut lines = first_lines;
+    while let Ok(line) = stdout.recv_timeout(PROCESS_DEADLINE) {
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+/// Runs the whole drill and returns what was found. `Evidence::problems` is empty when the relay
+/// kept nothing identifying.
+pub fn run_drill(root: &Path) -> Result<Evidence> {
+    let exe = build_relay(root)?;
+    let scratch = scratch_dir()?;
+    let data_dir = scratch.join("data");
+    let stderr_log = scratch.join("relay.stderr.log");
+    let relay = start_relay(&exe, &data_dir, &stderr_log)?;
+    let addr = relay.addr;
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let transcript = runtime.block_on(conversation::run(addr));
+    let stdout = stop_relay(relay)?;
+    let transcript = transcript?;
+
+    let stdout_bytes = stdout.iter().flat_map(|l| [l.as_bytes(), b"\n"]).flatten().copied().collect();
+    let logs = vec![("stdout".to_owned(), stdout_bytes), ("stderr".to_owned(), std::fs::read(&stderr_log)?)];
+    let mut ev = evidence::examine(&data_dir, &logs, addr, &transcript)?;
+
+    let mut head = vec![
+        "Subpoena drill: what a Doorless relay holds after a conversation".to_owned(),
+        format!(
+            "Relay: {} --listen 127.0.0.1:0 --data-dir <scratch>/data (default log level)",
+            exe.display()
+        ),
+        format!(
+            "Conversation: {:?} and {:?} from {}, {} texts ({} left undelivered), {} deposits",
+            conversation::ALICE,
+            conversation::BOB,
+            transcript.client_addrs.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", "),
+            transcript.texts.len(),
+            1,
+            transcript.deposits.len(),
+        ),
+    ];
+    if ev.stored_blobs == 0 {
+        ev.problems.push("the store holds no blob: the undelivered text should be there".into());
+    }
+    if ev.log_lines == 0 {
+        ev.problems.push("no log line was captured: the log check would be vacuous".into());
+    }
+    head.append(&mut ev.report);
+    ev.report = head;
+    ev.report.push(if ev.problems.is_empty() {
+        "Verdict: PASS (only random ids, ciphertext, times and counters)".to_owned()
+    } else {
+        format!("Verdict: FAIL ({} problem(s)); files kept in {}", ev.problems.len(), scratch.display())
+    });
+    if ev.problems.is_empty() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    Ok(ev)
+}
 
 /// Runs the drill and prints what the relay holds.
-pub fn drill(_root: &Path) -> Result<()> {
-    bail!("the subpoena drill is not written yet")
+pub fn drill(root: &Path) -> Result<()> {
+    let ev = run_drill(root)?;
+    for line in &ev.report {
+        println!("{line}");
+    }
+    if !ev.problems.is_empty() {
+        bail!("the relay kept something identifying");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn relay_keeps_nothing_identifying() {
+        let root = crate::tools::project_root().unwrap();
+        let ev = super::run_drill(&root).unwrap();
+        assert!(ev.problems.is_empty(), "{}", ev.report.join("\n"));
+        assert!(ev.stored_blobs >= 1);
+    }
 }
