@@ -58,7 +58,10 @@ enum Command {
     /// Check a served app against a local reproducible build.
     Verify {
         /// The relay's base URL, e.g. https://relay.example.
-        url: String,
+        url: Option<String>,
+        /// Instead: build twice from clean and compare the two builds byte for byte (slow).
+        #[arg(long)]
+        reproducible: bool,
     },
 }
 
@@ -72,7 +75,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench { group } => bench::bench(&root, group),
         Command::Fuzz { seconds, target } => fuzz::fuzz(&root, seconds, target.as_deref()),
         Command::Drill => drill::drill(&root),
-        Command::Verify { url } => verify::verify(&root, &url),
+        Command::Verify { url, reproducible } => verify::command(&root, url.as_deref(), reproducible),
         Command::Dist => {
             let toolset = tools::ensure_web_tools(&root)?;
             dist::build_web(&root, &toolset).map(|_| ())
