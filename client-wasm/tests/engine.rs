@@ -232,6 +232,7 @@ fn a_tampered_blob_is_dropped_and_the_conversation_goes_on() {
     w.engines[1].send_text(alice, "still fine", NOW, &mut w.rng).unwrap();
     w.pump();
     assert_eq!(w.texts(0, bob), ["still fine"]);
+    assert_eq!(w.engines[0].undecryptable(), 1);
 }
 
 /// Stores and restores an engine, as a reload does.

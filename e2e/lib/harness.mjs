@@ -106,3 +106,41 @@ export async function screenshot(page, name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
+
+/** Two people, A and B, with a conversation between them. */
+export async function pair(browser, relay, options = {}) {
+  const alice = await newPerson(browser, options);
+  const bob = await newPerson(browser, options);
+  await alice.page.goto(relay.url);
+  await onboard(alice.page, 'Alice');
+  const link = await makeInvite(alice.page);
+  await bob.page.goto(link);
+  await onboard(bob.page, 'Bob');
+  await bob.page.getByRole('button', { name: 'Accept invite' }).click();
+  await openConversation(alice.page, 'Bob');
+  await openConversation(bob.page, 'Alice');
+  return { alice, bob, link };
+}
+
+/** Opens the conversation with `name` from the list. */
+export async function openConversation(page, name) {
+  const open = page.getByRole('region', { name: `Conversation with ${name}` });
+  const back = page.getByRole('button', { name: 'Back to conversations' });
+  // On a narrow screen the list and a conversation do not fit side by side.
+  if ((await open.isVisible()) && (await back.isVisible())) return;
+  if (await back.isVisible()) await back.click();
+  const item = page.getByRole('list', { name: 'Conversations' }).getByRole('button').filter({ hasText: name });
+  await item.waitFor();
+  await item.click();
+  await page.getByRole('log', { name: 'Messages' }).waitFor();
+}
+
+/** The texts in the open conversation's log, in order. */
+export async function texts(page) {
+  return page.getByRole('log', { name: 'Messages' }).locator('.text').allTextContents();
+}
+
+/** Waits until the open log holds `text`. */
+export async function waitForText(page, text) {
+  await page.getByRole('log', { name: 'Messages' }).locator('.text', { hasText: text }).last().waitFor();
+}

@@ -48,6 +48,8 @@ pub enum Action {
     Owner(bool),
     /// Show a conversation.
     Select(ContactId),
+    /// Back to the list (narrow screens).
+    Deselect,
     /// An invite was requested (for a conversation, or a new contact).
     Inviting(Option<ContactId>),
     /// The URL carried an invite (or it was used).
@@ -82,6 +84,7 @@ impl Reducible for AppState {
                 next.selected = Some(id);
                 next.notice = None;
             }
+            Action::Deselect => next.selected = None,
             Action::Inviting(for_contact) => next.inviting_for = for_contact,
             Action::IncomingInvite(fragment) => next.incoming_invite = fragment,
             Action::Notice(notice) => next.notice = notice,

@@ -152,22 +152,24 @@ fn check_trunk_toml(root: &Path, version: &str) -> Result<()> {
     Ok(())
 }
 
-/// Debian's Chromium and ChromeDriver, installed with apt-get when missing and we are root.
+/// zbar's command-line QR reader, used to check that invite QR codes decode.
+pub const ZBARIMG: &str = "/usr/bin/zbarimg";
+
+/// Debian's Chromium and ChromeDriver (and zbarimg), installed with apt-get when missing and we are
+/// root.
 pub fn ensure_chromium() -> Result<()> {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() && Path::new(ZBARIMG).exists() {
         return Ok(());
     }
-    let install = "apt-get update && apt-get install -y chromium chromium-driver";
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let install = "apt-get update && apt-get install -y chromium chromium-driver zbar-tools";
+    let is_root =
+        Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !is_root {
         bail!("Chromium is missing; install it as root with: {install}");
     }
     run(Command::new("apt-get").args(["update", "-q"]))?;
     run(Command::new("apt-get")
-        .args(["install", "-y", "-q", "chromium", "chromium-driver"])
+        .args(["install", "-y", "-q", "chromium", "chromium-driver", "zbar-tools"])
         .env("DEBIAN_FRONTEND", "noninteractive"))
     .with_context(|| format!("installing Chromium failed; the command is: {install}"))
 }

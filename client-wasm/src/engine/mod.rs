@@ -224,6 +224,8 @@ pub struct Engine {
     /// after encrypting never loses a message (the ratchet has moved on; the ciphertext is kept).
     unconfirmed: VecDeque<(u32, Outgoing)>,
     next_request: u32,
+    /// Blobs in our mailboxes that did not decrypt (tampering, replays, foreign data): a count only.
+    undecryptable: u32,
     /// Frames for the socket.
     out: VecDeque<Frame>,
 }
@@ -256,6 +258,7 @@ impl Engine {
             link: Link::Down,
             unconfirmed: VecDeque::new(),
             next_request: 1,
+            undecryptable: 0,
             out: VecDeque::new(),
         }
     }
@@ -283,6 +286,11 @@ impl Engine {
     /// Whether the relay connection is ready.
     pub fn is_connected(&self) -> bool {
         matches!(self.link, Link::Ready { .. })
+    }
+
+    /// How many blobs in our mailboxes failed to decrypt since this profile was made.
+    pub fn undecryptable(&self) -> u32 {
+        self.undecryptable
     }
 
     /// Deposits the relay has not yet confirmed (the outbox).
@@ -454,7 +462,11 @@ impl Engine {
                 }
             }
             Frame::Deliver { mailbox, seq, payload } => {
+                let before = events.len();
                 self.receive(mailbox, &payload, now, rng, &mut events);
+                let failed = events[before..].iter().filter(|e| **e == Event::Undecryptable).count();
+                self.undecryptable =
+                    self.undecryptable.saturating_add(u32::try_from(failed).unwrap_or(u32::MAX));
                 // Acknowledge even what could not be decrypted: a blob that fails now fails forever,
                 // and leaving it would make the relay deliver it again on every reconnect.
                 self.out.push_back(Frame::Ack { mailbox, seq });

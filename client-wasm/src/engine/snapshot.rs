@@ -37,6 +37,7 @@ struct SnapshotV1 {
     next_contact: u32,
     unconfirmed: Vec<(u32, Outgoing)>,
     next_request: u32,
+    undecryptable: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -107,6 +108,7 @@ impl Engine {
             next_contact: self.next_contact,
             unconfirmed: self.unconfirmed.iter().cloned().collect(),
             next_request: self.next_request,
+            undecryptable: self.undecryptable,
         };
         let mut out = Zeroizing::new(vec![SNAPSHOT_VERSION]);
         // Serializing plain structs into a Vec cannot fail; an empty body would be refused on load.
@@ -162,6 +164,7 @@ impl Engine {
             link: Link::Down,
             unconfirmed: snapshot.unconfirmed.iter().cloned().collect::<VecDeque<_>>(),
             next_request: snapshot.next_request,
+            undecryptable: snapshot.undecryptable,
             out: VecDeque::new(),
         })
     }

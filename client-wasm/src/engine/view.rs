@@ -37,6 +37,8 @@ pub struct ProfileView {
     pub contacts: Vec<ContactView>,
     /// Deposits waiting for the relay.
     pub outbox: u32,
+    /// Blobs that failed to decrypt (tampered, replayed or foreign), ever.
+    pub undecryptable: u32,
 }
 
 impl Engine {
@@ -61,6 +63,7 @@ impl Engine {
             name: self.name.clone(),
             contacts,
             outbox: u32::try_from(self.unconfirmed()).unwrap_or(u32::MAX),
+            undecryptable: self.undecryptable,
         }
     }
 }

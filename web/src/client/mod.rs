@@ -20,6 +20,11 @@ use protocol::{Command, Reply, Shared, TabMessage};
 
 struct Inner {
     tab: u32,
+    /// Commands posted to the owner and not yet done, re-posted if a new owner takes over.
+    pending: RefCell<Vec<(u32, Command)>>,
+    next_seq: std::cell::Cell<u32>,
+    /// The owner tab we last heard from.
+    known_owner: std::cell::Cell<u32>,
     owner: RefCell<Option<Rc<Owner>>>,
     channel: RefCell<Option<TabChannel>>,
     dispatch: Callback<Action>,
@@ -90,6 +95,9 @@ impl Client {
         rand_core::Rng::fill_bytes(&mut browser::rng(), &mut tab);
         let inner = Rc::new(Inner {
             tab: u32::from_le_bytes(tab).max(1),
+            pending: RefCell::new(Vec::new()),
+            next_seq: std::cell::Cell::new(1),
+            known_owner: std::cell::Cell::new(0),
             owner: RefCell::new(None),
             channel: RefCell::new(None),
             dispatch,
@@ -105,9 +113,14 @@ impl Client {
         let weak = Rc::downgrade(&inner);
         let become_owner = move || {
             if let Some(inner) = weak.upgrade() {
-                let owner = Owner::start(Rc::new(Reporter(Rc::downgrade(&inner))));
-                *inner.owner.borrow_mut() = Some(owner);
+                let owner = Owner::start(inner.tab, Rc::new(Reporter(Rc::downgrade(&inner))));
+                *inner.owner.borrow_mut() = Some(owner.clone());
                 inner.dispatch.emit(Action::Owner(true));
+                // What this tab asked the previous owner and never heard back about.
+                let pending = std::mem::take(&mut *inner.pending.borrow_mut());
+                for (_, command) in pending {
+                    owner.execute(inner.tab, command);
+                }
             }
         };
         if !browser::request_ownership(become_owner.clone()) {
@@ -122,7 +135,12 @@ impl Client {
         let owner = self.0.owner.borrow().clone();
         match owner {
             Some(owner) => owner.execute(self.0.tab, command),
-            None => self.0.post(&TabMessage::Command { from: self.0.tab, command }),
+            None => {
+                let seq = self.0.next_seq.get();
+                self.0.next_seq.set(seq.wrapping_add(1));
+                self.0.pending.borrow_mut().push((seq, command.clone()));
+                self.0.post(&TabMessage::Command { from: self.0.tab, seq, command });
+            }
         }
     }
 
@@ -130,8 +148,24 @@ impl Client {
         let owner = self.0.owner.borrow().clone();
         match (message, owner) {
             (TabMessage::Hello, Some(owner)) => self.0.post(&TabMessage::State(owner.shared())),
-            (TabMessage::Command { from, command }, Some(owner)) => owner.execute(from, command),
-            (TabMessage::State(shared), None) => self.0.dispatch.emit(Action::Shared(shared)),
+            (TabMessage::Command { from, seq, command }, Some(owner)) => {
+                owner.execute(from, command);
+                self.0.post(&TabMessage::Done { to: from, seq });
+            }
+            (TabMessage::Done { to, seq }, None) if to == self.0.tab => {
+                self.0.pending.borrow_mut().retain(|(s, _)| *s != seq);
+            }
+            (TabMessage::State(shared), None) => {
+                let previous = self.0.known_owner.replace(shared.owner_tab);
+                if previous != 0 && previous != shared.owner_tab {
+                    // A new owner: it never saw what we asked the old one.
+                    let pending = self.0.pending.borrow().clone();
+                    for (seq, command) in pending {
+                        self.0.post(&TabMessage::Command { from: self.0.tab, seq, command });
+                    }
+                }
+                self.0.dispatch.emit(Action::Shared(shared));
+            }
             (TabMessage::Reply { to, reply }, None) if to == 0 || to == self.0.tab => {
                 self.0.dispatch.emit(Action::Reply(reply));
             }

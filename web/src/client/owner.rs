@@ -54,12 +54,16 @@ pub struct Owner {
     retry: RefCell<Option<Timeout>>,
     backoff: Cell<u32>,
     jobs: mpsc::UnboundedSender<Job>,
+    /// Commands that arrived while storage was still being read.
+    waiting: RefCell<Vec<(u32, Command)>>,
+    /// This tab's id.
+    tab: u32,
     report: Rc<dyn Report>,
 }
 
 impl Owner {
     /// Becomes the owner: opens storage, restores the profile, connects.
-    pub fn start(report: Rc<dyn Report>) -> Rc<Self> {
+    pub fn start(tab: u32, report: Rc<dyn Report>) -> Rc<Self> {
         let (jobs, queue) = mpsc::unbounded();
         let owner = Rc::new_cyclic(|me| Self {
             me: me.clone(),
@@ -73,6 +77,8 @@ impl Owner {
             retry: RefCell::new(None),
             backoff: Cell::new(BACKOFF_MS.0),
             jobs,
+            waiting: RefCell::new(Vec::new()),
+            tab,
             report,
         });
         let worker = Rc::downgrade(&owner);
@@ -113,6 +119,10 @@ impl Owner {
             }
         }
         self.publish();
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        for (from, command) in waiting {
+            self.execute(from, command);
+        }
     }
 
     fn run(&self, engine: Engine) {
@@ -128,6 +138,7 @@ impl Owner {
             connected: self.connected.get(),
             locked_with_passphrase: self.lock_key.borrow().is_some() || self.locked.borrow().is_some(),
             persistent: self.vault.borrow().is_some(),
+            owner_tab: self.tab,
             view: self.engine.borrow().as_ref().map(Engine::view).unwrap_or_default(),
         }
     }
@@ -138,6 +149,10 @@ impl Owner {
 
     /// Carries out a command from any tab.
     pub fn execute(&self, from: u32, command: Command) {
+        if self.phase.get() == Phase::Loading {
+            self.waiting.borrow_mut().push((from, command));
+            return;
+        }
         let now = browser::now();
         let mut rng = browser::rng();
         let reply = match command {

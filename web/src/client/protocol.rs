@@ -70,6 +70,8 @@ pub struct Shared {
     pub locked_with_passphrase: bool,
     /// Storage works (false: private mode or blocked; nothing survives a reload).
     pub persistent: bool,
+    /// The tab that owns the engine (a change means a new owner took over).
+    pub owner_tab: u32,
     /// Contacts and conversations.
     pub view: ProfileView,
 }
@@ -79,8 +81,10 @@ pub struct Shared {
 pub enum TabMessage {
     /// The owner's current state.
     State(Shared),
-    /// A follower asks the owner to do something.
-    Command { from: u32, command: Command },
+    /// A follower asks the owner to do something; `seq` is acknowledged with `Done`.
+    Command { from: u32, seq: u32, command: Command },
+    /// The owner carried out command `seq` of tab `to`.
+    Done { to: u32, seq: u32 },
     /// The owner answers one tab.
     Reply { to: u32, reply: Reply },
     /// A new tab asks for the current state.

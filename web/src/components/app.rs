@@ -21,8 +21,18 @@ pub fn App() -> Html {
         use_memo((), move |_| Client::new(Callback::from(move |a| dispatcher.dispatch(a))))
     };
     {
+        // An invite link opened in this tab, at start or later (pasted into the address bar).
         let state = state.clone();
-        use_effect_with((), move |_| state.dispatch(Action::IncomingInvite(client::invite_in_url())));
+        use_effect_with((), move |_| {
+            state.dispatch(Action::IncomingInvite(client::invite_in_url()));
+            let listener =
+                gloo::events::EventListener::new(&gloo::utils::window(), "hashchange", move |_| {
+                    if let Some(fragment) = client::invite_in_url() {
+                        state.dispatch(Action::IncomingInvite(Some(fragment)));
+                    }
+                });
+            move || drop(listener)
+        });
     }
     {
         // The unread count in the tab title.
@@ -65,7 +75,7 @@ fn Shell() -> Html {
                 }
             };
             html! {
-                <main class={classes!(state.selected.is_some().then_some("has-chat"))}>
+                <main class={classes!((state.selected.is_some() || state.incoming_invite.is_some()).then_some("has-chat"))}>
                     <aside>
                         <InvitePanel />
                         <Conversations />

@@ -96,6 +96,11 @@ pub fn Chat(props: &Props) -> Html {
         let client = ctx.client.clone();
         Callback::from(move |_| client.command(Command::AcceptSafetyNumberChange { contact: id }))
     };
+    let back = {
+        let state = ctx.state.clone();
+        Callback::from(move |_| state.dispatch(Action::Deselect))
+    };
+
     let mut last_day = None;
     let mut entries = Vec::new();
     for m in &contact.messages {
@@ -130,6 +135,7 @@ pub fn Chat(props: &Props) -> Html {
     html! {
         <section class="chat" aria-label={format!("Conversation with {}", contact.name)}>
             <div class="chat-head">
+                <button class="secondary back" onclick={back} aria-label="Back to conversations">{ "‹" }</button>
                 <h2>{ contact.name.clone() }</h2>
                 if contact.verified { <span class="verified">{ "Verified" }</span> }
                 <button class="secondary" onclick={open_safety}>{ "Safety number" }</button>

@@ -110,6 +110,7 @@ pub fn SettingsDialog() -> Html {
                     <input type="checkbox" checked={*notifications} onchange={toggle_notifications} />
                     { "Notify me of new messages when this tab is hidden" }
                 </label>
+                <p class="muted">{ format!("Deliveries that failed to decrypt (tampered, replayed or foreign): {}", shared.view.undecryptable) }</p>
                 <p class="muted">{ "Build: " }<code class="build-hash" aria-label="Build hash">{ client::build_hash() }</code></p>
                 <button class="danger" onclick={delete}>{ if *confirm_delete { "Really delete everything" } else { "Delete all data" } }</button>
                 if *confirm_delete {

@@ -1,0 +1,195 @@
+// The one-to-one messenger as people use it: persistence, offline delivery, several tabs, trust.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import {
+  ARTIFACTS, startRelay, launchBrowser, newPerson, onboard, makeInvite, send, screenshot, pair,
+  openConversation, texts, waitForText,
+} from '../lib/harness.mjs';
+
+let relay;
+let browser;
+
+before(async () => {
+  relay = await startRelay();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await relay?.stop();
+});
+
+const connected = (page) => page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
+
+test('delivery state reaches "delivered" and both sides reload and continue', async () => {
+  const { alice, bob } = await pair(browser, relay);
+  await send(alice.page, 'before reload');
+  await waitForText(bob.page, 'before reload');
+  await alice.page.locator('.message.mine', { hasText: 'before reload' }).locator('.meta', { hasText: 'delivered' }).waitFor();
+
+  await Promise.all([alice.page.reload(), bob.page.reload()]);
+  await Promise.all([connected(alice.page), connected(bob.page)]);
+  await openConversation(alice.page, 'Bob');
+  await openConversation(bob.page, 'Alice');
+  assert.deepEqual(await texts(bob.page), ['before reload']);
+
+  await send(bob.page, 'after reload');
+  await waitForText(alice.page, 'after reload');
+  await send(alice.page, 'still here');
+  await waitForText(bob.page, 'still here');
+  assert.deepEqual(await texts(alice.page), ['before reload', 'after reload', 'still here']);
+  assert.deepEqual(alice.errors, []);
+  assert.deepEqual(bob.errors, []);
+});
+
+test('B closes the app, A sends three messages, B reopens and sees all three in order', async () => {
+  const { alice, bob } = await pair(browser, relay);
+  await bob.page.close();
+  for (const n of [1, 2, 3]) {
+    await send(alice.page, `while you were away ${n}`);
+    await alice.page.locator('.message.mine', { hasText: `while you were away ${n}` }).locator('.meta', { hasText: 'sent' }).waitFor();
+  }
+  const page = await bob.context.newPage();
+  await page.goto(relay.url);
+  await connected(page);
+  await openConversation(page, 'Alice');
+  await waitForText(page, 'while you were away 3');
+  assert.deepEqual(await texts(page), ['while you were away 1', 'while you were away 2', 'while you were away 3']);
+});
+
+test('two tabs of A send alternately 100 times each; B gets all 200 in order, none undecryptable', async () => {
+  const { alice, bob } = await pair(browser, relay);
+  const second = await alice.context.newPage();
+  const secondErrors = [];
+  second.on('pageerror', (e) => secondErrors.push(String(e)));
+  await second.goto(relay.url);
+  await connected(second);
+  await openConversation(second, 'Bob');
+  const tabs = [alice.page, second];
+  const sent = [];
+  for (let i = 0; i < 200; i++) {
+    const tab = tabs[i % 2];
+    const text = `tab ${i % 2} message ${i}`;
+    // A person switches to the tab they type in (background tabs are throttled by the browser).
+    await tab.bringToFront();
+    await send(tab, text);
+    // Each tab shows the owner's state, so the message appears in both before the next goes out.
+    await waitForText(tab, text);
+    sent.push(text);
+  }
+  await waitForText(bob.page, sent[199]);
+  assert.deepEqual(await texts(bob.page), sent);
+  await waitForText(alice.page, sent[199]);
+  assert.deepEqual(await texts(alice.page), sent);
+
+  await bob.page.getByRole('button', { name: 'Settings' }).click();
+  await bob.page.getByText('Deliveries that failed to decrypt (tampered, replayed or foreign): 0').waitFor();
+  assert.deepEqual(secondErrors, []);
+
+  await bob.page.getByRole('dialog', { name: 'Settings' }).getByRole('button', { name: 'Close' }).click();
+
+  // The owner tab closes; the other takes over the engine and keeps talking.
+  await alice.page.close();
+  await second.bringToFront();
+  await send(second, 'after takeover');
+  await waitForText(bob.page, 'after takeover');
+  await waitForText(second, 'after takeover');
+});
+
+test('a verified contact whose key changes: A is warned and blocked until accepting', async () => {
+  const { alice, bob } = await pair(browser, relay);
+  await alice.page.getByRole('button', { name: 'Safety number' }).click();
+  const aliceDialog = alice.page.getByRole('dialog', { name: 'Verify safety number' });
+  const aliceNumber = await aliceDialog.getByLabel('Safety number', { exact: true }).textContent();
+  await bob.page.getByRole('button', { name: 'Safety number' }).click();
+  const bobNumber = await bob.page.getByRole('dialog', { name: 'Verify safety number' }).getByLabel('Safety number', { exact: true }).textContent();
+  assert.match(aliceNumber, /^(\d{5} ){11}\d{5}$/);
+  assert.equal(aliceNumber, bobNumber);
+  await aliceDialog.getByRole('img', { name: 'Safety number QR code' }).waitFor();
+  await screenshot(alice.page, 'safety-number');
+  await aliceDialog.getByRole('button', { name: 'Mark as verified' }).click();
+  await aliceDialog.getByText('You have verified Bob.').waitFor();
+  await aliceDialog.getByRole('button', { name: 'Close' }).click();
+
+  // B deletes everything and comes back with a new identity through a re-invite.
+  await bob.page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+  await bob.page.getByRole('button', { name: 'Settings' }).click();
+  await bob.page.getByRole('button', { name: 'Delete all data' }).click();
+  await Promise.all([
+    bob.page.waitForEvent('load'),
+    bob.page.getByRole('button', { name: 'Really delete everything' }).click(),
+  ]);
+  await bob.page.getByRole('textbox', { name: 'Your name' }).waitFor();
+
+  await alice.page.getByText('Lost contact? Invite them again').click();
+  await alice.page.getByRole('button', { name: 'Invite again' }).click();
+  const link = await alice.page.getByRole('textbox', { name: 'Invite link' }).inputValue();
+  await bob.page.goto(link);
+  await onboard(bob.page, 'Bob');
+  await bob.page.getByRole('button', { name: 'Accept invite' }).click();
+  await openConversation(bob.page, 'Alice');
+
+  const warning = alice.page.getByRole('alert').filter({ hasText: 'safety number changed' });
+  await warning.waitFor();
+  assert.equal(await alice.page.getByRole('button', { name: 'Send' }).isDisabled(), true);
+  assert.equal(await alice.page.getByRole('textbox', { name: 'Message' }).isDisabled(), true);
+  await alice.page.getByText("Bob's safety number changed. Compare it again").waitFor();
+
+  await warning.getByRole('button', { name: 'Accept new safety number' }).click();
+  await send(alice.page, 'welcome back, new Bob');
+  await waitForText(bob.page, 'welcome back, new Bob');
+});
+
+test('keyboard only: reach the conversation, write two lines with Shift+Enter, send with Enter', async () => {
+  const { alice, bob } = await pair(browser, relay);
+  const page = alice.page;
+  await page.locator('body').click({ position: { x: 1, y: 1 } });
+  const focusOn = async (predicate) => {
+    for (let i = 0; i < 40; i++) {
+      await page.keyboard.press('Tab');
+      if (await page.evaluate(predicate)) return;
+    }
+    throw new Error('could not reach the element with Tab');
+  };
+  await focusOn(() => document.activeElement?.getAttribute('aria-label') === 'Message');
+  await page.keyboard.type('first line');
+  await page.keyboard.press('Shift+Enter');
+  await page.keyboard.type('second line');
+  await page.keyboard.press('Enter');
+  await waitForText(bob.page, 'second line');
+  assert.deepEqual(await texts(bob.page), ['first line\nsecond line']);
+  assert.equal(await page.getByRole('textbox', { name: 'Message' }).inputValue(), '');
+});
+
+test('the invite QR code decodes with an ordinary reader to the invite link', async () => {
+  const alice = await newPerson(browser);
+  await alice.page.goto(relay.url);
+  await onboard(alice.page, 'Alice');
+  const link = await makeInvite(alice.page);
+  const file = join(ARTIFACTS, 'invite-qr.png');
+  await alice.page.getByRole('img', { name: 'Invite QR code' }).screenshot({ path: file });
+  const decoded = execFileSync('zbarimg', ['--raw', '-q', file], { encoding: 'utf8' }).trim();
+  assert.equal(decoded, link);
+});
+
+test('screenshots of the main screens: light and dark, desktop and 360 px', async () => {
+  for (const colorScheme of ['light', 'dark']) {
+    for (const [label, viewport] of [['desktop', { width: 1200, height: 760 }], ['360px', { width: 360, height: 740 }]]) {
+      const { alice, bob } = await pair(browser, relay, { colorScheme, viewport });
+      await send(alice.page, 'Hi Bob! This conversation is end-to-end encrypted.');
+      await waitForText(bob.page, 'end-to-end encrypted');
+      await send(bob.page, 'Hi Alice. The relay only sees padded ciphertext.\nEven the name is inside the encryption.');
+      await waitForText(alice.page, 'padded ciphertext');
+      await screenshot(alice.page, `chat-${colorScheme}-${label}`);
+      const fresh = await newPerson(browser, { colorScheme, viewport });
+      await fresh.page.goto(relay.url);
+      await screenshot(fresh.page, `start-${colorScheme}-${label}`);
+      await onboard(fresh.page, 'Carol');
+      await makeInvite(fresh.page);
+      await screenshot(fresh.page, `invite-${colorScheme}-${label}`);
+      for (const p of [alice, bob, fresh]) await p.context.close();
+    }
+  }
+});
