@@ -1,164 +1,494 @@
-//! Load generator for a Doorless relay (or anything speaking its frames).
+//! Load generator for a Doorless relay, or anything speaking its frames (the Node baseline in
+//! `bench/node-relay/`). `cargo xtask bench relay` drives it; it can also be run by hand:
 //!
 //! ```sh
 //! relay --listen 127.0.0.1:8080 --store memory --deposit-rate 1e9 --deposit-burst 1e9 &
-//! cargo run --release -p relay --example loadgen -- ws://127.0.0.1:8080/ws 50 1024 10 [RELAY_PID [IDLE]]
+//! loadgen load --addr 127.0.0.1:8080 --connections 1000 --size 1024 --seconds 5
+//! loadgen load --addr 127.0.0.1:8080 --connections 1000 --size 1024 --seconds 5 --rate 50000
+//! loadgen idle --addr 127.0.0.1:8080 --connections 10000 --pid $RELAY_PID
 //! ```
-//! Arguments: URL, pairs (one sender and one subscriber each), payload bytes, seconds, and
-//! optionally the relay's pid and a number of idle connections to measure memory per idle connection.
-//! Reports messages per second and deposit-to-delivery latency percentiles.
+//!
+//! `load`: every connection subscribes to its own mailbox and deposits into its partner's (pairs
+//! 0-1, 2-3, …); latency is deposit to delivery, stamped in the payload. Without `--rate` the load is
+//! closed-loop: at most `--budget` messages are in the system at once, which measures the maximum
+//! rate. With `--rate` it is open-loop at that many messages per second in total, and latency is
+//! measured from each message's *scheduled* send time, so a stall is not hidden by sending late.
+//! Subscribers acknowledge what they have read whenever their socket has nothing more ready.
+//!
+//! `idle`: opens idle connections (Hello, Subscribe, then nothing) and reports the relay's resident
+//! memory growth per connection (`VmRSS` of `--pid`), then checks every connection still answers a
+//! `Ping`.
+//!
+//! The last line of output is `result key=value …`, for the bench to parse.
 
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
 use doorless_frames::{Frame, MailboxId, subscribe_proof_message};
-use ed25519_dalek::{Signer, SigningKey};
-use futures_util::{SinkExt, StreamExt};
+use ed25519_dalek::{Signer as _, SigningKey};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{sleep_until, timeout};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = WebSocketStream<TcpStream>;
 
+/// Deposits one connection leaves unconfirmed at most (the relay reads at most 64 ahead).
 const WINDOW: u32 = 32;
+/// Frames handled in one go before the connection acknowledges and sends again, at most.
+const BATCH: usize = 64;
 
-async fn recv(ws: &mut Ws) -> Option<Frame> {
+#[derive(Parser)]
+#[command(about = "Load generator for a Doorless relay")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Pairs of subscribed connections depositing into each other's mailbox.
+    Load(LoadArgs),
+    /// Idle subscribed connections: relay memory per connection, and how many are held.
+    Idle(IdleArgs),
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// The relay (`host:port`); the WebSocket is at `/ws`.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// How many connections.
+    #[arg(long)]
+    connections: usize,
+    /// Source addresses 127.0.0.1..=127.0.0.N to spread connections over (one address runs out of
+    /// ephemeral ports near 28 000 connections).
+    #[arg(long, default_value_t = 8)]
+    sources: u8,
+    /// Opening handshakes in progress at once.
+    #[arg(long, default_value_t = 256)]
+    parallel: usize,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Payload bytes per message (at least 8: the send time is stamped in it).
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Seconds of load before measuring starts.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Offered rate in messages per second over all connections (open loop). Without it, closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Closed loop: messages in flight (sent, not yet delivered) over all connections.
+    #[arg(long, default_value_t = 2048)]
+    budget: usize,
+}
+
+#[derive(Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The relay's process id, for its resident memory.
+    #[arg(long)]
+    pid: u32,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    match Cli::parse().mode {
+        Mode::Load(args) => load(args).await,
+        Mode::Idle(args) => idle(args).await,
+    }
+}
+
+/// A connection's mailbox key; `run` keeps mailboxes of different runs apart.
+fn signing_key(run: u64, index: usize) -> SigningKey {
+    let mut secret = [0u8; 32];
+    secret[..8].copy_from_slice(&run.to_be_bytes());
+    secret[8..16].copy_from_slice(&(index as u64).to_be_bytes());
+    SigningKey::from_bytes(&secret)
+}
+
+fn mailbox_of(key: &SigningKey) -> MailboxId {
+    MailboxId::from_public_key(&key.verifying_key().to_bytes())
+}
+
+fn run_id() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+async fn send(ws: &mut Ws, frame: Frame) -> Result<()> {
+    ws.send(Message::binary(frame.encode())).await.context("sending")
+}
+
+async fn recv(ws: &mut Ws) -> Result<Frame> {
     loop {
-        match ws.next().await? {
-            Ok(Message::Binary(b)) => return Frame::decode(&b).ok(),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => continue,
+        match ws.next().await {
+            Some(Ok(Message::Binary(bytes))) => {
+                return Frame::decode(&bytes).map_err(|e| anyhow::anyhow!("bad frame: {e:?}"));
+            }
+            Some(Ok(Message::Close(_))) | None => bail!("the relay closed the connection"),
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(err).context("reading"),
         }
     }
 }
 
-async fn hello(url: &str) -> (Ws, [u8; 32]) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-    ws.send(Message::binary(Frame::Hello.encode())).await.expect("send");
-    match recv(&mut ws).await {
-        Some(Frame::Challenge { challenge, .. }) => (ws, challenge),
-        other => panic!("expected Challenge, got {other:?}"),
-    }
-}
-
-async fn subscribed(url: &str, seed: u64) -> (Ws, MailboxId) {
-    let (mut ws, challenge) = hello(url).await;
-    let mut secret = [0u8; 32];
-    secret[..8].copy_from_slice(&seed.to_be_bytes());
-    let key = SigningKey::from_bytes(&secret);
+/// Connects from source address `127.0.0.(1 + index % sources)`, says Hello and subscribes.
+async fn open(common: &Common, config: WebSocketConfig, key: &SigningKey, index: usize) -> Result<Ws> {
+    let source = Ipv4Addr::new(127, 0, 0, 1 + (index % usize::from(common.sources.max(1))) as u8);
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from((source, 0))).context("binding a source address")?;
+    let stream = socket.connect(common.addr).await.context("connecting")?;
+    stream.set_nodelay(true)?;
+    let url = format!("ws://{}/ws", common.addr);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await.context("upgrading")?;
+    send(&mut ws, Frame::Hello).await?;
+    let Frame::Challenge { challenge, .. } = recv(&mut ws).await? else { bail!("expected Challenge") };
     let public_key = key.verifying_key().to_bytes();
     let signature = key.sign(&subscribe_proof_message(&challenge, &public_key)).to_bytes();
-    ws.send(Message::binary(Frame::Subscribe { request: 1, public_key, signature }.encode()))
-        .await
-        .expect("send");
-    match recv(&mut ws).await {
-        Some(Frame::Subscribed { mailbox, .. }) => (ws, mailbox),
-        other => panic!("expected Subscribed, got {other:?}"),
+    send(&mut ws, Frame::Subscribe { request: 0, public_key, signature }).await?;
+    match recv(&mut ws).await? {
+        Frame::Subscribed { .. } => Ok(ws),
+        other => bail!("expected Subscribed, got {:?}", other.kind()),
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+/// Opens `keys.len()` connections, `parallel` handshakes at a time, in order.
+async fn open_all(common: &Common, config: WebSocketConfig, keys: &[SigningKey]) -> Vec<Result<Ws>> {
+    futures_util::stream::iter(keys.iter().enumerate())
+        .map(|(index, key)| open(common, config, key, index))
+        .buffered(common.parallel.max(1))
+        .collect()
+        .await
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/PID/status")?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+        .context("no VmRSS")
 }
 
-#[tokio::main]
-async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let url = args.get(1).cloned().unwrap_or_else(|| "ws://127.0.0.1:8080/ws".into());
-    let pairs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
-    let size: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1024);
-    let seconds: u64 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(10);
-    let pid: Option<u32> = args.get(5).and_then(|a| a.parse().ok());
-    let idle: usize = args.get(6).and_then(|a| a.parse().ok()).unwrap_or(0);
+/// Percentile `q` of sorted samples (nearest rank).
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
 
-    // Fresh mailboxes per run, so blobs left by an earlier run do not skew the latencies.
-    let run =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) << 24;
-    let start = Instant::now();
-    let end = start + Duration::from_secs(seconds);
-    let mut subscribers = Vec::new();
-    let mut senders = Vec::new();
-    for pair in 0..pairs {
-        let (mut sub, mailbox) = subscribed(&url, run + pair + 1).await;
-        subscribers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut since_ack = 0;
-            while let Some(frame) = recv(&mut sub).await {
-                if let Frame::Deliver { mailbox, seq, payload } = frame {
-                    let sent = u64::from_be_bytes(payload[..8].try_into().unwrap_or([0; 8]));
-                    if sent == u64::MAX {
+/// What every load task shares.
+struct Run {
+    start: Instant,
+    /// Deliveries received from here on are measured ...
+    measure_from: Instant,
+    /// ... up to here, where sending stops.
+    send_until: Instant,
+    /// Closed loop: one permit per message allowed into the system.
+    budget: Option<Arc<Semaphore>>,
+    sent: AtomicU64,
+    delivered: AtomicU64,
+    /// Deposits the relay refused (no delivery follows).
+    refused: AtomicU64,
+}
+
+impl Run {
+    fn stamp(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.start).as_nanos() as u64
+    }
+}
+
+/// When one connection sends.
+enum Plan {
+    /// Whenever the budget allows.
+    Closed,
+    /// On a fixed schedule.
+    Open { next: Instant, every: Duration },
+}
+
+/// Per-connection results: latencies (ns) of measured deliveries.
+async fn pair_task(
+    mut ws: Ws,
+    partner: MailboxId,
+    size: usize,
+    window: u32,
+    mut plan: Plan,
+    run: Arc<Run>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Vec<u64>> {
+    let mut latencies = Vec::new();
+    let mut payload = vec![0u8; size.max(8)];
+    // Request 0 is what the relay uses in errors about the connection itself.
+    let (mut request, mut unconfirmed, mut permits) = (1u32, 0u32, 0usize);
+    let mut ack: Option<(MailboxId, u64)> = None;
+    let mut acquire = run.budget.clone().map(|s| Box::pin(s.acquire_owned()));
+    loop {
+        let sending = Instant::now() < run.send_until;
+        let mut wrote = false;
+        while sending && unconfirmed < window {
+            let stamp = match &mut plan {
+                Plan::Closed => {
+                    if permits == 0 {
+                        match run.budget.as_ref().map(|s| s.clone().try_acquire_owned()) {
+                            Some(Ok(permit)) => permit.forget(),
+                            _ => break,
+                        }
+                        permits = 1;
+                    }
+                    permits -= 1;
+                    run.stamp(Instant::now())
+                }
+                Plan::Open { next, every } => {
+                    if Instant::now() < *next {
                         break;
                     }
-                    latencies.push((start.elapsed().as_nanos() as u64).saturating_sub(sent));
-                    since_ack += 1;
-                    if since_ack == 64 {
-                        since_ack = 0;
-                        let _ = sub.send(Message::binary(Frame::Ack { mailbox, seq }.encode())).await;
-                    }
+                    let at = *next;
+                    *next += *every;
+                    run.stamp(at)
                 }
-            }
-            latencies
-        }));
-        let (mut ws, _) = hello(&url).await;
-        senders.push(tokio::spawn(async move {
-            let mut payload = vec![0u8; size.max(8)];
-            let (mut sent, mut done) = (0u32, 0u32);
-            loop {
-                let finished = Instant::now() >= end;
-                if !finished && sent - done < WINDOW {
-                    payload[..8].copy_from_slice(&(start.elapsed().as_nanos() as u64).to_be_bytes());
-                    let frame = Frame::Deposit { request: sent, mailbox, payload: payload.clone() };
-                    ws.send(Message::binary(frame.encode())).await.expect("send");
-                    sent += 1;
-                } else if sent == done {
-                    break;
-                } else {
-                    match recv(&mut ws).await {
-                        Some(Frame::Deposited { .. }) => done += 1,
-                        other => panic!("sender got {other:?}"),
-                    }
-                }
-            }
-            payload[..8].copy_from_slice(&u64::MAX.to_be_bytes());
-            let frame = Frame::Deposit { request: sent, mailbox, payload };
-            ws.send(Message::binary(frame.encode())).await.expect("send");
-            let _ = recv(&mut ws).await;
-        }));
-    }
-    for s in senders {
-        s.await.expect("sender");
-    }
-    let mut all = Vec::new();
-    for s in subscribers {
-        all.extend(s.await.expect("subscriber"));
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0)
-    };
-    println!(
-        "pairs={pairs} size={size}B msgs={} msgs/s={:.0} p50={:.2}ms p99={:.2}ms p999={:.2}ms",
-        all.len(),
-        all.len() as f64 / elapsed,
-        pct(0.50) as f64 / 1e6,
-        pct(0.99) as f64 / 1e6,
-        pct(0.999) as f64 / 1e6,
-    );
-
-    if let (Some(pid), true) = (pid, idle > 0) {
-        let before = rss_kib(pid);
-        let mut held = Vec::with_capacity(idle);
-        for i in 0..idle {
-            held.push(subscribed(&url, run + 1_000_000 + i as u64).await.0);
+            };
+            payload[..8].copy_from_slice(&stamp.to_be_bytes());
+            let frame = Frame::Deposit { request, mailbox: partner, payload: payload.clone() };
+            ws.feed(Message::binary(frame.encode())).await?;
+            request = request.checked_add(1).unwrap_or(1);
+            unconfirmed += 1;
+            run.sent.fetch_add(1, Relaxed);
+            wrote = true;
         }
-        let after = rss_kib(pid);
-        println!(
-            "idle connections={idle} rss_before={before}KiB rss_after={after}KiB per_connection={:.1}KiB",
-            (after.saturating_sub(before)) as f64 / idle as f64
-        );
-        drop(held);
+        if let Some((mailbox, seq)) = ack.take() {
+            ws.feed(Message::binary(Frame::Ack { mailbox, seq }.encode())).await?;
+            wrote = true;
+        }
+        if wrote {
+            ws.flush().await?;
+        }
+
+        let want_permit = sending && matches!(plan, Plan::Closed) && permits == 0 && unconfirmed < window;
+        let next_send = match &plan {
+            Plan::Open { next, .. } if unconfirmed < window => *next,
+            _ => run.send_until,
+        };
+        let mut incoming = Vec::new();
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return Ok(latencies),
+            message = ws.next() => {
+                incoming.push(message);
+                // Take what is already there too, then acknowledge once for the lot.
+                while incoming.len() < BATCH {
+                    match ws.next().now_or_never() {
+                        Some(message) => incoming.push(message),
+                        None => break,
+                    }
+                }
+            }
+            permit = async { acquire.as_mut().expect("closed loop has a budget").await }, if want_permit => {
+                permit.context("budget closed")?.forget();
+                permits += 1;
+                acquire = run.budget.clone().map(|s| Box::pin(s.acquire_owned()));
+            }
+            () = sleep_until(next_send.into()), if sending => {}
+        }
+        for message in incoming {
+            let bytes = match message {
+                Some(Ok(Message::Binary(bytes))) => bytes,
+                Some(Ok(Message::Close(_))) | None => bail!("the relay closed a loaded connection"),
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => return Err(err).context("reading"),
+            };
+            match Frame::decode(&bytes).map_err(|e| anyhow::anyhow!("bad frame: {e:?}"))? {
+                Frame::Deposited { .. } => unconfirmed = unconfirmed.saturating_sub(1),
+                Frame::Deliver { mailbox, seq, payload } => {
+                    let now = Instant::now();
+                    let sent = u64::from_be_bytes(payload[..8].try_into().context("short payload")?);
+                    if now >= run.measure_from && now <= run.send_until {
+                        latencies.push(run.stamp(now).saturating_sub(sent));
+                    }
+                    run.delivered.fetch_add(1, Relaxed);
+                    if let Some(budget) = &run.budget {
+                        budget.add_permits(1);
+                    }
+                    ack = Some((mailbox, seq));
+                }
+                Frame::Error { request: 0, code } => bail!("connection error from the relay: {code:?}"),
+                Frame::Error { .. } => {
+                    unconfirmed = unconfirmed.saturating_sub(1);
+                    run.refused.fetch_add(1, Relaxed);
+                    if let Some(budget) = &run.budget {
+                        budget.add_permits(1);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
+}
+
+async fn load(args: LoadArgs) -> Result<()> {
+    let n = args.common.connections & !1;
+    if n < 2 {
+        bail!("need at least two connections");
+    }
+    let run_id = run_id();
+    let keys: Vec<SigningKey> = (0..n).map(|i| signing_key(run_id, i)).collect();
+    let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
+    let opened = Instant::now();
+    let sockets: Vec<Ws> = open_all(&args.common, config, &keys).await.into_iter().collect::<Result<_>>()?;
+    let setup = opened.elapsed();
+
+    let start = Instant::now() + Duration::from_millis(100);
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let run = Arc::new(Run {
+        start,
+        measure_from,
+        send_until: measure_from + Duration::from_secs_f64(args.seconds),
+        budget: args.rate.is_none().then(|| Arc::new(Semaphore::new(args.budget))),
+        sent: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+    });
+    let (stop_tx, stop) = watch::channel(false);
+    // Closed loop: the budget shared evenly, so every connection takes part.
+    let window = match args.rate {
+        None => args.budget.div_ceil(n).clamp(1, WINDOW as usize) as u32,
+        Some(_) => WINDOW,
+    };
+    let mut tasks = Vec::with_capacity(n);
+    for (i, ws) in sockets.into_iter().enumerate() {
+        let plan = match args.rate {
+            None => Plan::Closed,
+            Some(rate) => {
+                // Spread the connections' schedules evenly over one period.
+                let every = Duration::from_secs_f64(n as f64 / rate);
+                Plan::Open { next: start + every.mul_f64(i as f64 / n as f64), every }
+            }
+        };
+        let partner = mailbox_of(&keys[i ^ 1]);
+        tasks.push(tokio::spawn(pair_task(ws, partner, args.size, window, plan, run.clone(), stop.clone())));
+    }
+
+    // After sending stops, wait for what is still in flight (bounded), then stop everyone.
+    sleep_until(run.send_until.into()).await;
+    let drain_deadline = Instant::now() + Duration::from_secs(10);
+    while run.delivered.load(Relaxed) + run.refused.load(Relaxed) < run.sent.load(Relaxed)
+        && Instant::now() < drain_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = stop_tx.send(true);
+    let mut all = Vec::new();
+    let mut failures = 0;
+    let mut first_failure = None;
+    for task in tasks {
+        match task.await.context("load task panicked")? {
+            Ok(latencies) => all.extend(latencies),
+            Err(err) => {
+                failures += 1;
+                first_failure.get_or_insert(err);
+            }
+        }
+    }
+    if let Some(err) = first_failure {
+        eprintln!("{failures} connections failed; the first: {err:#}");
+    }
+    all.sort_unstable();
+    let (sent, delivered, refused) =
+        (run.sent.load(Relaxed), run.delivered.load(Relaxed), run.refused.load(Relaxed));
+    let us = |ns: u64| ns as f64 / 1e3;
+    println!(
+        "result mode=load connections={n} size={} rate={} setup_s={:.2} measured={} msgs_per_s={:.0} \
+         p50_us={:.0} p99_us={:.0} p999_us={:.0} max_us={:.0} sent={sent} delivered={delivered} \
+         refused={refused} lost={} failed_connections={failures}",
+        args.size,
+        args.rate.map_or("max".to_owned(), |r| format!("{r:.0}")),
+        setup.as_secs_f64(),
+        all.len(),
+        all.len() as f64 / args.seconds,
+        us(percentile(&all, 0.50)),
+        us(percentile(&all, 0.99)),
+        us(percentile(&all, 0.999)),
+        us(all.last().copied().unwrap_or(0)),
+        sent.saturating_sub(delivered + refused),
+    );
+    Ok(())
+}
+
+async fn idle(args: IdleArgs) -> Result<()> {
+    let run_id = run_id();
+    // Small client buffers: tens of thousands of connections live in this process too.
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
+    // A few connections first, so one-off allocations of the relay are not counted per connection.
+    let warm_keys: Vec<SigningKey> = (0..64).map(|i| signing_key(run_id, usize::MAX - i)).collect();
+    let warm = open_all(&args.common, config, &warm_keys).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(args.pid)?;
+
+    let keys: Vec<SigningKey> = (0..args.common.connections).map(|i| signing_key(run_id, i)).collect();
+    let opened_at = Instant::now();
+    let results = open_all(&args.common, config, &keys).await;
+    let open_s = opened_at.elapsed().as_secs_f64();
+    let mut held = Vec::with_capacity(results.len());
+    let mut first_failure = None;
+    for result in results {
+        match result {
+            Ok(ws) => held.push(ws),
+            Err(err) => {
+                first_failure.get_or_insert(err);
+            }
+        }
+    }
+    let opened = held.len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib(args.pid)?;
+    if let Some(err) = first_failure {
+        eprintln!("{} connections failed to open; the first: {err:#}", keys.len() - opened);
+    }
+
+    // Every connection must still be served: a Ping on each, a Pong back.
+    let answered = futures_util::stream::iter(held.iter_mut().enumerate())
+        .map(|(i, ws)| async move {
+            let nonce = i as u64;
+            let exchange = async {
+                send(ws, Frame::Ping { nonce }).await?;
+                loop {
+                    if let Frame::Pong { nonce: got } = recv(ws).await? {
+                        return anyhow::Ok(got == nonce);
+                    }
+                }
+            };
+            matches!(timeout(Duration::from_secs(30), exchange).await, Ok(Ok(true)))
+        })
+        .buffer_unordered(args.common.parallel.max(1) * 4)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    println!(
+        "result mode=idle connections={} opened={opened} held={answered} open_s={open_s:.1} \
+         rss_before_kib={before} rss_after_kib={after} per_connection_kib={:.2}",
+        keys.len(),
+        after.saturating_sub(before) as f64 / opened.max(1) as f64,
+    );
+    drop(warm);
+    Ok(())
 }

@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
+use hyper::upgrade::OnUpgrade;
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::handshake::derive_accept_key;
+use tungstenite::protocol::Role;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderMap, HeaderValue};
+use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::{Filter, Rejection, Reply};
 
 use crate::static_files::StaticSite;
 use crate::ws::{self, Shared};
@@ -16,20 +20,30 @@ pub fn routes(
     site: Option<Arc<StaticSite>>,
     behind_tls: bool,
 ) -> BoxedFilter<(Response,)> {
-    let socket_limit = shared.limits.max_frame_len.saturating_mul(2);
+    let socket_config = ws::socket_config(shared.limits.max_frame_len);
     let ws_shared = shared.clone();
-    let websocket =
-        warp::path("ws").and(warp::path::end()).and(warp::ws()).map(move |upgrade: warp::ws::Ws| {
+    let websocket = warp::path("ws").and(warp::path::end()).and(websocket_upgrade()).map(
+        move |key: String, upgrade: OnUpgrade| {
             let shared = ws_shared.clone();
             let slot = shared.cap.try_acquire();
-            // The socket layer refuses only frames far above the limit; the relay answers anything
-            // above `max_frame_len` itself, with `FrameTooLarge`.
-            upgrade
-                .max_message_size(socket_limit)
-                .max_frame_size(socket_limit)
-                .on_upgrade(move |socket| ws::run(socket, shared, slot))
+            tokio::spawn(async move {
+                match upgrade.await {
+                    Ok(upgraded) => {
+                        let io = hyper_util::rt::TokioIo::new(upgraded);
+                        let socket =
+                            WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config)).await;
+                        ws::run(socket, shared, slot).await;
+                    }
+                    Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
+                }
+            });
+            let reply = warp::reply::with_status(warp::reply(), StatusCode::SWITCHING_PROTOCOLS);
+            let reply = warp::reply::with_header(reply, "connection", "upgrade");
+            let reply = warp::reply::with_header(reply, "upgrade", "websocket");
+            warp::reply::with_header(reply, "sec-websocket-accept", derive_accept_key(key.as_bytes()))
                 .into_response()
-        });
+        },
+    );
 
     let healthz = warp::path("healthz").and(warp::path::end()).map(|| "ok\n".into_response());
 
@@ -58,6 +72,29 @@ pub fn routes(
         None => api.boxed(),
     };
     routes.with(warp::reply::with::headers(common_headers(behind_tls))).map(Reply::into_response).boxed()
+}
+
+/// A WebSocket upgrade request (RFC 6455 section 4.2.1): yields the client's key and the pending
+/// upgrade.
+///
+/// This is `warp::ws()` done by hand, because warp's `Ws` builder cannot set tungstenite's buffer
+/// sizes (see [`ws::socket_config`]).
+fn websocket_upgrade() -> impl Filter<Extract = (String, OnUpgrade), Error = Rejection> + Clone {
+    let connection_upgrade = warp::header::<String>("connection")
+        .and_then(|value: String| async move {
+            if value.split(',').any(|token| token.trim().eq_ignore_ascii_case("upgrade")) {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one();
+    warp::get()
+        .and(connection_upgrade)
+        .and(warp::header::exact_ignore_case("upgrade", "websocket"))
+        .and(warp::header::exact("sec-websocket-version", "13"))
+        .and(warp::header::<String>("sec-websocket-key"))
+        .and(warp::ext::get::<OnUpgrade>())
 }
 
 fn common_headers(behind_tls: bool) -> HeaderMap {

@@ -13,7 +13,9 @@ use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
-use warp::ws::{Message, WebSocket};
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
 
 use crate::limits::{ConnectionCap, ConnectionSlot, TokenBucket};
 use crate::metrics::Metrics;
@@ -27,6 +29,26 @@ const DELIVER_BATCH: usize = 32;
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the last frames (error, close) get to leave before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bytes the WebSocket layer reads from the socket at a time. tungstenite allocates (and zeroes)
+/// this much per connection up front; its default of 128 KiB would be most of an idle
+/// connection's memory. A larger frame still arrives whole, over several reads.
+const READ_BUFFER: usize = 8 * 1024;
+/// Bytes of outgoing frames gathered before they are written to the socket.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// An upgraded `/ws` connection.
+pub type WebSocket = WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The WebSocket layer's settings for every connection: small buffers, and a size limit far above
+/// `max_frame_len` (the relay answers anything above `max_frame_len` itself, with `FrameTooLarge`).
+pub fn socket_config(max_frame_len: usize) -> WebSocketConfig {
+    let socket_limit = max_frame_len.saturating_mul(2);
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(Some(socket_limit))
+        .max_frame_size(Some(socket_limit))
+}
 
 /// Limits that shape each connection.
 #[derive(Debug, Clone, Copy)]
@@ -128,7 +150,7 @@ type CloseReason = Option<(u32, ErrorCode)>;
 enum Event {
     Shutdown,
     Done(InFlight),
-    Incoming(Option<Result<Message, warp::Error>>),
+    Incoming(Option<Result<Message, tungstenite::Error>>),
     Wake,
     Room(mpsc::OwnedPermit<Message>),
     QueueClosed,
@@ -224,7 +246,7 @@ impl Connection {
                 Event::Idle => return Some((0, ErrorCode::IdleTimeout)),
                 Event::PingTick => {
                     if last_heard.elapsed() >= idle / 3
-                        && self.out.try_send(Message::ping(Vec::new())).is_ok()
+                        && self.out.try_send(Message::Ping(Default::default())).is_ok()
                     {
                         self.shared.metrics.outbound_queued.fetch_add(1, Relaxed);
                     }
@@ -271,15 +293,14 @@ impl Connection {
             // The WebSocket layer answers pings itself; both count as signs of life.
             return Ok(());
         }
-        if !message.is_binary() {
+        let Message::Binary(bytes) = message else {
             return Err(Some((0, ErrorCode::Malformed)));
-        }
-        let bytes = message.as_bytes();
+        };
         if bytes.len() > self.shared.limits.max_frame_len {
             return Err(Some((0, ErrorCode::FrameTooLarge)));
         }
         self.shared.metrics.frames_in_total.fetch_add(1, Relaxed);
-        let frame = Frame::decode(bytes).map_err(|e| Some((0, e.code())))?;
+        let frame = Frame::decode(&bytes).map_err(|e| Some((0, e.code())))?;
         match (&self.phase, frame) {
             (_, Frame::Ping { nonce }) => self.send(Frame::Pong { nonce }).await,
             (_, Frame::Pong { .. }) => Ok(()),
@@ -448,7 +469,7 @@ impl Connection {
                 self.shared.metrics.frames_out_total.fetch_add(1, Relaxed);
             }
         }
-        if self.out.try_send(Message::close()).is_ok() {
+        if self.out.try_send(Message::Close(None)).is_ok() {
             self.shared.metrics.outbound_queued.fetch_add(1, Relaxed);
         }
         for sub in &self.subscriptions {
@@ -475,13 +496,9 @@ impl Connection {
 }
 
 /// The error code for a failure of the WebSocket layer: its size limit, or anything else.
-fn socket_error_code(err: &warp::Error) -> ErrorCode {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(e) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
-            return ErrorCode::FrameTooLarge;
-        }
-        source = e.source();
+fn socket_error_code(err: &tungstenite::Error) -> ErrorCode {
+    match err {
+        tungstenite::Error::Capacity(_) => ErrorCode::FrameTooLarge,
+        _ => ErrorCode::Malformed,
     }
-    ErrorCode::Malformed
 }
