@@ -29,7 +29,15 @@ pub struct Op {
 
 /// Every operation, freshly set up, in report order.
 pub fn all() -> Vec<Op> {
-    vec![x25519(), session_setup(), message_same_sender(), message_alternating(), aead_seal(), aead_open()]
+    vec![
+        x25519(),
+        x25519_public(),
+        session_setup(),
+        message_same_sender(),
+        message_alternating(),
+        aead_seal(),
+        aead_open(),
+    ]
 }
 
 /// A seeded RNG: the core is deterministic, so runs differ only in timing.
@@ -50,6 +58,20 @@ fn x25519() -> Op {
         bytes: None,
         run: Box::new(move || {
             black_box(kdf::x25519(black_box(&secret), black_box(&public)));
+        }),
+    }
+}
+
+/// One X25519 public-key computation (fixed-base) through `kdf::x25519_public`, which the ratchet
+/// performs for every message header as well as for every fresh key.
+fn x25519_public() -> Op {
+    let mut secret = [0u8; 32];
+    rng(7).fill_bytes(&mut secret);
+    Op {
+        name: "x25519_public",
+        bytes: None,
+        run: Box::new(move || {
+            black_box(kdf::x25519_public(black_box(&secret)));
         }),
     }
 }
