@@ -395,7 +395,6 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     fn samples() -> Vec<Frame> {
         let mailbox = MailboxId([9; 32]);
@@ -475,12 +474,13 @@ mod tests {
         assert_eq!(ErrorCode::RateLimited.to_u16(), 11);
     }
 
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 2000, rng_seed: proptest::test_runner::RngSeed::Fixed(0xd00d), ..ProptestConfig::default() })]
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, rng_seed: proptest::test_runner::RngSeed::Fixed(0xd00d), ..proptest::prelude::ProptestConfig::default() })]
         #[test]
-        fn decode_never_panics_and_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        fn decode_never_panics_and_round_trips(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
             if let Ok(frame) = Frame::decode(&bytes) {
-                prop_assert_eq!(frame.encode(), bytes);
+                proptest::prop_assert_eq!(frame.encode(), bytes);
             }
         }
     }

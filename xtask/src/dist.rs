@@ -28,9 +28,9 @@ pub fn build_web(root: &Path, tools: &WebTools) -> Result<PathBuf> {
 /// `--remap-path-prefix` for the checkout and cargo's registry, so two clones build the same bytes.
 fn remap_flags(root: &Path) -> String {
     let mut flags = format!("--remap-path-prefix={}=/doorless", root.display());
-    if let Some(home) = std::env::var_os("CARGO_HOME").or_else(|| {
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string())
-    }) {
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string()))
+    {
         flags.push_str(&format!(" --remap-path-prefix={}=/cargo", PathBuf::from(home).display()));
     }
     flags

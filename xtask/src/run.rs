@@ -12,7 +12,9 @@ use crate::{dist, tools};
 pub fn run(root: &Path, listen: &str, data_dir: &Path) -> Result<()> {
     let toolset = tools::ensure_web_tools(root)?;
     let dist = dist::build_web(root, &toolset)?;
-    tools::run(Command::new("cargo").args(["build", "--profile", "server", "-p", "relay"]).current_dir(root))?;
+    tools::run(
+        Command::new("cargo").args(["build", "--profile", "server", "-p", "relay"]).current_dir(root),
+    )?;
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
 
     let relay = root.join("target/server/relay");

@@ -124,7 +124,16 @@ pub fn test(root: &Path, no_browser: bool) -> Result<()> {
         suite(
             "clippy (native)",
             Counter::Check,
-            &mut cargo(&["clippy", "--workspace", "--exclude", "web", "--all-targets", "--", "-D", "warnings"]),
+            &mut cargo(&[
+                "clippy",
+                "--workspace",
+                "--exclude",
+                "web",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
         ),
         &mut total,
     );
@@ -160,7 +169,11 @@ pub fn test(root: &Path, no_browser: bool) -> Result<()> {
         ),
         &mut total,
     );
-    record("relay tests", suite("relay tests", Counter::Libtest, &mut cargo(&["test", "-p", "relay"])), &mut total);
+    record(
+        "relay tests",
+        suite("relay tests", Counter::Libtest, &mut cargo(&["test", "-p", "relay"])),
+        &mut total,
+    );
 
     if no_browser {
         eprintln!("\n--no-browser: the wasm-bindgen-test and Playwright suites were not run");

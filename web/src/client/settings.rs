@@ -27,7 +27,7 @@ pub fn default_relay_url() -> String {
 /// Sets the relay address; empty means the page's own. Returns false if it is not a ws(s) URL.
 pub fn set_relay_url(url: &str) -> bool {
     let url = url.trim();
-    if !url.is_empty() && !(url.starts_with("ws://") || url.starts_with("wss://")) {
+    if !(url.is_empty() || url.starts_with("ws://") || url.starts_with("wss://")) {
         return false;
     }
     if let Some(s) = storage() {

@@ -16,7 +16,7 @@ pub fn SettingsDialog() -> Html {
     let ctx = use_ctx();
     let shared = ctx.state.shared.clone();
     let name = use_state(|| shared.view.name.clone());
-    let relay = use_state(|| settings::relay_url());
+    let relay = use_state(settings::relay_url);
     let passphrase = use_state(String::new);
     let notifications = use_state(settings::notifications);
     let confirm_delete = use_state(|| false);

@@ -1,10 +1,112 @@
-//! The `web` benchmark group.
+//! The `web` benchmark group: transfer size of the app, first render and tab -> relay -> tab latency
+//! in headless Chromium, on the release build served by the real relay.
 
+use std::fmt::Write as _;
 use std::path::Path;
+use std::process::Command;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result};
 
-/// Runs the group and prints its figures.
-pub fn run(_root: &Path) -> Result<()> {
-    bail!("the web benchmark is not written yet")
+use crate::{dist, tools};
+
+/// Goals from the issue.
+const GOAL_BROTLI_KB: f64 = 200.0;
+const GOAL_FIRST_RENDER_MS: f64 = 250.0;
+const GOAL_P50_MS: f64 = 2.0;
+const GOAL_P99_MS: f64 = 5.0;
+
+/// Builds, measures, prints, and writes the Web section of BENCHMARKS.md.
+pub fn run(root: &Path) -> Result<()> {
+    let toolset = tools::ensure_web_tools(root)?;
+    tools::ensure_chromium()?;
+    let dist = dist::build_web(root, &toolset)?;
+    tools::run(Command::new("cargo").args(["build", "-p", "relay", "--profile", "server"]).current_dir(root))?;
+    tools::ensure_e2e_packages(root)?;
+
+    let sizes = transfer_sizes(&dist)?;
+    eprintln!("measuring first render and latency in Chromium (1,000 messages; a few minutes)");
+    let out = Command::new("node")
+        .current_dir(root.join("e2e"))
+        .arg("bench/web.mjs")
+        .env("DOORLESS_RELAY_BIN", root.join("target/server/relay"))
+        .env("DOORLESS_DIST", &dist)
+        .env("CHROMIUM", tools::CHROMIUM)
+        .output()
+        .context("running e2e/bench/web.mjs")?;
+    anyhow::ensure!(out.status.success(), "web bench failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout.lines().rev().find(|l| l.starts_with('{')).context("no result from the web bench")?;
+    let result: serde_json::Value = serde_json::from_str(json).context("parsing the web bench result")?;
+    let figure = |path: &[&str]| -> f64 {
+        path.iter().try_fold(&result, |v, key| v.get(key)).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN)
+    };
+    let render = figure(&["first_render_ms", "p50"]);
+    let (p50, p99, p999) =
+        (figure(&["latency_ms", "p50"]), figure(&["latency_ms", "p99"]), figure(&["latency_ms", "p999"]));
+
+    let met = |ok: bool| if ok { "yes" } else { "no" };
+    let mut section = String::new();
+    writeln!(section, "## Web app\n")?;
+    writeln!(
+        section,
+        "Command: `cargo xtask bench web` (release build from `cargo xtask dist`, relay built with \
+         `--profile server` and its default redb store, Debian Chromium headless on loopback). \
+         Latency is measured from the click on Send in tab A to the text appearing in tab B, \
+         through the whole app path: encrypt, save to IndexedDB, relay (durable fsync'd deposit), \
+         decrypt, save, render.\n"
+    )?;
+    writeln!(section, "| figure | value | goal | met |\n| --- | --- | --- | --- |")?;
+    writeln!(
+        section,
+        "| transfer size, brotli (wasm + js + css) | {:.1} KB | <= {GOAL_BROTLI_KB} KB | {} |",
+        sizes.brotli,
+        met(sizes.brotli <= GOAL_BROTLI_KB)
+    )?;
+    writeln!(section, "| transfer size, gzip | {:.1} KB | | |", sizes.gzip)?;
+    writeln!(section, "| uncompressed | {:.1} KB | | |", sizes.raw)?;
+    writeln!(
+        section,
+        "| first render, median of {} fresh loads | {render:.1} ms | <= {GOAL_FIRST_RENDER_MS} ms | {} |",
+        figure(&["first_render_ms", "loads"]),
+        met(render <= GOAL_FIRST_RENDER_MS)
+    )?;
+    writeln!(section, "| tab -> relay -> tab p50 | {p50:.1} ms | <= {GOAL_P50_MS} ms | {} |", met(p50 <= GOAL_P50_MS))?;
+    writeln!(section, "| tab -> relay -> tab p99 | {p99:.1} ms | <= {GOAL_P99_MS} ms | {} |", met(p99 <= GOAL_P99_MS))?;
+    writeln!(section, "| tab -> relay -> tab p99.9 | {p999:.1} ms | | |")?;
+    writeln!(section, "\nMachine: {} cores; load average at the end: {}.\n", nproc(), loadavg())?;
+    print!("{section}");
+    super::core::write_section(&root.join("BENCHMARKS.md"), "web", &section)
+}
+
+struct Sizes {
+    raw: f64,
+    gzip: f64,
+    brotli: f64,
+}
+
+fn transfer_sizes(dist: &Path) -> Result<Sizes> {
+    let mut sizes = Sizes { raw: 0.0, gzip: 0.0, brotli: 0.0 };
+    for entry in std::fs::read_dir(dist)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let counted = [".wasm", ".js", ".css"].iter().any(|ext| name.ends_with(ext));
+        if !counted {
+            continue;
+        }
+        let kb = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1000.0).unwrap_or(0.0);
+        sizes.raw += kb(&path);
+        sizes.gzip += kb(&path.with_file_name(format!("{name}.gz")));
+        sizes.brotli += kb(&path.with_file_name(format!("{name}.br")));
+    }
+    Ok(sizes)
+}
+
+fn nproc() -> usize {
+    std::thread::available_parallelism().map_or(0, usize::from)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
