@@ -86,6 +86,8 @@ struct SkippedKey {
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct State {
     dhs: [u8; 32],
+    /// `DHs`'s public key, derived once per ratchet key instead of on every message (not stored).
+    dhs_public: [u8; 32],
     dhr: Option<[u8; 32]>,
     rk: [u8; 32],
     cks: Option<[u8; 32]>,
@@ -118,6 +120,7 @@ impl State {
         let out = dh(&dhs, bob_ratchet)?;
         let (rk, cks, nhks) = kdf::root(sk, &out);
         Some(Self {
+            dhs_public: public_of(&dhs),
             dhs,
             dhr: Some(*bob_ratchet),
             rk: *rk,
@@ -144,6 +147,7 @@ impl State {
     ) -> Self {
         Self {
             dhs: *bob_ratchet_secret,
+            dhs_public: public_of(bob_ratchet_secret),
             dhr: None,
             rk: *sk,
             cks: None,
@@ -175,6 +179,7 @@ impl State {
             let out = dh(&fresh, &dhr).ok_or(SessionError::CannotSend)?;
             let (rk, cks, nhks) = kdf::root(&self.rk, &out);
             self.dhs = *fresh;
+            self.dhs_public = public_of(&self.dhs);
             self.rk = *rk;
             self.cks = Some(*cks);
             self.nhks = *nhks;
@@ -187,7 +192,7 @@ impl State {
             return Err(SessionError::ChainExhausted);
         }
         let (next_ck, mk) = kdf::chain(cks);
-        let header = Header { dh: public_of(&self.dhs), pn: self.pn, n: self.ns };
+        let header = Header { dh: self.dhs_public, pn: self.pn, n: self.ns };
         let mut header_nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut header_nonce);
         let prefix = [ENVELOPE_VERSION, KIND_MESSAGE];
@@ -366,6 +371,7 @@ impl State {
         }
         let [dhr, cks, ckr, hks, hkr] = opts;
         let mut state = Self {
+            dhs_public: public_of(&dhs),
             dhs,
             dhr,
             rk: r.array()?,
