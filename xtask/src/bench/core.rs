@@ -149,7 +149,7 @@ pub fn run(root: &Path) -> Result<()> {
 
     let section = report(&figures, &environment(root, &toolset.path, load_before, load_average())?)?;
     println!("\n{section}");
-    write_section(&root.join("BENCHMARKS.md"), "core", &section)
+    super::write_section(&root.join("BENCHMARKS.md"), "core", &section)
 }
 
 /// Pools the rounds: one sample set per variant and op.
@@ -265,24 +265,8 @@ fn load_average() -> String {
 
 /// Date, machine and tool versions, as markdown list items.
 fn environment(root: &Path, path: &OsString, load_before: String, load_after: String) -> Result<String> {
-    let first_line = |program: &str, args: &[&str]| -> String {
-        Command::new(program)
-            .args(args)
-            .env("PATH", path)
-            .stderr(Stdio::null())
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(|l| l.trim().to_owned()))
-            .unwrap_or_else(|| "unknown".to_owned())
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
+    let first_line = |program: &str, args: &[&str]| super::first_line(program, args, Some(path));
+    let cpu = super::cpu_model();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mut s = String::new();
     writeln!(s, "- Command: `{COMMAND}` (from the repository root)")?;
@@ -408,30 +392,4 @@ fn report(f: &Figures, environment: &str) -> Result<String> {
          fixed-base scalar multiplication per message."
     )?;
     Ok(s)
-}
-
-/// Replaces one group's section of BENCHMARKS.md, between `<!-- {group}:begin -->` and
-/// `<!-- {group}:end -->`, leaving the other sections alone; appends it when absent and creates the
-/// file when missing. Meant for every group (the obvious home is `bench/mod.rs`).
-pub(super) fn write_section(path: &Path, group: &str, section: &str) -> Result<()> {
-    let (begin, end) = (format!("<!-- {group}:begin -->"), format!("<!-- {group}:end -->"));
-    let block = format!("{begin}\n{section}{end}\n");
-    let old = match std::fs::read_to_string(path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            "# Benchmarks\n\nFigures measured by `cargo xtask bench [core|relay|web]` on the project's kind of \
-             machine. Each section is rewritten by its own group.\n"
-                .to_owned()
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let new = match (old.find(&begin), old.find(&end)) {
-        (Some(b), Some(e)) if b < e => {
-            format!("{}{block}{}", &old[..b], old[e + end.len()..].trim_start_matches('\n'))
-        }
-        _ => format!("{}\n{block}", old.trim_end_matches('\n').to_owned() + "\n"),
-    };
-    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote the {group} section of {}", path.display());
-    Ok(())
 }

@@ -17,8 +17,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::tools;
 
-const BEGIN: &str = "<!-- relay:begin -->";
-const END: &str = "<!-- relay:end -->";
 const COMMAND: &str = "cargo xtask bench relay";
 /// Runs of every load on every target; the table shows medians.
 const REPEATS: usize = 3;
@@ -344,7 +342,7 @@ pub fn run(root: &Path) -> Result<()> {
     let idle_limit = Limit { wanted: IDLE_CONNECTIONS, tried: idle_connections, nofile };
     let section = report(root, &max, &half, &idle, &idle_limit, &load_before, &load_after)?;
     println!("{section}");
-    write_section(&root.join("BENCHMARKS.md"), &section)
+    super::write_section(&root.join("BENCHMARKS.md"), "relay", &section)
 }
 
 /// Builds the relay (speed profile), the load generator, and installs the Node relay's packages.
@@ -558,23 +556,8 @@ fn report(
 }
 
 fn environment(root: &Path, load_before: &str, load_after: &str) -> Result<String> {
-    let first_line = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .stderr(Stdio::null())
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(|l| l.trim().to_owned()))
-            .unwrap_or_else(|| "unknown".to_owned())
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
+    let first_line = |program: &str, args: &[&str]| super::first_line(program, args, None);
+    let cpu = super::cpu_model();
     let ws_version = std::fs::read_to_string(root.join("bench/node-relay/node_modules/ws/package.json"))
         .ok()
         .and_then(|s| {
@@ -610,27 +593,4 @@ fn environment(root: &Path, load_before: &str, load_after: &str) -> Result<Strin
         first_line("node", &["--version"]),
     )?;
     Ok(s)
-}
-
-/// Replaces the Relay section of BENCHMARKS.md between the markers, leaving other sections alone.
-fn write_section(path: &Path, section: &str) -> Result<()> {
-    let block = format!("{BEGIN}\n{section}{END}\n");
-    let old = match std::fs::read_to_string(path) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            "# Benchmarks\n\nFigures measured by `cargo xtask bench [core|relay|web]` on the project's kind of \
-             machine. Each section is rewritten by its own group.\n"
-                .to_owned()
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(b), Some(e)) if b < e => {
-            format!("{}{block}{}", &old[..b], old[e + END.len()..].trim_start_matches('\n'))
-        }
-        _ => format!("{}\n{block}", old.trim_end_matches('\n').to_owned() + "\n"),
-    };
-    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote the Relay section of {}", path.display());
-    Ok(())
 }

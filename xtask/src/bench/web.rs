@@ -88,7 +88,7 @@ pub fn run(root: &Path) -> Result<()> {
     writeln!(section, "| tab -> relay -> tab p99.9 | {p999:.1} ms | | |")?;
     writeln!(section, "\nMachine: {} cores; load average at the end: {}.\n", nproc(), loadavg())?;
     print!("{section}");
-    super::core::write_section(&root.join("BENCHMARKS.md"), "web", &section)
+    super::write_section(&root.join("BENCHMARKS.md"), "web", &section)
 }
 
 struct Sizes {
