@@ -1,0 +1,443 @@
+//! A hostile relay between engines. It follows the frame protocol (challenge, subscribe proof,
+//! durable-ack deposit, sequenced delivery) but can hold back what it should deliver and then
+//! tamper with it: flip bits, truncate, replay, reorder, drop, duplicate, deliver into the wrong
+//! mailbox, or corrupt the initial handshake message. Each test checks what the clients do and that
+//! the conversation still works afterwards. Key substitution at the (out-of-band) invite is shown to
+//! be visible in the safety numbers and, for a verified contact, to block sending.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use client_wasm::core::{INITIAL_ENVELOPE_SIZES, MESSAGE_ENVELOPE_SIZES};
+use client_wasm::engine::{ContactId, Engine, EngineError, Event};
+use doorless_frames::{Frame, MailboxId, verify_subscribe_proof};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const NOW: u64 = 1_750_000_000;
+
+/// A delivery the relay kept back instead of passing on.
+#[derive(Clone, Debug)]
+struct Held {
+    to: usize,
+    mailbox: MailboxId,
+    seq: u64,
+    payload: Vec<u8>,
+}
+
+/// The relay: honest bookkeeping, but deliveries to connections in `hold` are captured in `held`.
+#[derive(Default)]
+struct HostileRelay {
+    stored: BTreeMap<MailboxId, Vec<(u64, Vec<u8>)>>,
+    next_seq: HashMap<MailboxId, u64>,
+    subscribers: HashMap<MailboxId, usize>,
+    challenges: HashMap<usize, [u8; 32]>,
+    hold: HashSet<usize>,
+    held: Vec<Held>,
+}
+
+impl HostileRelay {
+    fn deliver(
+        &mut self,
+        out: &mut Vec<(usize, Frame)>,
+        to: usize,
+        mailbox: MailboxId,
+        seq: u64,
+        p: Vec<u8>,
+    ) {
+        if self.hold.contains(&to) {
+            self.held.push(Held { to, mailbox, seq, payload: p });
+        } else {
+            out.push((to, Frame::Deliver { mailbox, seq, payload: p }));
+        }
+    }
+
+    fn handle(&mut self, conn: usize, frame: Frame) -> Vec<(usize, Frame)> {
+        let mut out = Vec::new();
+        match frame {
+            Frame::Hello => {
+                let challenge = [conn as u8 + 7; 32];
+                self.challenges.insert(conn, challenge);
+                out.push((conn, Frame::Challenge { challenge, max_frame_len: 262_144 }));
+            }
+            Frame::Subscribe { request, public_key, signature } => {
+                let mailbox = verify_subscribe_proof(&self.challenges[&conn], &public_key, &signature)
+                    .expect("engines sign valid proofs");
+                self.subscribers.insert(mailbox, conn);
+                out.push((conn, Frame::Subscribed { request, mailbox }));
+                for (seq, payload) in self.stored.get(&mailbox).cloned().unwrap_or_default() {
+                    self.deliver(&mut out, conn, mailbox, seq, payload);
+                }
+            }
+            Frame::Deposit { request, mailbox, payload } => {
+                assert!(
+                    MESSAGE_ENVELOPE_SIZES.contains(&payload.len())
+                        || INITIAL_ENVELOPE_SIZES.contains(&payload.len()),
+                    "every deposit is padded to an envelope size, got {}",
+                    payload.len()
+                );
+                let seq = self.next_seq.entry(mailbox).or_insert(0);
+                *seq += 1;
+                let seq = *seq;
+                self.stored.entry(mailbox).or_default().push((seq, payload.clone()));
+                out.push((conn, Frame::Deposited { request }));
+                if let Some(&owner) = self.subscribers.get(&mailbox) {
+                    self.deliver(&mut out, owner, mailbox, seq, payload);
+                }
+            }
+            Frame::Ack { mailbox, seq } => {
+                if let Some(blobs) = self.stored.get_mut(&mailbox) {
+                    blobs.retain(|(s, _)| *s > seq);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+struct World {
+    relay: HostileRelay,
+    engines: Vec<Engine>,
+    rng: ChaCha20Rng,
+    events: Vec<Vec<Event>>,
+}
+
+impl World {
+    fn new(names: &[&str]) -> Self {
+        let mut rng = ChaCha20Rng::from_seed([7; 32]);
+        let engines: Vec<Engine> = names.iter().map(|n| Engine::new(n, &mut rng)).collect();
+        let n = engines.len();
+        let mut world = Self { relay: HostileRelay::default(), engines, rng, events: vec![vec![]; n] };
+        for i in 0..n {
+            world.engines[i].on_connected();
+        }
+        world.pump();
+        world
+    }
+
+    /// Moves frames until nothing is in flight.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.engines.len() {
+                for frame in self.engines[i].take_frames() {
+                    moved = true;
+                    for (to, reply) in self.relay.handle(i, frame) {
+                        let events = self.engines[to].on_frame(reply, NOW, &mut self.rng);
+                        self.events[to].extend(events);
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    /// The relay hands `to` a blob of its choosing; returns the events it caused (then pumps, so
+    /// acknowledgements and receipts flow).
+    fn deliver(&mut self, to: usize, mailbox: MailboxId, seq: u64, payload: Vec<u8>) -> Vec<Event> {
+        let events = self.engines[to].on_frame(Frame::Deliver { mailbox, seq, payload }, NOW, &mut self.rng);
+        self.events[to].extend(events.clone());
+        self.pump();
+        events
+    }
+
+    fn deliver_held(&mut self, h: &Held) -> Vec<Event> {
+        self.deliver(h.to, h.mailbox, h.seq, h.payload.clone())
+    }
+
+    /// `from` sends `text` to `contact`; the relay keeps it back and returns it.
+    fn send_held(&mut self, from: usize, contact: ContactId, text: &str, to: usize) -> Held {
+        self.relay.hold.insert(to);
+        self.engines[from].send_text(contact, text, NOW, &mut self.rng).unwrap();
+        self.pump();
+        self.relay.hold.remove(&to);
+        assert_eq!(self.relay.held.len(), 1, "exactly the one message was held");
+        self.relay.held.pop().unwrap()
+    }
+
+    fn texts(&self, i: usize, contact: ContactId) -> Vec<String> {
+        self.engines[i].contact(contact).unwrap().messages.iter().map(|m| m.text.clone()).collect()
+    }
+
+    fn count_received(&self, i: usize) -> usize {
+        self.engines[i].contacts().map(|c| c.messages.iter().filter(|m| !m.outgoing).count()).sum()
+    }
+}
+
+/// `inviter` invites `joiner`; returns (joiner's id at the inviter, inviter's id at the joiner).
+fn invite(w: &mut World, inviter: usize, joiner: usize) -> (ContactId, ContactId) {
+    let before: HashSet<ContactId> = w.engines[inviter].contacts().map(|c| c.id).collect();
+    let link = w.engines[inviter].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let at_joiner = w.engines[joiner].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let at_inviter = w.engines[inviter].contacts().map(|c| c.id).find(|id| !before.contains(id)).unwrap();
+    (at_inviter, at_joiner)
+}
+
+/// Alice (0) and Bob (1) talking; returns (Bob at Alice, Alice at Bob).
+fn pair() -> (World, ContactId, ContactId) {
+    let mut w = World::new(&["Alice", "Bob"]);
+    let (bob, alice) = invite(&mut w, 0, 1);
+    (w, bob, alice)
+}
+
+/// Bob sends an honest message after an attack: it must arrive and show.
+fn still_works(w: &mut World, bob: ContactId, alice: ContactId, text: &str) {
+    w.engines[1].send_text(alice, text, NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, bob).last().map(String::as_str), Some(text));
+    w.engines[0].send_text(bob, &format!("re: {text}"), NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(1, alice).last().cloned(), Some(format!("re: {text}")));
+}
+
+fn flip(payload: &[u8], pos: usize, bit: usize) -> Vec<u8> {
+    let mut p = payload.to_vec();
+    p[pos] ^= 1 << (bit % 8);
+    p
+}
+
+#[test]
+fn a_flipped_bit_anywhere_in_a_message_is_undecryptable_and_harmless() {
+    let (mut w, bob, alice) = pair();
+    w.engines[1].send_text(alice, "first", NOW, &mut w.rng).unwrap();
+    w.pump();
+    let h = w.send_held(1, alice, "the real second", 0);
+    assert_eq!(h.payload.len(), MESSAGE_ENVELOPE_SIZES[0]);
+    // Every byte: version/kind (0..2), header nonce (2..14), encrypted header (14..54) and its tag
+    // (54..70), body (70..326) and body tag (326..342).
+    for pos in 0..h.payload.len() {
+        let events = w.deliver(0, h.mailbox, h.seq, flip(&h.payload, pos, pos));
+        assert_eq!(events, [Event::Undecryptable], "bit flipped at byte {pos}");
+        assert_eq!(w.texts(0, bob), ["first"], "no message from a flip at byte {pos}");
+    }
+    assert_eq!(w.engines[0].undecryptable() as usize, h.payload.len());
+    // None of it touched the session: the original still decrypts, and so do later messages.
+    let events = w.deliver_held(&h);
+    assert!(events.contains(&Event::MessageReceived(bob)));
+    assert!(!events.contains(&Event::Gap(bob)));
+    assert_eq!(w.texts(0, bob), ["first", "the real second"]);
+    still_works(&mut w, bob, alice, "after the flips");
+    assert_eq!(w.engines[0].undecryptable() as usize, h.payload.len());
+}
+
+#[test]
+fn a_truncated_message_is_undecryptable_and_harmless() {
+    let (mut w, bob, alice) = pair();
+    // Long enough for the second bucket, so a cut to the first bucket's size has a valid length.
+    let long = "x".repeat(600);
+    let h = w.send_held(1, alice, &long, 0);
+    assert_eq!(h.payload.len(), MESSAGE_ENVELOPE_SIZES[1]);
+    let cuts = [0, 1, 2, 14, 70, MESSAGE_ENVELOPE_SIZES[0], h.payload.len() - 16, h.payload.len() - 1];
+    for (n, cut) in cuts.into_iter().enumerate() {
+        let events = w.deliver(0, h.mailbox, h.seq, h.payload[..cut].to_vec());
+        assert_eq!(events, [Event::Undecryptable], "cut to {cut}");
+        assert_eq!(w.engines[0].undecryptable() as usize, n + 1);
+        assert!(w.texts(0, bob).is_empty());
+    }
+    // Extending is no better than cutting.
+    let mut longer = h.payload.clone();
+    longer.extend_from_slice(&[0; 7]);
+    assert_eq!(w.deliver(0, h.mailbox, h.seq, longer), [Event::Undecryptable]);
+    w.deliver_held(&h);
+    assert_eq!(w.texts(0, bob), [long]);
+    still_works(&mut w, bob, alice, "after the cuts");
+}
+
+#[test]
+fn a_replayed_blob_under_a_new_seq_is_rejected() {
+    let (mut w, bob, alice) = pair();
+    let h = w.send_held(1, alice, "pay Mallory 10", 0);
+    w.deliver_held(&h);
+    assert_eq!(w.texts(0, bob), ["pay Mallory 10"]);
+    // The relay delivers the same blob again, as if it were new.
+    let events = w.deliver(0, h.mailbox, h.seq + 100, h.payload.clone());
+    assert_eq!(events, [Event::Undecryptable]);
+    assert_eq!(w.texts(0, bob), ["pay Mallory 10"]);
+    // And again after the conversation moved on (new ratchet steps on both sides).
+    still_works(&mut w, bob, alice, "moved on");
+    let events = w.deliver(0, h.mailbox, h.seq + 200, h.payload.clone());
+    assert_eq!(events, [Event::Undecryptable]);
+    assert_eq!(w.texts(0, bob), ["pay Mallory 10", "moved on", "re: moved on"]);
+    assert_eq!(w.engines[0].undecryptable(), 2);
+    still_works(&mut w, bob, alice, "still fine");
+}
+
+#[test]
+fn reordered_messages_both_decrypt_and_show_once_in_arrival_order() {
+    let (mut w, bob, alice) = pair();
+    let m1 = w.send_held(1, alice, "m1", 0);
+    let m2 = w.send_held(1, alice, "m2", 0);
+    let events = w.deliver_held(&m2);
+    assert!(events.contains(&Event::MessageReceived(bob)));
+    assert_eq!(w.engines[0].contact(bob).unwrap().missing(), 1);
+    let events = w.deliver_held(&m1);
+    assert!(events.contains(&Event::MessageReceived(bob)));
+    assert_eq!(w.engines[0].contact(bob).unwrap().missing(), 0);
+    assert_eq!(w.texts(0, bob), ["m2", "m1"]);
+    assert_eq!(w.engines[0].undecryptable(), 0);
+    still_works(&mut w, bob, alice, "m3");
+    assert_eq!(w.texts(0, bob), ["m2", "m1", "m3", "re: m3"]);
+}
+
+#[test]
+fn a_dropped_message_is_a_gap_until_delivered_late() {
+    let (mut w, bob, alice) = pair();
+    let m1 = w.send_held(1, alice, "m1", 0);
+    let m2 = w.send_held(1, alice, "m2", 0);
+    let events = w.deliver_held(&m2);
+    assert!(events.contains(&Event::Gap(bob)));
+    assert_eq!(w.engines[0].contact(bob).unwrap().missing(), 1);
+    assert_eq!(w.texts(0, bob), ["m2"]);
+    // The gap survives an honest message in between.
+    still_works(&mut w, bob, alice, "m3");
+    assert_eq!(w.engines[0].contact(bob).unwrap().missing(), 1);
+    // Delivered late, m1 fills it.
+    let events = w.deliver_held(&m1);
+    assert!(events.contains(&Event::MessageReceived(bob)));
+    assert_eq!(w.engines[0].contact(bob).unwrap().missing(), 0);
+    assert_eq!(w.texts(0, bob), ["m2", "m3", "re: m3", "m1"]);
+    still_works(&mut w, bob, alice, "m4");
+}
+
+#[test]
+fn a_duplicated_delivery_shows_once() {
+    let (mut w, bob, alice) = pair();
+    let h = w.send_held(1, alice, "once only", 0);
+    let first = w.deliver_held(&h);
+    assert!(first.contains(&Event::MessageReceived(bob)));
+    let second = w.deliver_held(&h);
+    assert!(!second.contains(&Event::MessageReceived(bob)));
+    // The message key is gone after the first delivery: the copy cannot even be opened.
+    assert_eq!(second, [Event::Undecryptable]);
+    assert_eq!(w.texts(0, bob), ["once only"]);
+    assert_eq!(w.engines[0].contact(bob).unwrap().unread, 1);
+    still_works(&mut w, bob, alice, "next");
+    assert_eq!(w.texts(0, bob), ["once only", "next", "re: next"]);
+}
+
+#[test]
+fn a_blob_put_into_another_contacts_mailbox_is_undecryptable() {
+    let mut w = World::new(&["Alice", "Bob", "Carol"]);
+    let (bob, alice) = invite(&mut w, 0, 1);
+    let (carol, alice_at_carol) = invite(&mut w, 0, 2);
+    // Learn Alice's mailbox for Carol from a message Carol deposits there.
+    let from_carol = w.send_held(2, alice_at_carol, "hi from Carol", 0);
+    w.deliver_held(&from_carol);
+    let carol_box = from_carol.mailbox;
+
+    let h = w.send_held(1, alice, "for Alice, from Bob", 0);
+    assert_ne!(h.mailbox, carol_box);
+    let events = w.deliver(0, carol_box, 50, h.payload.clone());
+    assert_eq!(events, [Event::Undecryptable]);
+    assert_eq!(w.texts(0, carol), ["hi from Carol"]);
+    assert!(w.texts(0, bob).is_empty());
+    // A mailbox Alice does not have at all.
+    let events = w.deliver(0, MailboxId([0xee; 32]), 1, h.payload.clone());
+    assert_eq!(events, [Event::Undecryptable]);
+    assert_eq!(w.engines[0].undecryptable(), 2);
+
+    // Both conversations are intact.
+    w.deliver_held(&h);
+    assert_eq!(w.texts(0, bob), ["for Alice, from Bob"]);
+    still_works(&mut w, bob, alice, "Bob again");
+    w.engines[2].send_text(alice_at_carol, "Carol again", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, carol), ["hi from Carol", "Carol again"]);
+}
+
+#[test]
+fn a_man_in_the_middle_at_the_invite_shows_in_the_safety_numbers() {
+    // An honest pair: both sides compute the same number.
+    let (w, bob, alice) = pair();
+    let honest_a = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    assert_eq!(honest_a, w.engines[1].contact(alice).unwrap().safety_number().digits());
+
+    // Now the out-of-band channel is Mallory's: she answers Alice's invite posing as "Bob", and
+    // gives Bob an invite of her own posing as "Alice".
+    let mut w = World::new(&["Alice", "Bob", "Alice", "Bob"]);
+    let (fake_bob, _) = invite(&mut w, 0, 3);
+    let (_, fake_alice) = invite(&mut w, 2, 1);
+    let at_alice = w.engines[0].contact(fake_bob).unwrap();
+    let at_bob = w.engines[1].contact(fake_alice).unwrap();
+    // The names are only claims: both look right.
+    assert_eq!(at_alice.name, "Bob");
+    assert_eq!(at_bob.name, "Alice");
+    // The safety numbers do not match, which is what comparing them catches.
+    assert_ne!(at_alice.safety_number().digits(), at_bob.safety_number().digits());
+    assert_ne!(at_alice.safety_number().digits(), honest_a);
+}
+
+#[test]
+fn a_verified_contact_whose_key_is_substituted_blocks_sending() {
+    let mut w = World::new(&["Alice", "Bob", "Mallory"]);
+    let (bob, alice) = invite(&mut w, 0, 1);
+    let number = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    assert_eq!(number, w.engines[1].contact(alice).unwrap().safety_number().digits());
+    w.engines[0].mark_verified(bob).unwrap();
+
+    // Alice re-invites Bob; the link is intercepted and answered by Mallory (posing as "Bob").
+    w.engines[2].set_name("Bob", NOW, &mut w.rng).unwrap();
+    let link = w.engines[0].create_invite(Some(bob), NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.engines[2].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+
+    assert!(w.events[0].contains(&Event::SafetyNumberChanged(bob)));
+    let contact = w.engines[0].contact(bob).unwrap();
+    assert!(contact.blocked && !contact.verified);
+    assert_ne!(contact.safety_number().digits(), number);
+    assert!(matches!(
+        w.engines[0].send_text(bob, "the launch code is 0000", NOW, &mut w.rng),
+        Err(EngineError::SafetyNumberChanged)
+    ));
+    w.pump();
+    assert_eq!(w.count_received(2), 0, "Mallory got nothing");
+}
+
+#[test]
+fn a_tampered_initial_message_adds_no_contact() {
+    let mut w = World::new(&["Alice", "Bob"]);
+    // Offsets in the initial message: kind 0..2, EK_A_pub 2..34, KEM ciphertext 34..1122, sealed
+    // identity 1122..1251 and its tag 1251..1267, then the first ratchet message (1267..).
+    let positions = [1, 2, 33, 34, 600, 1121, 1122, 1200, 1266, 1267, 1290, 1400, 1600];
+    for (n, pos) in positions.into_iter().enumerate() {
+        // A fresh invite each time: an invite's secrets are consumed by its first answer.
+        let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+        w.pump();
+        w.relay.hold.insert(0);
+        w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+        w.pump();
+        w.relay.hold.remove(&0);
+        let h = w.relay.held.pop().unwrap();
+        assert!(w.relay.held.is_empty());
+        assert_eq!(h.payload.len(), INITIAL_ENVELOPE_SIZES[0]);
+        let events = w.deliver(0, h.mailbox, h.seq, flip(&h.payload, pos, n));
+        assert_eq!(events, [Event::Undecryptable], "byte {pos} flipped");
+        assert_eq!(w.engines[0].contacts().count(), 0, "no contact from a flip at byte {pos}");
+        // The honest blob, delivered afterwards, finds the invite used up.
+        assert_eq!(w.deliver_held(&h), [Event::Undecryptable]);
+        assert_eq!(w.engines[0].contacts().count(), 0);
+    }
+    assert_eq!(w.engines[0].undecryptable() as usize, 2 * positions.len());
+    // Truncated: the same.
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.relay.hold.insert(0);
+    w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.relay.hold.remove(&0);
+    let h = w.relay.held.pop().unwrap();
+    let cut = h.payload[..h.payload.len() - 1].to_vec();
+    assert_eq!(w.deliver(0, h.mailbox, h.seq, cut), [Event::Undecryptable]);
+    assert_eq!(w.engines[0].contacts().count(), 0);
+
+    // Alice's engine is unharmed: an untouched handshake works, and so does the conversation.
+    let (bob, alice) = invite(&mut w, 0, 1);
+    assert_eq!(w.engines[0].contacts().count(), 1);
+    assert!(w.events[0].contains(&Event::ContactAdded(bob)));
+    still_works(&mut w, bob, alice, "hello after all that");
+}
