@@ -1,139 +1,15 @@
 //! The engine end to end, natively: two profiles talking through a minimal in-test relay that
 //! follows the frame protocol (challenge, subscribe proof, durable-ack deposit, ordered delivery).
 
-use std::collections::{BTreeMap, HashMap};
+#[path = "common/relay.rs"]
+mod relay;
 
 use client_wasm::engine::{ContactId, Delivery, Engine, EngineError, Event};
-use doorless_frames::{Frame, MailboxId, verify_subscribe_proof};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
-
-const NOW: u64 = 1_750_000_000;
-
-/// A relay in memory: one connection per engine index.
-#[derive(Default)]
-struct FakeRelay {
-    stored: BTreeMap<MailboxId, Vec<(u64, Vec<u8>)>>,
-    next_seq: HashMap<MailboxId, u64>,
-    subscribers: HashMap<MailboxId, usize>,
-    challenges: HashMap<usize, [u8; 32]>,
-}
-
-impl FakeRelay {
-    /// Handles one frame from connection `conn`; returns frames for each connection.
-    fn handle(&mut self, conn: usize, frame: Frame) -> Vec<(usize, Frame)> {
-        let mut out = Vec::new();
-        match frame {
-            Frame::Hello => {
-                let challenge = [conn as u8 + 1; 32];
-                self.challenges.insert(conn, challenge);
-                out.push((conn, Frame::Challenge { challenge, max_frame_len: 262_144 }));
-            }
-            Frame::Subscribe { request, public_key, signature } => {
-                let mailbox = verify_subscribe_proof(&self.challenges[&conn], &public_key, &signature)
-                    .expect("engines sign valid proofs");
-                self.subscribers.insert(mailbox, conn);
-                out.push((conn, Frame::Subscribed { request, mailbox }));
-                for (seq, payload) in self.stored.get(&mailbox).cloned().unwrap_or_default() {
-                    out.push((conn, Frame::Deliver { mailbox, seq, payload }));
-                }
-            }
-            Frame::Deposit { request, mailbox, payload } => {
-                let seq = self.next_seq.entry(mailbox).or_insert(0);
-                *seq += 1;
-                let seq = *seq;
-                self.stored.entry(mailbox).or_default().push((seq, payload.clone()));
-                out.push((conn, Frame::Deposited { request }));
-                if let Some(&owner) = self.subscribers.get(&mailbox) {
-                    out.push((owner, Frame::Deliver { mailbox, seq, payload }));
-                }
-            }
-            Frame::Ack { mailbox, seq } => {
-                if let Some(blobs) = self.stored.get_mut(&mailbox) {
-                    blobs.retain(|(s, _)| *s > seq);
-                }
-            }
-            _ => {}
-        }
-        out
-    }
-}
-
-struct World {
-    relay: FakeRelay,
-    engines: Vec<Engine>,
-    online: Vec<bool>,
-    rng: ChaCha20Rng,
-    events: Vec<Vec<Event>>,
-}
-
-impl World {
-    fn new(names: &[&str]) -> Self {
-        let mut rng = ChaCha20Rng::from_seed([42; 32]);
-        let engines: Vec<Engine> = names.iter().map(|n| Engine::new(n, &mut rng)).collect();
-        let n = engines.len();
-        let mut world = Self {
-            relay: FakeRelay::default(),
-            engines,
-            online: vec![false; n],
-            rng,
-            events: vec![vec![]; n],
-        };
-        for i in 0..n {
-            world.connect(i);
-        }
-        world
-    }
-
-    fn connect(&mut self, i: usize) {
-        self.online[i] = true;
-        self.engines[i].on_connected();
-        self.pump();
-    }
-
-    fn disconnect(&mut self, i: usize) {
-        self.online[i] = false;
-        self.relay.subscribers.retain(|_, c| *c != i);
-        self.engines[i].on_disconnected();
-    }
-
-    /// Moves frames until nothing is in flight.
-    fn pump(&mut self) {
-        loop {
-            let mut moved = false;
-            for i in 0..self.engines.len() {
-                if !self.online[i] {
-                    continue;
-                }
-                for frame in self.engines[i].take_frames() {
-                    moved = true;
-                    for (to, reply) in self.relay.handle(i, frame) {
-                        if self.online[to] {
-                            let events = self.engines[to].on_frame(reply, NOW, &mut self.rng);
-                            self.events[to].extend(events);
-                        }
-                    }
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-    }
-
-    fn texts(&self, i: usize, contact: ContactId) -> Vec<String> {
-        self.engines[i].contact(contact).unwrap().messages.iter().map(|m| m.text.clone()).collect()
-    }
-}
+use doorless_frames::Frame;
+use relay::{NOW, World};
 
 fn pair() -> (World, ContactId, ContactId) {
-    let mut w = World::new(&["Alice", "Bob"]);
-    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
-    w.pump();
-    let alice_at_bob = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
-    w.pump();
-    let bob_at_alice = w.engines[0].contacts().next().expect("Alice has Bob").id;
-    (w, bob_at_alice, alice_at_bob)
+    relay::pair(42)
 }
 
 #[test]
@@ -185,7 +61,7 @@ fn messages_written_offline_go_out_on_reconnect() {
 
 #[test]
 fn an_invite_works_once() {
-    let mut w = World::new(&["Alice", "Bob", "Mallory"]);
+    let mut w = World::new(&["Alice", "Bob", "Mallory"], 42);
     let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
     w.pump();
     w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
@@ -199,7 +75,7 @@ fn an_invite_works_once() {
 
 #[test]
 fn bad_invites_are_refused_with_clear_errors() {
-    let mut w = World::new(&["Alice", "Bob"]);
+    let mut w = World::new(&["Alice", "Bob"], 42);
     let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
     assert!(matches!(
         w.engines[1].accept_invite("not an invite", NOW, &mut w.rng),
@@ -224,7 +100,11 @@ fn a_tampered_blob_is_dropped_and_the_conversation_goes_on() {
     let (mut w, bob, alice) = pair();
     // Mallory knows Alice's mailbox for Bob (the relay does) and deposits garbage there.
     let target = *w.relay.subscribers.iter().find(|(_, c)| **c == 0).map(|(m, _)| m).unwrap();
-    let forged = Frame::Deposit { request: 9, mailbox: target, payload: vec![0x5a; 300] };
+    let forged = Frame::Deposit {
+        request: 9,
+        mailbox: target,
+        payload: vec![0x5a; client_wasm::core::MESSAGE_ENVELOPE_SIZES[0]],
+    };
     for (to, reply) in w.relay.handle(1, forged) {
         let events = w.engines[to].on_frame(reply, NOW, &mut w.rng);
         w.events[to].extend(events);

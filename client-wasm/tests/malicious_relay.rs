@@ -5,183 +5,16 @@
 //! the conversation still works afterwards. Key substitution at the (out-of-band) invite is shown to
 //! be visible in the safety numbers and, for a verified contact, to block sending.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+#[path = "common/relay.rs"]
+mod relay;
 
 use client_wasm::core::{INITIAL_ENVELOPE_SIZES, MESSAGE_ENVELOPE_SIZES};
-use client_wasm::engine::{ContactId, Engine, EngineError, Event};
-use doorless_frames::{Frame, MailboxId, verify_subscribe_proof};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use client_wasm::engine::{ContactId, EngineError, Event};
+use doorless_frames::MailboxId;
+use relay::{NOW, World, invite};
 
-const NOW: u64 = 1_750_000_000;
-
-/// A delivery the relay kept back instead of passing on.
-#[derive(Clone, Debug)]
-struct Held {
-    to: usize,
-    mailbox: MailboxId,
-    seq: u64,
-    payload: Vec<u8>,
-}
-
-/// The relay: honest bookkeeping, but deliveries to connections in `hold` are captured in `held`.
-#[derive(Default)]
-struct HostileRelay {
-    stored: BTreeMap<MailboxId, Vec<(u64, Vec<u8>)>>,
-    next_seq: HashMap<MailboxId, u64>,
-    subscribers: HashMap<MailboxId, usize>,
-    challenges: HashMap<usize, [u8; 32]>,
-    hold: HashSet<usize>,
-    held: Vec<Held>,
-}
-
-impl HostileRelay {
-    fn deliver(
-        &mut self,
-        out: &mut Vec<(usize, Frame)>,
-        to: usize,
-        mailbox: MailboxId,
-        seq: u64,
-        p: Vec<u8>,
-    ) {
-        if self.hold.contains(&to) {
-            self.held.push(Held { to, mailbox, seq, payload: p });
-        } else {
-            out.push((to, Frame::Deliver { mailbox, seq, payload: p }));
-        }
-    }
-
-    fn handle(&mut self, conn: usize, frame: Frame) -> Vec<(usize, Frame)> {
-        let mut out = Vec::new();
-        match frame {
-            Frame::Hello => {
-                let challenge = [conn as u8 + 7; 32];
-                self.challenges.insert(conn, challenge);
-                out.push((conn, Frame::Challenge { challenge, max_frame_len: 262_144 }));
-            }
-            Frame::Subscribe { request, public_key, signature } => {
-                let mailbox = verify_subscribe_proof(&self.challenges[&conn], &public_key, &signature)
-                    .expect("engines sign valid proofs");
-                self.subscribers.insert(mailbox, conn);
-                out.push((conn, Frame::Subscribed { request, mailbox }));
-                for (seq, payload) in self.stored.get(&mailbox).cloned().unwrap_or_default() {
-                    self.deliver(&mut out, conn, mailbox, seq, payload);
-                }
-            }
-            Frame::Deposit { request, mailbox, payload } => {
-                assert!(
-                    MESSAGE_ENVELOPE_SIZES.contains(&payload.len())
-                        || INITIAL_ENVELOPE_SIZES.contains(&payload.len()),
-                    "every deposit is padded to an envelope size, got {}",
-                    payload.len()
-                );
-                let seq = self.next_seq.entry(mailbox).or_insert(0);
-                *seq += 1;
-                let seq = *seq;
-                self.stored.entry(mailbox).or_default().push((seq, payload.clone()));
-                out.push((conn, Frame::Deposited { request }));
-                if let Some(&owner) = self.subscribers.get(&mailbox) {
-                    self.deliver(&mut out, owner, mailbox, seq, payload);
-                }
-            }
-            Frame::Ack { mailbox, seq } => {
-                if let Some(blobs) = self.stored.get_mut(&mailbox) {
-                    blobs.retain(|(s, _)| *s > seq);
-                }
-            }
-            _ => {}
-        }
-        out
-    }
-}
-
-struct World {
-    relay: HostileRelay,
-    engines: Vec<Engine>,
-    rng: ChaCha20Rng,
-    events: Vec<Vec<Event>>,
-}
-
-impl World {
-    fn new(names: &[&str]) -> Self {
-        let mut rng = ChaCha20Rng::from_seed([7; 32]);
-        let engines: Vec<Engine> = names.iter().map(|n| Engine::new(n, &mut rng)).collect();
-        let n = engines.len();
-        let mut world = Self { relay: HostileRelay::default(), engines, rng, events: vec![vec![]; n] };
-        for i in 0..n {
-            world.engines[i].on_connected();
-        }
-        world.pump();
-        world
-    }
-
-    /// Moves frames until nothing is in flight.
-    fn pump(&mut self) {
-        loop {
-            let mut moved = false;
-            for i in 0..self.engines.len() {
-                for frame in self.engines[i].take_frames() {
-                    moved = true;
-                    for (to, reply) in self.relay.handle(i, frame) {
-                        let events = self.engines[to].on_frame(reply, NOW, &mut self.rng);
-                        self.events[to].extend(events);
-                    }
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-    }
-
-    /// The relay hands `to` a blob of its choosing; returns the events it caused (then pumps, so
-    /// acknowledgements and receipts flow).
-    fn deliver(&mut self, to: usize, mailbox: MailboxId, seq: u64, payload: Vec<u8>) -> Vec<Event> {
-        let events = self.engines[to].on_frame(Frame::Deliver { mailbox, seq, payload }, NOW, &mut self.rng);
-        self.events[to].extend(events.clone());
-        self.pump();
-        events
-    }
-
-    fn deliver_held(&mut self, h: &Held) -> Vec<Event> {
-        self.deliver(h.to, h.mailbox, h.seq, h.payload.clone())
-    }
-
-    /// `from` sends `text` to `contact`; the relay keeps it back and returns it.
-    fn send_held(&mut self, from: usize, contact: ContactId, text: &str, to: usize) -> Held {
-        self.relay.hold.insert(to);
-        self.engines[from].send_text(contact, text, NOW, &mut self.rng).unwrap();
-        self.pump();
-        self.relay.hold.remove(&to);
-        assert_eq!(self.relay.held.len(), 1, "exactly the one message was held");
-        self.relay.held.pop().unwrap()
-    }
-
-    fn texts(&self, i: usize, contact: ContactId) -> Vec<String> {
-        self.engines[i].contact(contact).unwrap().messages.iter().map(|m| m.text.clone()).collect()
-    }
-
-    fn count_received(&self, i: usize) -> usize {
-        self.engines[i].contacts().map(|c| c.messages.iter().filter(|m| !m.outgoing).count()).sum()
-    }
-}
-
-/// `inviter` invites `joiner`; returns (joiner's id at the inviter, inviter's id at the joiner).
-fn invite(w: &mut World, inviter: usize, joiner: usize) -> (ContactId, ContactId) {
-    let before: HashSet<ContactId> = w.engines[inviter].contacts().map(|c| c.id).collect();
-    let link = w.engines[inviter].create_invite(None, NOW, &mut w.rng).unwrap();
-    w.pump();
-    let at_joiner = w.engines[joiner].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
-    w.pump();
-    let at_inviter = w.engines[inviter].contacts().map(|c| c.id).find(|id| !before.contains(id)).unwrap();
-    (at_inviter, at_joiner)
-}
-
-/// Alice (0) and Bob (1) talking; returns (Bob at Alice, Alice at Bob).
 fn pair() -> (World, ContactId, ContactId) {
-    let mut w = World::new(&["Alice", "Bob"]);
-    let (bob, alice) = invite(&mut w, 0, 1);
-    (w, bob, alice)
+    relay::pair(7)
 }
 
 /// Bob sends an honest message after an attack: it must arrive and show.
@@ -321,7 +154,7 @@ fn a_duplicated_delivery_shows_once() {
 
 #[test]
 fn a_blob_put_into_another_contacts_mailbox_is_undecryptable() {
-    let mut w = World::new(&["Alice", "Bob", "Carol"]);
+    let mut w = World::new(&["Alice", "Bob", "Carol"], 7);
     let (bob, alice) = invite(&mut w, 0, 1);
     let (carol, alice_at_carol) = invite(&mut w, 0, 2);
     // Learn Alice's mailbox for Carol from a message Carol deposits there.
@@ -358,7 +191,7 @@ fn a_man_in_the_middle_at_the_invite_shows_in_the_safety_numbers() {
 
     // Now the out-of-band channel is Mallory's: she answers Alice's invite posing as "Bob", and
     // gives Bob an invite of her own posing as "Alice".
-    let mut w = World::new(&["Alice", "Bob", "Alice", "Bob"]);
+    let mut w = World::new(&["Alice", "Bob", "Alice", "Bob"], 7);
     let (fake_bob, _) = invite(&mut w, 0, 3);
     let (_, fake_alice) = invite(&mut w, 2, 1);
     let at_alice = w.engines[0].contact(fake_bob).unwrap();
@@ -373,7 +206,7 @@ fn a_man_in_the_middle_at_the_invite_shows_in_the_safety_numbers() {
 
 #[test]
 fn a_verified_contact_whose_key_is_substituted_blocks_sending() {
-    let mut w = World::new(&["Alice", "Bob", "Mallory"]);
+    let mut w = World::new(&["Alice", "Bob", "Mallory"], 7);
     let (bob, alice) = invite(&mut w, 0, 1);
     let number = w.engines[0].contact(bob).unwrap().safety_number().digits();
     assert_eq!(number, w.engines[1].contact(alice).unwrap().safety_number().digits());
@@ -400,7 +233,7 @@ fn a_verified_contact_whose_key_is_substituted_blocks_sending() {
 
 #[test]
 fn a_tampered_initial_message_adds_no_contact() {
-    let mut w = World::new(&["Alice", "Bob"]);
+    let mut w = World::new(&["Alice", "Bob"], 7);
     // Offsets in the initial message: kind 0..2, EK_A_pub 2..34, KEM ciphertext 34..1122, sealed
     // identity 1122..1251 and its tag 1251..1267, then the first ratchet message (1267..).
     let positions = [1, 2, 33, 34, 600, 1121, 1122, 1200, 1266, 1267, 1290, 1400, 1600];

@@ -1,0 +1,210 @@
+//! An in-test relay between sans-IO engines, shared by the engine and malicious-relay tests. It
+//! follows the frame protocol (challenge, subscribe proof, durable-ack deposit, sequenced delivery,
+//! acknowledgement) and checks that every deposit is padded to an envelope size. Deliveries to
+//! connections in `hold` are captured instead, so a test can play a hostile relay with them.
+#![allow(dead_code)] // Each test binary uses a different part of it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use client_wasm::core::{INITIAL_ENVELOPE_SIZES, MESSAGE_ENVELOPE_SIZES};
+use client_wasm::engine::{ContactId, Engine, Event};
+use doorless_frames::{Frame, MailboxId, verify_subscribe_proof};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+pub const NOW: u64 = 1_750_000_000;
+
+/// A delivery the relay kept back instead of passing on.
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub to: usize,
+    pub mailbox: MailboxId,
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+/// The relay: honest bookkeeping, but deliveries to connections in `hold` are captured in `held`.
+#[derive(Default)]
+pub struct TestRelay {
+    pub stored: BTreeMap<MailboxId, Vec<(u64, Vec<u8>)>>,
+    pub next_seq: HashMap<MailboxId, u64>,
+    pub subscribers: HashMap<MailboxId, usize>,
+    pub challenges: HashMap<usize, [u8; 32]>,
+    pub hold: HashSet<usize>,
+    pub held: Vec<Held>,
+}
+
+impl TestRelay {
+    fn deliver(
+        &mut self,
+        out: &mut Vec<(usize, Frame)>,
+        to: usize,
+        mailbox: MailboxId,
+        seq: u64,
+        p: Vec<u8>,
+    ) {
+        if self.hold.contains(&to) {
+            self.held.push(Held { to, mailbox, seq, payload: p });
+        } else {
+            out.push((to, Frame::Deliver { mailbox, seq, payload: p }));
+        }
+    }
+
+    pub fn handle(&mut self, conn: usize, frame: Frame) -> Vec<(usize, Frame)> {
+        let mut out = Vec::new();
+        match frame {
+            Frame::Hello => {
+                let challenge = [conn as u8 + 7; 32];
+                self.challenges.insert(conn, challenge);
+                out.push((conn, Frame::Challenge { challenge, max_frame_len: 262_144 }));
+            }
+            Frame::Subscribe { request, public_key, signature } => {
+                let mailbox = verify_subscribe_proof(&self.challenges[&conn], &public_key, &signature)
+                    .expect("engines sign valid proofs");
+                self.subscribers.insert(mailbox, conn);
+                out.push((conn, Frame::Subscribed { request, mailbox }));
+                for (seq, payload) in self.stored.get(&mailbox).cloned().unwrap_or_default() {
+                    self.deliver(&mut out, conn, mailbox, seq, payload);
+                }
+            }
+            Frame::Deposit { request, mailbox, payload } => {
+                assert!(
+                    MESSAGE_ENVELOPE_SIZES.contains(&payload.len())
+                        || INITIAL_ENVELOPE_SIZES.contains(&payload.len()),
+                    "every deposit is padded to an envelope size, got {}",
+                    payload.len()
+                );
+                let seq = self.next_seq.entry(mailbox).or_insert(0);
+                *seq += 1;
+                let seq = *seq;
+                self.stored.entry(mailbox).or_default().push((seq, payload.clone()));
+                out.push((conn, Frame::Deposited { request }));
+                if let Some(&owner) = self.subscribers.get(&mailbox) {
+                    self.deliver(&mut out, owner, mailbox, seq, payload);
+                }
+            }
+            Frame::Ack { mailbox, seq } => {
+                if let Some(blobs) = self.stored.get_mut(&mailbox) {
+                    blobs.retain(|(s, _)| *s > seq);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+pub struct World {
+    pub relay: TestRelay,
+    pub engines: Vec<Engine>,
+    pub online: Vec<bool>,
+    pub rng: ChaCha20Rng,
+    pub events: Vec<Vec<Event>>,
+}
+
+impl World {
+    /// Profiles with these names, all connected; `seed` seeds every random choice.
+    pub fn new(names: &[&str], seed: u8) -> Self {
+        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+        let engines: Vec<Engine> = names.iter().map(|n| Engine::new(n, &mut rng)).collect();
+        let n = engines.len();
+        let mut world = Self {
+            relay: TestRelay::default(),
+            engines,
+            online: vec![false; n],
+            rng,
+            events: vec![vec![]; n],
+        };
+        for i in 0..n {
+            world.connect(i);
+        }
+        world
+    }
+
+    /// Engine `i` (re)connects.
+    pub fn connect(&mut self, i: usize) {
+        self.online[i] = true;
+        self.engines[i].on_connected();
+        self.pump();
+    }
+
+    /// Engine `i` goes offline; the relay forgets its subscriptions.
+    pub fn disconnect(&mut self, i: usize) {
+        self.online[i] = false;
+        self.relay.subscribers.retain(|_, c| *c != i);
+        self.engines[i].on_disconnected();
+    }
+
+    /// Moves frames until nothing is in flight.
+    pub fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.engines.len() {
+                if !self.online[i] {
+                    continue;
+                }
+                for frame in self.engines[i].take_frames() {
+                    moved = true;
+                    for (to, reply) in self.relay.handle(i, frame) {
+                        if self.online[to] {
+                            let events = self.engines[to].on_frame(reply, NOW, &mut self.rng);
+                            self.events[to].extend(events);
+                        }
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    /// The relay hands `to` a blob of its choosing; returns the events it caused (then pumps, so
+    /// acknowledgements and receipts flow).
+    pub fn deliver(&mut self, to: usize, mailbox: MailboxId, seq: u64, payload: Vec<u8>) -> Vec<Event> {
+        let events = self.engines[to].on_frame(Frame::Deliver { mailbox, seq, payload }, NOW, &mut self.rng);
+        self.events[to].extend(events.clone());
+        self.pump();
+        events
+    }
+
+    pub fn deliver_held(&mut self, h: &Held) -> Vec<Event> {
+        self.deliver(h.to, h.mailbox, h.seq, h.payload.clone())
+    }
+
+    /// `from` sends `text` to `contact`; the relay keeps it back and returns it.
+    pub fn send_held(&mut self, from: usize, contact: ContactId, text: &str, to: usize) -> Held {
+        self.relay.hold.insert(to);
+        self.engines[from].send_text(contact, text, NOW, &mut self.rng).unwrap();
+        self.pump();
+        self.relay.hold.remove(&to);
+        assert_eq!(self.relay.held.len(), 1, "exactly the one message was held");
+        self.relay.held.pop().unwrap()
+    }
+
+    pub fn texts(&self, i: usize, contact: ContactId) -> Vec<String> {
+        self.engines[i].contact(contact).unwrap().messages.iter().map(|m| m.text.clone()).collect()
+    }
+
+    pub fn count_received(&self, i: usize) -> usize {
+        self.engines[i].contacts().map(|c| c.messages.iter().filter(|m| !m.outgoing).count()).sum()
+    }
+}
+
+/// `inviter` invites `joiner`; returns (joiner's id at the inviter, inviter's id at the joiner).
+pub fn invite(w: &mut World, inviter: usize, joiner: usize) -> (ContactId, ContactId) {
+    let before: HashSet<ContactId> = w.engines[inviter].contacts().map(|c| c.id).collect();
+    let link = w.engines[inviter].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let at_joiner = w.engines[joiner].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let at_inviter = w.engines[inviter].contacts().map(|c| c.id).find(|id| !before.contains(id)).unwrap();
+    (at_inviter, at_joiner)
+}
+
+/// Alice (0) and Bob (1) talking; returns (Bob at Alice, Alice at Bob).
+pub fn pair(seed: u8) -> (World, ContactId, ContactId) {
+    let mut w = World::new(&["Alice", "Bob"], seed);
+    let (bob, alice) = invite(&mut w, 0, 1);
+    (w, bob, alice)
+}
