@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { before, after } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const RELAY_BIN = process.env.DOORLESS_RELAY_BIN;
@@ -13,6 +14,23 @@ export const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname;
 
 if (!RELAY_BIN || !DIST) {
   throw new Error('run through `cargo xtask test` (DOORLESS_RELAY_BIN and DOORLESS_DIST are not set)');
+}
+
+/**
+ * One relay and one browser for a test file: started before its tests, stopped after them. The
+ * returned object's `relay` and `browser` are set once the tests run.
+ */
+export function useRelayAndBrowser() {
+  const env = { relay: undefined, browser: undefined };
+  before(async () => {
+    env.relay = await startRelay();
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.relay?.stop();
+  });
+  return env;
 }
 
 /** Starts a relay on a free loopback port; resolves once it prints its address. */

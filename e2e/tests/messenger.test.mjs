@@ -1,30 +1,19 @@
 // The one-to-one messenger as people use it: persistence, offline delivery, several tabs, trust.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  ARTIFACTS, startRelay, launchBrowser, newPerson, onboard, makeInvite, send, screenshot, pair,
+  ARTIFACTS, useRelayAndBrowser, newPerson, onboard, makeInvite, send, screenshot, pair,
   openConversation, texts, waitForText,
 } from '../lib/harness.mjs';
 
-let relay;
-let browser;
-
-before(async () => {
-  relay = await startRelay();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-});
+const env = useRelayAndBrowser();
 
 const connected = (page) => page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
 
 test('delivery state reaches "delivered" and both sides reload and continue', async () => {
-  const { alice, bob } = await pair(browser, relay);
+  const { alice, bob } = await pair(env.browser, env.relay);
   await send(alice.page, 'before reload');
   await waitForText(bob.page, 'before reload');
   await alice.page.locator('.message.mine', { hasText: 'before reload' }).locator('.meta', { hasText: 'delivered' }).waitFor();
@@ -45,14 +34,14 @@ test('delivery state reaches "delivered" and both sides reload and continue', as
 });
 
 test('B closes the app, A sends three messages, B reopens and sees all three in order', async () => {
-  const { alice, bob } = await pair(browser, relay);
+  const { alice, bob } = await pair(env.browser, env.relay);
   await bob.page.close();
   for (const n of [1, 2, 3]) {
     await send(alice.page, `while you were away ${n}`);
     await alice.page.locator('.message.mine', { hasText: `while you were away ${n}` }).locator('.meta', { hasText: 'sent' }).waitFor();
   }
   const page = await bob.context.newPage();
-  await page.goto(relay.url);
+  await page.goto(env.relay.url);
   await connected(page);
   await openConversation(page, 'Alice');
   await waitForText(page, 'while you were away 3');
@@ -60,11 +49,11 @@ test('B closes the app, A sends three messages, B reopens and sees all three in 
 });
 
 test('two tabs of A send alternately 100 times each; B gets all 200 in order, none undecryptable', async () => {
-  const { alice, bob } = await pair(browser, relay);
+  const { alice, bob } = await pair(env.browser, env.relay);
   const second = await alice.context.newPage();
   const secondErrors = [];
   second.on('pageerror', (e) => secondErrors.push(String(e)));
-  await second.goto(relay.url);
+  await second.goto(env.relay.url);
   await connected(second);
   await openConversation(second, 'Bob');
   const tabs = [alice.page, second];
@@ -72,7 +61,7 @@ test('two tabs of A send alternately 100 times each; B gets all 200 in order, no
   for (let i = 0; i < 200; i++) {
     const tab = tabs[i % 2];
     const text = `tab ${i % 2} message ${i}`;
-    // A person switches to the tab they type in (background tabs are throttled by the browser).
+    // A person switches to the tab they type in (background tabs are throttled by the env.browser).
     await tab.bringToFront();
     await send(tab, text);
     // Each tab shows the owner's state, so the message appears in both before the next goes out.
@@ -99,7 +88,7 @@ test('two tabs of A send alternately 100 times each; B gets all 200 in order, no
 });
 
 test('a verified contact whose key changes: A is warned and blocked until accepting', async () => {
-  const { alice, bob } = await pair(browser, relay);
+  const { alice, bob } = await pair(env.browser, env.relay);
   await alice.page.getByRole('button', { name: 'Safety number' }).click();
   const aliceDialog = alice.page.getByRole('dialog', { name: 'Verify safety number' });
   const aliceNumber = await aliceDialog.getByLabel('Safety number', { exact: true }).textContent();
@@ -143,7 +132,7 @@ test('a verified contact whose key changes: A is warned and blocked until accept
 });
 
 test('keyboard only: reach the conversation, write two lines with Shift+Enter, send with Enter', async () => {
-  const { alice, bob } = await pair(browser, relay);
+  const { alice, bob } = await pair(env.browser, env.relay);
   const page = alice.page;
   await page.locator('body').click({ position: { x: 1, y: 1 } });
   const focusOn = async (predicate) => {
@@ -164,8 +153,8 @@ test('keyboard only: reach the conversation, write two lines with Shift+Enter, s
 });
 
 test('the invite QR code decodes with an ordinary reader to the invite link', async () => {
-  const alice = await newPerson(browser);
-  await alice.page.goto(relay.url);
+  const alice = await newPerson(env.browser);
+  await alice.page.goto(env.relay.url);
   await onboard(alice.page, 'Alice');
   const link = await makeInvite(alice.page);
   const file = join(ARTIFACTS, 'invite-qr.png');
@@ -177,14 +166,14 @@ test('the invite QR code decodes with an ordinary reader to the invite link', as
 test('screenshots of the main screens: light and dark, desktop and 360 px', async () => {
   for (const colorScheme of ['light', 'dark']) {
     for (const [label, viewport] of [['desktop', { width: 1200, height: 760 }], ['360px', { width: 360, height: 740 }]]) {
-      const { alice, bob } = await pair(browser, relay, { colorScheme, viewport });
+      const { alice, bob } = await pair(env.browser, env.relay, { colorScheme, viewport });
       await send(alice.page, 'Hi Bob! This conversation is end-to-end encrypted.');
       await waitForText(bob.page, 'end-to-end encrypted');
       await send(bob.page, 'Hi Alice. The relay only sees padded ciphertext.\nEven the name is inside the encryption.');
       await waitForText(alice.page, 'padded ciphertext');
       await screenshot(alice.page, `chat-${colorScheme}-${label}`);
-      const fresh = await newPerson(browser, { colorScheme, viewport });
-      await fresh.page.goto(relay.url);
+      const fresh = await newPerson(env.browser, { colorScheme, viewport });
+      await fresh.page.goto(env.relay.url);
       await screenshot(fresh.page, `start-${colorScheme}-${label}`);
       await onboard(fresh.page, 'Carol');
       await makeInvite(fresh.page);

@@ -1,27 +1,16 @@
 // The first end-to-end slice: two people (two browser contexts) on the release build and a real
 // relay. A invites, B accepts, both see each other and messages arrive both ways.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRelay, launchBrowser, newPerson, onboard, makeInvite, send, screenshot } from '../lib/harness.mjs';
+import { useRelayAndBrowser, newPerson, onboard, makeInvite, send, screenshot } from '../lib/harness.mjs';
 
-let relay;
-let browser;
-
-before(async () => {
-  relay = await startRelay();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-});
+const env = useRelayAndBrowser();
 
 test('invite, accept, and messages both ways between two people', async () => {
-  const alice = await newPerson(browser);
-  const bob = await newPerson(browser);
+  const alice = await newPerson(env.browser);
+  const bob = await newPerson(env.browser);
 
-  await alice.page.goto(relay.url);
+  await alice.page.goto(env.relay.url);
   await onboard(alice.page, 'Alice');
   const link = await makeInvite(alice.page);
   assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#invite=[A-Za-z0-9_-]+$/);
@@ -61,8 +50,8 @@ test('invite, accept, and messages both ways between two people', async () => {
 });
 
 test('a corrupt invite link gives a clear message, not a blank screen', async () => {
-  const carol = await newPerson(browser);
-  await carol.page.goto(`${relay.url}#invite=AAAAnot-a-real-invite`);
+  const carol = await newPerson(env.browser);
+  await carol.page.goto(`${env.relay.url}#invite=AAAAnot-a-real-invite`);
   await onboard(carol.page, 'Carol');
   const alert = carol.page.getByRole('alert');
   await alert.waitFor();
