@@ -182,3 +182,28 @@ test('screenshots of the main screens: light and dark, desktop and 360 px', asyn
     }
   }
 });
+
+test('a passphrase lock: after a reload the profile opens only with the passphrase', async () => {
+  const { alice, bob } = await pair(env.browser, env.relay);
+  await send(bob.page, 'kept under lock');
+  await waitForText(alice.page, 'kept under lock');
+  await alice.page.getByRole('button', { name: 'Settings' }).click();
+  const settings = alice.page.getByRole('dialog', { name: 'Settings' });
+  await settings.getByLabel('Passphrase lock').fill('correct horse battery');
+  await settings.getByRole('button', { name: 'Set passphrase' }).click();
+  await alice.page.getByRole('alert').filter({ hasText: 'Passphrase lock is on.' }).waitFor();
+
+  await alice.page.reload();
+  const passphrase = alice.page.getByLabel('Passphrase', { exact: true });
+  await passphrase.fill('wrong guess');
+  await alice.page.getByRole('button', { name: 'Unlock' }).click();
+  await alice.page.getByRole('alert').filter({ hasText: 'Wrong passphrase.' }).waitFor();
+  assert.equal(await alice.page.getByRole('list', { name: 'Conversations' }).count(), 0);
+
+  await passphrase.fill('correct horse battery');
+  await alice.page.getByRole('button', { name: 'Unlock' }).click();
+  await openConversation(alice.page, 'Bob');
+  assert.deepEqual(await texts(alice.page), ['kept under lock']);
+  await send(alice.page, 'unlocked and talking');
+  await waitForText(bob.page, 'unlocked and talking');
+});
