@@ -189,6 +189,10 @@ test('a passphrase lock: after a reload the profile opens only with the passphra
   await waitForText(alice.page, 'kept under lock');
   await alice.page.getByRole('button', { name: 'Settings' }).click();
   const settings = alice.page.getByRole('dialog', { name: 'Settings' });
+  // The build hash shown is the SRI hash of the wasm the page actually loaded.
+  const served = await alice.page.evaluate(() => document.querySelector('link[as=fetch][href$=".wasm"]').integrity);
+  assert.match(served, /^sha384-/);
+  assert.equal(await settings.getByLabel('Build hash').textContent(), served);
   await settings.getByLabel('Passphrase lock').fill('correct horse battery');
   await settings.getByRole('button', { name: 'Set passphrase' }).click();
   await alice.page.getByRole('alert').filter({ hasText: 'Passphrase lock is on.' }).waitFor();
