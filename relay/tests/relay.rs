@@ -139,10 +139,13 @@ async fn ttl_expiry_with_an_injected_clock() {
     let mut owner = Client::connect(relay.addr()).await;
     owner.subscribe(&owner_key, 1).await;
     assert_eq!(owner.recv_deliver().await.2, b"newer");
-    assert_eq!(relay.store().expire().await.unwrap(), 1);
+    // The background sweeper may get there first, so count expiries in the store's totals rather
+    // than in what this one call removed.
+    relay.store().expire().await.unwrap();
     assert_eq!(relay.store().stats().blobs, 1);
+    assert_eq!(relay.store().stats().expired, 1);
     clock.advance(60_000);
-    assert_eq!(relay.store().expire().await.unwrap(), 1);
+    relay.store().expire().await.unwrap();
     assert_eq!(relay.store().stats(), relay::store::StoreStats { blobs: 0, bytes: 0, expired: 2 });
     relay.shutdown().await;
 }
