@@ -74,6 +74,10 @@ impl Reducible for AppState {
             }
             Action::Reply(Reply::InviteMade(link)) => next.invite = Some((link, next.inviting_for)),
             Action::Reply(Reply::Open(id)) => {
+                // An invite works once: the one on screen has (most likely) just been used.
+                if next.invite.as_ref().is_some_and(|(_, target)| target.is_none_or(|t| t == id)) {
+                    next.invite = None;
+                }
                 next.selected = Some(id);
                 next.incoming_invite = None;
             }

@@ -1,4 +1,4 @@
-use client_wasm::engine::{ContactId, Delivery, MessageKind};
+use client_wasm::engine::{ContactId, Delivery, Message, MessageKind};
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
@@ -102,36 +102,11 @@ pub fn Chat(props: &Props) -> Html {
     };
 
     let mut last_day = None;
-    let mut entries = Vec::new();
-    for m in &contact.messages {
+    let entries = contact.messages.iter().enumerate().map(|(index, m)| {
         let day = time::day_key(m.received_at);
-        if last_day != Some(day) {
-            last_day = Some(day);
-            entries
-                .push(html! { <div class="day" role="separator">{ time::day_label(m.received_at) }</div> });
-        }
-        entries.push(match m.kind {
-            MessageKind::SafetyNumberChanged => html! {
-                <div class="system">{ format!("{}'s safety number changed. Compare it again to be sure it is really them.", contact.name) }</div>
-            },
-            MessageKind::Text => {
-                let class = if m.outgoing { "message mine" } else { "message" };
-                let state = match (m.outgoing, m.delivery) {
-                    (false, _) => "",
-                    (true, Delivery::Pending) => " · waiting to send",
-                    (true, Delivery::Sent) => " · sent",
-                    (true, Delivery::Delivered) => " · delivered",
-                };
-                html! {
-                    <div {class}>
-                        <span class="text">{ m.text.clone() }</span>
-                        <span class="meta">{ format!("{}{}", time::clock(m.received_at), state) }</span>
-                    </div>
-                }
-            }
-        });
-    }
-
+        let first_of_day = last_day.replace(day) != Some(day);
+        html! { <Entry key={index} message={m.clone()} name={contact.name.clone()} {first_of_day} /> }
+    });
     html! {
         <section class="chat" aria-label={format!("Conversation with {}", contact.name)}>
             <div class="chat-head">
@@ -163,4 +138,44 @@ pub fn Chat(props: &Props) -> Html {
             </details>
         </section>
     }
+}
+
+#[derive(Properties, PartialEq)]
+struct EntryProps {
+    message: Message,
+    /// The contact's name, for notices.
+    name: AttrValue,
+    /// Starts a new day: a separator goes above it.
+    first_of_day: bool,
+}
+
+/// One entry of the log. A component, so that a render of the conversation re-renders only the
+/// entries whose message changed (a new one, or a delivery state), not the whole history.
+#[component]
+fn Entry(props: &EntryProps) -> Html {
+    let m = &props.message;
+    let separator = props
+        .first_of_day
+        .then(|| html! { <div class="day" role="separator">{ time::day_label(m.received_at) }</div> });
+    let entry = match m.kind {
+        MessageKind::SafetyNumberChanged => html! {
+            <div class="system">{ format!("{}'s safety number changed. Compare it again to be sure it is really them.", props.name) }</div>
+        },
+        MessageKind::Text => {
+            let class = if m.outgoing { "message mine" } else { "message" };
+            let state = match (m.outgoing, m.delivery) {
+                (false, _) => "",
+                (true, Delivery::Pending) => " · waiting to send",
+                (true, Delivery::Sent) => " · sent",
+                (true, Delivery::Delivered) => " · delivered",
+            };
+            html! {
+                <div {class}>
+                    <span class="text">{ m.text.clone() }</span>
+                    <span class="meta">{ format!("{}{}", time::clock(m.received_at), state) }</span>
+                </div>
+            }
+        }
+    };
+    html! { <>{ for separator }{ entry }</> }
 }

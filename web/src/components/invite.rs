@@ -3,7 +3,7 @@ use yew::prelude::*;
 
 use super::{time, use_ctx};
 use crate::client::{self, protocol::Command};
-use crate::qr;
+use crate::qr::QrImage;
 use crate::state::Action;
 
 #[derive(Properties, PartialEq, Default)]
@@ -55,7 +55,7 @@ pub fn InvitePanel(props: &Props) -> Html {
                 </label>
                 <button class="secondary" onclick={copy}>{ "Copy invite link" }</button>
                 <span class="muted" role="status" aria-live="polite">{ if *copied { "Copied to the clipboard" } else { "" } }</span>
-                if let Some(src) = qr::svg_data_url(url.as_bytes()) { <img {src} alt="Invite QR code" class="qr" /> }
+                <QrImage data={url.as_bytes().to_vec()} alt="Invite QR code" />
                 <span class="muted">{ format!("Works once. Expires {}.", time::long(link.expires_at)) }</span>
             </div>
         }

@@ -3,7 +3,7 @@ use yew::prelude::*;
 
 use super::use_ctx;
 use crate::client::protocol::Command;
-use crate::qr;
+use crate::qr::QrImage;
 use crate::state::Action;
 
 #[derive(Properties, PartialEq)]
@@ -42,9 +42,7 @@ pub fn SafetyDialog(props: &Props) -> Html {
                 <p class="muted">{ format!("Compare these numbers with {} in person or over a call you trust. \
                     If they match, nobody is in the middle.", contact.name) }</p>
                 <p class="safety-number" aria-label="Safety number">{ contact.safety_digits.clone() }</p>
-                if let Some(src) = qr::svg_data_url(&contact.safety_qr) {
-                    <img {src} alt="Safety number QR code" class="qr" />
-                }
+                <QrImage data={contact.safety_qr.clone()} alt="Safety number QR code" />
                 if contact.verified {
                     <p class="verified" role="status">{ format!("You have verified {}.", contact.name) }</p>
                 } else {
