@@ -14,6 +14,8 @@
 //! rate. With `--rate` it is open-loop at that many messages per second in total, and latency is
 //! measured from each message's *scheduled* send time, so a stall is not hidden by sending late.
 //! Subscribers acknowledge what they have read whenever their socket has nothing more ready.
+//! The pairs are spread over `--threads` threads (default 2), each with its own single-threaded
+//! runtime and its own share of the budget, so the generator spends little CPU of its own.
 //!
 //! `idle`: opens idle connections (Hello, Subscribe, then nothing) and reports the relay's resident
 //! memory growth per connection (`VmRSS` of `--pid`), then checks every connection still answers a
@@ -33,12 +35,16 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio::time::{sleep_until, timeout};
+use tokio::time::timeout;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 type Ws = WebSocketStream<TcpStream>;
+
+/// The load generator shares the cores with the relay under test: keep its own allocations cheap.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Deposits one connection leaves unconfirmed at most (the relay reads at most 64 ahead).
 const WINDOW: u32 = 32;
@@ -96,6 +102,10 @@ struct LoadArgs {
     /// Closed loop: messages in flight (sent, not yet delivered) over all connections.
     #[arg(long, default_value_t = 2048)]
     budget: usize,
+    /// Threads, each with its own single-threaded runtime and its share of the connection pairs
+    /// (no work stealing or cross-thread wake-ups in the load generator itself).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 #[derive(Args)]
@@ -107,11 +117,10 @@ struct IdleArgs {
     pid: u32,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     match Cli::parse().mode {
-        Mode::Load(args) => load(args).await,
-        Mode::Idle(args) => idle(args).await,
+        Mode::Load(args) => load(args),
+        Mode::Idle(args) => tokio::runtime::Runtime::new()?.block_on(idle(args)),
     }
 }
 
@@ -172,9 +181,19 @@ async fn open(common: &Common, config: WebSocketConfig, key: &SigningKey, index:
 
 /// Opens `keys.len()` connections, `parallel` handshakes at a time, in order.
 async fn open_all(common: &Common, config: WebSocketConfig, keys: &[SigningKey]) -> Vec<Result<Ws>> {
-    futures_util::stream::iter(keys.iter().enumerate())
+    open_some(common, config, keys.iter().enumerate(), common.parallel).await
+}
+
+/// Opens a connection for every `(index, key)`, `parallel` handshakes at a time, in order.
+async fn open_some<'k>(
+    common: &Common,
+    config: WebSocketConfig,
+    keys: impl Iterator<Item = (usize, &'k SigningKey)>,
+    parallel: usize,
+) -> Vec<Result<Ws>> {
+    futures_util::stream::iter(keys)
         .map(|(index, key)| open(common, config, key, index))
-        .buffered(common.parallel.max(1))
+        .buffered(parallel.max(1))
         .collect()
         .await
 }
@@ -243,6 +262,11 @@ async fn pair_task(
     let (mut request, mut unconfirmed, mut permits) = (1u32, 0u32, 0usize);
     let mut ack: Option<(MailboxId, u64)> = None;
     let mut acquire = run.budget.clone().map(|s| Box::pin(s.acquire_owned()));
+    // One timer and one stop signal for the whole run, not one per turn of the loop.
+    let wake = tokio::time::sleep_until(run.send_until.into());
+    tokio::pin!(wake);
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         let sending = Instant::now() < run.send_until;
         let mut wrote = false;
@@ -269,8 +293,11 @@ async fn pair_task(
                 }
             };
             payload[..8].copy_from_slice(&stamp.to_be_bytes());
-            let frame = Frame::Deposit { request, mailbox: partner, payload: payload.clone() };
+            let frame = Frame::Deposit { request, mailbox: partner, payload: std::mem::take(&mut payload) };
             ws.feed(Message::binary(frame.encode())).await?;
+            if let Frame::Deposit { payload: reuse, .. } = frame {
+                payload = reuse;
+            }
             request = request.checked_add(1).unwrap_or(1);
             unconfirmed += 1;
             run.sent.fetch_add(1, Relaxed);
@@ -289,10 +316,13 @@ async fn pair_task(
             Plan::Open { next, .. } if unconfirmed < window => *next,
             _ => run.send_until,
         };
+        if sending && wake.deadline() != next_send.into() {
+            wake.as_mut().reset(next_send.into());
+        }
         let mut incoming = Vec::new();
         tokio::select! {
             biased;
-            _ = stop.changed() => return Ok(latencies),
+            _ = &mut stopped => return Ok(latencies),
             message = ws.next() => {
                 incoming.push(message);
                 // Take what is already there too, then acknowledge once for the lot.
@@ -308,7 +338,7 @@ async fn pair_task(
                 permits += 1;
                 acquire = run.budget.clone().map(|s| Box::pin(s.acquire_owned()));
             }
-            () = sleep_until(next_send.into()), if sending => {}
+            () = &mut wake, if sending => {}
         }
         for message in incoming {
             let bytes = match message {
@@ -345,81 +375,160 @@ async fn pair_task(
     }
 }
 
-async fn load(args: LoadArgs) -> Result<()> {
+/// When a run starts, is measured and stops sending (the same for every thread).
+#[derive(Clone, Copy)]
+struct Times {
+    start: Instant,
+    measure_from: Instant,
+    send_until: Instant,
+}
+
+/// What one load thread reports: latencies, failed connections and the first failure.
+type ThreadResult = (Vec<u64>, usize, Option<anyhow::Error>);
+
+fn load(args: LoadArgs) -> Result<()> {
     let n = args.common.connections & !1;
     if n < 2 {
         bail!("need at least two connections");
     }
+    let threads = args.threads.clamp(1, n / 2);
     let run_id = run_id();
-    let keys: Vec<SigningKey> = (0..n).map(|i| signing_key(run_id, i)).collect();
+    let keys: Arc<Vec<SigningKey>> = Arc::new((0..n).map(|i| signing_key(run_id, i)).collect());
     let config = WebSocketConfig::default().read_buffer_size(64 * 1024);
-    let opened = Instant::now();
-    let sockets: Vec<Ws> = open_all(&args.common, config, &keys).await.into_iter().collect::<Result<_>>()?;
-    let setup = opened.elapsed();
-
-    let start = Instant::now() + Duration::from_millis(100);
-    let measure_from = start + Duration::from_secs_f64(args.warmup);
-    let run = Arc::new(Run {
-        start,
-        measure_from,
-        send_until: measure_from + Duration::from_secs_f64(args.seconds),
-        budget: args.rate.is_none().then(|| Arc::new(Semaphore::new(args.budget))),
-        sent: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-    });
-    let (stop_tx, stop) = watch::channel(false);
     // Closed loop: the budget shared evenly, so every connection takes part.
     let window = match args.rate {
         None => args.budget.div_ceil(n).clamp(1, WINDOW as usize) as u32,
         Some(_) => WINDOW,
     };
-    let mut tasks = Vec::with_capacity(n);
-    for (i, ws) in sockets.into_iter().enumerate() {
-        let plan = match args.rate {
-            None => Plan::Closed,
-            Some(rate) => {
-                // Spread the connections' schedules evenly over one period.
-                let every = Duration::from_secs_f64(n as f64 / rate);
-                Plan::Open { next: start + every.mul_f64(i as f64 / n as f64), every }
-            }
-        };
-        let partner = mailbox_of(&keys[i ^ 1]);
-        tasks.push(tokio::spawn(pair_task(ws, partner, args.size, window, plan, run.clone(), stop.clone())));
+    let (stop_tx, stop) = watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
+    let mut go = Vec::with_capacity(threads);
+    let mut handles = Vec::with_capacity(threads);
+    let opened = Instant::now();
+    for thread in 0..threads {
+        // Pairs (2k, 2k+1) with k % threads == thread: both ends of a pair live in one thread.
+        let mine: Vec<usize> = (0..n).filter(|i| (i / 2) % threads == thread).collect();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<(Times, Arc<Run>)>();
+        go.push(go_tx);
+        let (keys, common, ready_tx, stop) =
+            (keys.clone(), args.common.clone(), ready_tx.clone(), stop.clone());
+        let (size, rate) = (args.size, args.rate);
+        let handle = std::thread::Builder::new().name(format!("load-{thread}")).spawn(
+            move || -> Result<ThreadResult> {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let parallel = common.parallel.div_ceil(threads);
+                let opened =
+                    rt.block_on(open_some(&common, config, mine.iter().map(|&i| (i, &keys[i])), parallel));
+                let sockets: Result<Vec<Ws>> = opened.into_iter().collect();
+                let sockets = match sockets {
+                    Ok(sockets) => {
+                        let _ = ready_tx.send(Ok(()));
+                        sockets
+                    }
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err));
+                        return Ok((Vec::new(), 0, None));
+                    }
+                };
+                let Ok((times, run)) = go_rx.recv() else { return Ok((Vec::new(), 0, None)) };
+                rt.block_on(async move {
+                    let mut tasks = Vec::with_capacity(sockets.len());
+                    for (ws, &i) in sockets.into_iter().zip(&mine) {
+                        let plan = match rate {
+                            None => Plan::Closed,
+                            Some(rate) => {
+                                // Spread the connections' schedules evenly over one period.
+                                let every = Duration::from_secs_f64(n as f64 / rate);
+                                Plan::Open { next: times.start + every.mul_f64(i as f64 / n as f64), every }
+                            }
+                        };
+                        let partner = mailbox_of(&keys[i ^ 1]);
+                        tasks.push(tokio::spawn(pair_task(
+                            ws,
+                            partner,
+                            size,
+                            window,
+                            plan,
+                            run.clone(),
+                            stop.clone(),
+                        )));
+                    }
+                    let mut all = Vec::new();
+                    let (mut failures, mut first_failure) = (0, None);
+                    for task in tasks {
+                        match task.await.context("load task panicked")? {
+                            Ok(latencies) => all.extend(latencies),
+                            Err(err) => {
+                                failures += 1;
+                                first_failure.get_or_insert(err);
+                            }
+                        }
+                    }
+                    Ok((all, failures, first_failure))
+                })
+            },
+        )?;
+        handles.push(handle);
     }
+    drop(ready_tx);
+    for _ in 0..threads {
+        ready_rx.recv().context("a load thread ended early")??;
+    }
+    let setup = opened.elapsed();
+
+    let start = Instant::now() + Duration::from_millis(100);
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let times =
+        Times { start, measure_from, send_until: measure_from + Duration::from_secs_f64(args.seconds) };
+    let mut runs = Vec::with_capacity(threads);
+    for (thread, go) in go.iter().enumerate() {
+        // Each thread's share of the budget, so the closed loop needs no lock shared across threads.
+        let share = (args.budget * (thread + 1) / threads - args.budget * thread / threads).max(1);
+        let run = Arc::new(Run {
+            start: times.start,
+            measure_from: times.measure_from,
+            send_until: times.send_until,
+            budget: args.rate.is_none().then(|| Arc::new(Semaphore::new(share))),
+            sent: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        });
+        runs.push(run.clone());
+        go.send((times, run)).context("a load thread ended early")?;
+    }
+    let total = |get: fn(&Run) -> &AtomicU64| runs.iter().map(|r| get(r).load(Relaxed)).sum::<u64>();
 
     // After sending stops, wait for what is still in flight (bounded), then stop everyone.
-    sleep_until(run.send_until.into()).await;
+    std::thread::sleep(times.send_until.saturating_duration_since(Instant::now()));
     let drain_deadline = Instant::now() + Duration::from_secs(10);
-    while run.delivered.load(Relaxed) + run.refused.load(Relaxed) < run.sent.load(Relaxed)
+    while total(|r| &r.delivered) + total(|r| &r.refused) < total(|r| &r.sent)
         && Instant::now() < drain_deadline
     {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        std::thread::sleep(Duration::from_millis(5));
     }
     let _ = stop_tx.send(true);
     let mut all = Vec::new();
     let mut failures = 0;
     let mut first_failure = None;
-    for task in tasks {
-        match task.await.context("load task panicked")? {
-            Ok(latencies) => all.extend(latencies),
-            Err(err) => {
-                failures += 1;
-                first_failure.get_or_insert(err);
-            }
+    for handle in handles {
+        let (latencies, failed, first) =
+            handle.join().map_err(|_| anyhow::anyhow!("a load thread panicked"))??;
+        all.extend(latencies);
+        failures += failed;
+        if let Some(err) = first {
+            first_failure.get_or_insert(err);
         }
     }
     if let Some(err) = first_failure {
         eprintln!("{failures} connections failed; the first: {err:#}");
     }
     all.sort_unstable();
-    let (sent, delivered, refused) =
-        (run.sent.load(Relaxed), run.delivered.load(Relaxed), run.refused.load(Relaxed));
+    let (sent, delivered, refused) = (total(|r| &r.sent), total(|r| &r.delivered), total(|r| &r.refused));
     let us = |ns: u64| ns as f64 / 1e3;
     println!(
-        "result mode=load connections={n} size={} rate={} setup_s={:.2} measured={} msgs_per_s={:.0} \
-         p50_us={:.0} p99_us={:.0} p999_us={:.0} max_us={:.0} sent={sent} delivered={delivered} \
-         refused={refused} lost={} failed_connections={failures}",
+        "result mode=load connections={n} size={} rate={} threads={threads} setup_s={:.2} measured={} \
+         msgs_per_s={:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} max_us={:.0} sent={sent} \
+         delivered={delivered} refused={refused} lost={} failed_connections={failures}",
         args.size,
         args.rate.map_or("max".to_owned(), |r| format!("{r:.0}")),
         setup.as_secs_f64(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use doorless_frames::{CHALLENGE_LEN, ErrorCode, Frame, MailboxId, verify_subscribe_proof};
 use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt as _, SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::WebSocketStream;
@@ -23,6 +23,8 @@ use crate::store::{BoxFuture, Inbox, Store, StoreError};
 
 /// Deposits and acks one connection may have waiting for the store; reading pauses beyond it.
 const MAX_IN_FLIGHT: usize = 64;
+/// Frames handled in one go when several have already arrived.
+const READ_BATCH: usize = 32;
 /// Most blobs fetched from the store in one go for one subscription.
 const DELIVER_BATCH: usize = 32;
 /// How long a connection may leave its queue full before it counts as not reading, and is dropped.
@@ -147,13 +149,15 @@ enum InFlight {
 /// Why a connection ends: an error to tell the client first, or nothing (peer left, socket broke).
 type CloseReason = Option<(u32, ErrorCode)>;
 
-enum Event {
+enum Event<'a> {
     Shutdown,
     Done(InFlight),
     Incoming(Option<Result<Message, tungstenite::Error>>),
     Wake,
-    Room(mpsc::OwnedPermit<Message>),
+    Room(mpsc::Permit<'a, Message>),
     QueueClosed,
+    /// The idle timer fired, but something was heard since it was set.
+    Heard,
     Idle,
     PingTick,
 }
@@ -186,28 +190,43 @@ impl Connection {
         let idle = self.shared.limits.idle_timeout;
         let mut shutdown = self.shared.shutdown.clone();
         let inbox = self.inbox.clone();
+        // A second handle on the queue, so that waiting for room borrows it rather than `self`.
+        let out = self.out.clone();
         let mut in_flight: FuturesOrdered<BoxFuture<'static, InFlight>> = FuturesOrdered::new();
         let mut last_heard = Instant::now();
+        // One timer for the idle timeout, moved on only when it fires: re-arming a timer for every
+        // frame would cost a timer-wheel update per frame.
+        let idle_timer = sleep_until(last_heard + idle);
+        tokio::pin!(idle_timer);
         let mut ping = tokio::time::interval_at(Instant::now() + idle / 3, idle / 3);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if *shutdown.borrow() {
             return Some((0, ErrorCode::ShuttingDown));
         }
+        let stopping = shutdown.changed();
+        tokio::pin!(stopping);
 
         loop {
             let deliverable = self.subscriptions.iter().any(|s| s.pending);
             let can_read = in_flight.len() < MAX_IN_FLIGHT;
             let event = tokio::select! {
                 biased;
-                _ = shutdown.changed() => Event::Shutdown,
+                _ = &mut stopping => Event::Shutdown,
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => Event::Done(done),
                 message = stream.next(), if can_read => Event::Incoming(message),
                 () = inbox.notified() => Event::Wake,
-                permit = self.out.clone().reserve_owned(), if deliverable => match permit {
+                permit = out.reserve(), if deliverable => match permit {
                     Ok(permit) => Event::Room(permit),
                     Err(_) => Event::QueueClosed,
                 },
-                () = sleep_until(last_heard + idle) => Event::Idle,
+                () = &mut idle_timer => {
+                    if last_heard + idle > Instant::now() {
+                        idle_timer.as_mut().reset(last_heard + idle);
+                        Event::Heard
+                    } else {
+                        Event::Idle
+                    }
+                }
                 _ = ping.tick() => Event::PingTick,
             };
             let reason = match event {
@@ -231,7 +250,21 @@ impl Connection {
                 Event::Incoming(Some(Err(err))) => Err(Some((0, socket_error_code(&err)))),
                 Event::Incoming(Some(Ok(message))) => {
                     last_heard = Instant::now();
-                    self.on_message(message, &mut in_flight).await
+                    let mut result = self.on_message(message, &mut in_flight).await;
+                    // Handle what else has already arrived before going round the loop again.
+                    let mut batch = 1;
+                    while result.is_ok() && batch < READ_BATCH && in_flight.len() < MAX_IN_FLIGHT {
+                        match stream.next().now_or_never() {
+                            Some(Some(Ok(message))) => {
+                                result = self.on_message(message, &mut in_flight).await;
+                                batch += 1;
+                            }
+                            Some(None) => return None,
+                            Some(Some(Err(err))) => result = Err(Some((0, socket_error_code(&err)))),
+                            None => break,
+                        }
+                    }
+                    result
                 }
                 Event::Wake => {
                     for mailbox in self.inbox.take_dirty() {
@@ -243,6 +276,7 @@ impl Connection {
                 }
                 Event::Room(permit) => self.deliver(permit).await,
                 Event::QueueClosed => return None,
+                Event::Heard => Ok(()),
                 Event::Idle => return Some((0, ErrorCode::IdleTimeout)),
                 Event::PingTick => {
                     if last_heard.elapsed() >= idle / 3
@@ -262,13 +296,21 @@ impl Connection {
     /// Queues a frame, waiting for room; a client that leaves its queue full too long is dropped.
     async fn send(&self, frame: Frame) -> Result<(), CloseReason> {
         let message = Message::binary(frame.encode());
-        match timeout(SEND_TIMEOUT, self.out.send(message)).await {
+        // Usually there is room: no timer then.
+        let queued = match self.out.try_send(message) {
+            Ok(()) => Ok(Ok(())),
+            Err(mpsc::error::TrySendError::Closed(_)) => Ok(Err(())),
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                timeout(SEND_TIMEOUT, self.out.send(message)).await.map(|sent| sent.map_err(|_| ()))
+            }
+        };
+        match queued {
             Ok(Ok(())) => {
                 self.shared.metrics.outbound_queued.fetch_add(1, Relaxed);
                 self.shared.metrics.frames_out_total.fetch_add(1, Relaxed);
                 Ok(())
             }
-            Ok(Err(_)) => Err(None),
+            Ok(Err(())) => Err(None),
             Err(_) => {
                 self.shared.metrics.slow_consumer_total.fetch_add(1, Relaxed);
                 Err(None)
@@ -403,7 +445,7 @@ impl Connection {
     }
 
     /// Fills the outbound queue from the store for one pending subscription (round robin).
-    async fn deliver(&mut self, permit: mpsc::OwnedPermit<Message>) -> Result<(), CloseReason> {
+    async fn deliver(&mut self, permit: mpsc::Permit<'_, Message>) -> Result<(), CloseReason> {
         let count = self.subscriptions.len();
         let Some(index) =
             (0..count).map(|i| (self.next_delivery + i) % count).find(|&i| self.subscriptions[i].pending)
