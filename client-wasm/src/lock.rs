@@ -99,21 +99,37 @@ pub fn is_locked(stored: &[u8]) -> bool {
 }
 
 /// Opens stored bytes; `passphrase` is needed if they are locked, and the derived key is returned
-/// for later saves.
+/// for later saves and for [`open_with`].
 pub fn open(
     stored: &[u8],
     passphrase: Option<&str>,
 ) -> Result<(Zeroizing<Vec<u8>>, Option<LockKey>), LockError> {
     match stored.split_first() {
-        Some((&UNLOCKED, snapshot)) => Ok((Zeroizing::new(snapshot.to_vec()), None)),
         Some((&LOCKED, rest)) => {
             let passphrase = passphrase.ok_or(LockError::Locked)?;
+            let (salt, _) = rest.split_first_chunk::<SALT_LEN>().ok_or(LockError::Corrupt)?;
+            let key = LockKey::derive(passphrase, *salt)?;
+            Ok((open_with(stored, Some(&key))?, Some(key)))
+        }
+        _ => Ok((open_with(stored, None)?, None)),
+    }
+}
+
+/// Opens stored bytes with a key [`open`] already derived (the other records of one profile are
+/// sealed under the same key, so Argon2id runs once per unlock, not once per record).
+pub fn open_with(stored: &[u8], key: Option<&LockKey>) -> Result<Zeroizing<Vec<u8>>, LockError> {
+    match stored.split_first() {
+        Some((&UNLOCKED, snapshot)) => Ok(Zeroizing::new(snapshot.to_vec())),
+        Some((&LOCKED, rest)) => {
+            let key = key.ok_or(LockError::Locked)?;
             let (salt, rest) = rest.split_first_chunk::<SALT_LEN>().ok_or(LockError::Corrupt)?;
             let (nonce, ciphertext) = rest.split_first_chunk::<NONCE_LEN>().ok_or(LockError::Corrupt)?;
-            let key = LockKey::derive(passphrase, *salt)?;
+            if *salt != key.salt {
+                return Err(LockError::WrongPassphrase);
+            }
             let snapshot =
                 aead::open(&key.key, nonce, &key.aad(), ciphertext).ok_or(LockError::WrongPassphrase)?;
-            Ok((Zeroizing::new(snapshot), Some(key)))
+            Ok(Zeroizing::new(snapshot))
         }
         _ => Err(LockError::Corrupt),
     }
@@ -143,6 +159,12 @@ mod tests {
         tampered[last] ^= 1;
         assert_eq!(open(&tampered, Some("correct horse")).unwrap_err(), LockError::WrongPassphrase);
         assert_eq!(open(&sealed[..20], Some("correct horse")).unwrap_err(), LockError::Corrupt);
+        // Other records of the profile open with the derived key, without Argon2id.
+        let key = reopened_key.unwrap();
+        assert_eq!(open_with(&again, Some(&key)).unwrap().as_slice(), b"second");
+        assert_eq!(open_with(&again, None).unwrap_err(), LockError::Locked);
+        let other = LockKey::new("correct horse", &mut rng).unwrap();
+        assert_eq!(open_with(&again, Some(&other)).unwrap_err(), LockError::WrongPassphrase);
     }
 
     #[test]

@@ -87,6 +87,46 @@ test('two tabs of A send alternately 100 times each; B gets all 200 in order, no
   await waitForText(second, 'after takeover');
 });
 
+test('a long conversation: the newest messages are shown, earlier ones on request, all in order after a reload', async () => {
+  const { alice, bob } = await pair(env.browser, env.relay);
+  const sent = Array.from({ length: 300 }, (_, i) => `long history ${i}`);
+  // A burst typed in A's tab: each is sent without waiting for the previous one to arrive.
+  await alice.page.bringToFront();
+  await alice.page.evaluate(async (texts) => {
+    const box = document.querySelector('textarea[aria-label=Message]');
+    for (const text of texts) {
+      box.value = text;
+      box.dispatchEvent(new InputEvent('input', { bubbles: true }));
+      [...document.querySelectorAll('button')].find((b) => b.textContent === 'Send').click();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  }, sent);
+  await bob.page.bringToFront();
+  await waitForText(bob.page, sent[299]);
+
+  const showAll = async (page) => {
+    const earlier = page.getByRole('button', { name: 'Show earlier messages' });
+    // Only the newest part of the history is in the page at first.
+    const shown = await texts(page);
+    assert.ok(shown.length < sent.length, `all ${shown.length} messages rendered at once`);
+    assert.deepEqual(shown, sent.slice(sent.length - shown.length));
+    while (await earlier.isVisible()) await earlier.click();
+    assert.deepEqual(await texts(page), sent);
+  };
+  await showAll(bob.page);
+  await waitForText(alice.page, sent[299]);
+  await showAll(alice.page);
+
+  // The history is stored in chunks; all of them come back after a reload.
+  await bob.page.reload();
+  await connected(bob.page);
+  await openConversation(bob.page, 'Alice');
+  await waitForText(bob.page, sent[299]);
+  await showAll(bob.page);
+  await send(bob.page, 'read them all');
+  await waitForText(alice.page, 'read them all');
+});
+
 test('a verified contact whose key changes: A is warned and blocked until accepting', async () => {
   const { alice, bob } = await pair(env.browser, env.relay);
   await alice.page.getByRole('button', { name: 'Safety number' }).click();

@@ -5,7 +5,7 @@ mod storage;
 mod tabs;
 
 pub use socket::{RelaySocket, SocketEvent};
-pub use storage::{StorageError, Vault};
+pub use storage::{NamedRecords, StorageError, Vault};
 pub use tabs::{TabChannel, request_ownership};
 
 /// The browser's cryptographic random number generator (`crypto.getRandomValues`).

@@ -2,9 +2,14 @@
 //!
 //! One database, `doorless`, with one object store, `kv`. The record `key` is a non-extractable
 //! AES-256-GCM `CryptoKey` made by WebCrypto in this browser profile: script can use it but never read
-//! it, so a copy of the profile's files without the browser's key store is ciphertext. The record
-//! `state` is the engine's snapshot, encrypted under that key with a fresh random 96-bit nonce per
-//! write: `nonce (12) || AES-GCM ciphertext`.
+//! it, so a copy of the profile's files without the browser's key store is ciphertext. Every other
+//! record is one of the engine's named records (see `engine::Records`), encrypted under that key with
+//! a fresh random 96-bit nonce per write and its name as additional data (a record moved to another
+//! name does not decrypt): `nonce (12) || AES-GCM ciphertext`. A save writes its records in one
+//! transaction, so storage holds either all of them or none.
+//!
+//! The single `state` record of earlier releases was encrypted without additional data; it is still
+//! read, and the first save deletes it in the same transaction that writes its replacement.
 
 use idb::builder::{DatabaseBuilder, ObjectStoreBuilder};
 use idb::{Database, Factory, TransactionMode};
@@ -12,11 +17,13 @@ use js_sys::{Array, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AesGcmParams, AesKeyGenParams, CryptoKey, SubtleCrypto};
+use zeroize::Zeroizing;
+
+use crate::engine::LEGACY_RECORD;
 
 const DB_NAME: &str = "doorless";
 const STORE: &str = "kv";
 const KEY_RECORD: &str = "key";
-const STATE_RECORD: &str = "state";
 const NONCE_LEN: usize = 12;
 
 /// Why storage failed. Carries no data from the store.
@@ -35,6 +42,9 @@ pub enum StorageError {
     #[error("could not save; the previous state is kept")]
     WriteFailed,
 }
+
+/// Records by name, as the engine writes them and the vault stores them.
+pub type NamedRecords = Vec<(String, Zeroizing<Vec<u8>>)>;
 
 /// The encrypted store of one browser profile.
 pub struct Vault {
@@ -81,36 +91,91 @@ impl Vault {
         Ok(Self { db, key })
     }
 
-    /// The stored snapshot, decrypted; `None` on first run.
-    pub async fn load(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        let Some(value) = get(&self.db, STATE_RECORD).await? else { return Ok(None) };
-        let sealed = Uint8Array::new(&value).to_vec();
+    /// Every stored record, decrypted, by name (empty on first run).
+    pub async fn load(&self) -> Result<NamedRecords, StorageError> {
+        let tx = self
+            .db
+            .transaction(&[STORE], TransactionMode::ReadOnly)
+            .map_err(|_| StorageError::Unavailable)?;
+        let store = tx.object_store(STORE).map_err(|_| StorageError::Unavailable)?;
+        let keys = store.get_all_keys(None, None).map_err(|_| StorageError::Unavailable)?;
+        let values = store.get_all(None, None).map_err(|_| StorageError::Unavailable)?;
+        let keys = keys.await.map_err(|_| StorageError::Unavailable)?;
+        let values = values.await.map_err(|_| StorageError::Unavailable)?;
+        if keys.len() != values.len() {
+            return Err(StorageError::Corrupt);
+        }
+        // Start every decryption, then collect: WebCrypto works on them concurrently.
+        let mut pending = Vec::new();
+        for (key, value) in keys.into_iter().zip(values) {
+            let Some(name) = key.as_string() else { return Err(StorageError::Corrupt) };
+            if name == KEY_RECORD {
+                continue;
+            }
+            let sealed = Uint8Array::new(&value).to_vec();
+            let aad = (name != LEGACY_RECORD).then_some(name.as_bytes());
+            let promise = self.decrypt(&sealed, aad)?;
+            pending.push((name, promise));
+        }
+        let mut records = Vec::with_capacity(pending.len());
+        for (name, promise) in pending {
+            let plain = JsFuture::from(promise).await.map_err(|_| StorageError::Corrupt)?;
+            records.push((name, Zeroizing::new(Uint8Array::new(&plain).to_vec())));
+        }
+        Ok(records)
+    }
+
+    fn decrypt(&self, sealed: &[u8], aad: Option<&[u8]>) -> Result<js_sys::Promise, StorageError> {
         if sealed.len() < NONCE_LEN + 16 {
             return Err(StorageError::Corrupt);
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let params = AesGcmParams::new("AES-GCM", &Uint8Array::from(nonce));
-        let promise = subtle()?
+        if let Some(aad) = aad {
+            params.set_additional_data(&Uint8Array::from(aad));
+        }
+        subtle()?
             .decrypt_with_object_and_u8_array(&params, &self.key, ciphertext)
-            .map_err(|_| StorageError::Corrupt)?;
-        let plain = JsFuture::from(promise).await.map_err(|_| StorageError::Corrupt)?;
-        Ok(Some(Uint8Array::new(&plain).to_vec()))
+            .map_err(|_| StorageError::Corrupt)
     }
 
-    /// Encrypts and stores a snapshot, replacing the previous one atomically.
-    pub async fn save(&self, snapshot: &[u8]) -> Result<(), StorageError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| StorageError::Crypto)?;
-        let params = AesGcmParams::new("AES-GCM", &Uint8Array::from(&nonce[..]));
-        let promise = subtle()?
-            .encrypt_with_object_and_u8_array(&params, &self.key, snapshot)
-            .map_err(|_| StorageError::Crypto)?;
-        let ciphertext = JsFuture::from(promise).await.map_err(|_| StorageError::Crypto)?;
-        let ciphertext = Uint8Array::new(&ciphertext);
-        let sealed = Uint8Array::new_with_length((NONCE_LEN as u32) + ciphertext.length());
-        sealed.set(&Uint8Array::from(&nonce[..]), 0);
-        sealed.set(&ciphertext, NONCE_LEN as u32);
-        put(&self.db, STATE_RECORD, &sealed).await.map_err(|_| StorageError::WriteFailed)
+    /// Encrypts and stores these records in one transaction: after a crash, storage holds all of
+    /// them or none (and then the previous ones). Removes the record of earlier releases.
+    pub async fn save(&self, records: NamedRecords) -> Result<(), StorageError> {
+        let mut pending = Vec::with_capacity(records.len());
+        for (name, plain) in records {
+            let mut nonce = [0u8; NONCE_LEN];
+            getrandom::fill(&mut nonce).map_err(|_| StorageError::Crypto)?;
+            let params = AesGcmParams::new("AES-GCM", &Uint8Array::from(&nonce[..]));
+            params.set_additional_data(&Uint8Array::from(name.as_bytes()));
+            let promise = subtle()?
+                .encrypt_with_object_and_u8_array(&params, &self.key, &plain)
+                .map_err(|_| StorageError::Crypto)?;
+            pending.push((name, nonce, promise));
+        }
+        let mut sealed = Vec::with_capacity(pending.len());
+        for (name, nonce, promise) in pending {
+            let ciphertext = JsFuture::from(promise).await.map_err(|_| StorageError::Crypto)?;
+            let ciphertext = Uint8Array::new(&ciphertext);
+            let record = Uint8Array::new_with_length((NONCE_LEN as u32) + ciphertext.length());
+            record.set(&Uint8Array::from(&nonce[..]), 0);
+            record.set(&ciphertext, NONCE_LEN as u32);
+            sealed.push((name, record));
+        }
+        let tx = self
+            .db
+            .transaction(&[STORE], TransactionMode::ReadWrite)
+            .map_err(|_| StorageError::WriteFailed)?;
+        let store = tx.object_store(STORE).map_err(|_| StorageError::WriteFailed)?;
+        for (name, record) in &sealed {
+            store.put(record, Some(&JsValue::from_str(name))).map_err(|_| StorageError::WriteFailed)?;
+        }
+        store.delete(JsValue::from_str(LEGACY_RECORD)).map_err(|_| StorageError::WriteFailed)?;
+        // A write counts only once the transaction has committed.
+        match tx.await {
+            Ok(idb::TransactionResult::Committed) => Ok(()),
+            _ => Err(StorageError::WriteFailed),
+        }
     }
 
     /// Deletes everything this profile stored (the key included).
@@ -122,6 +187,14 @@ impl Vault {
             .map_err(|_| StorageError::Unavailable)?
             .await
             .map_err(|_| StorageError::WriteFailed)
+    }
+}
+
+impl Drop for Vault {
+    /// Closes the connection at once (a connection left to the garbage collector would hold up
+    /// "Delete all data" in another handle until it is collected).
+    fn drop(&mut self) {
+        self.db.close();
     }
 }
 

@@ -13,10 +13,12 @@
 //! let link = alice.create_invite(None, 1_700_000_000, &mut rng).unwrap();
 //! assert!(!link.fragment.is_empty());
 //! // Everything, sessions included, survives a round trip through storage.
-//! let restored = Engine::from_bytes(&alice.to_bytes()).unwrap();
+//! let records: Vec<_> = alice.take_records().into_named().collect();
+//! let restored = Engine::restore(records.iter().map(|(name, bytes)| (name.as_str(), &bytes[..]))).unwrap();
 //! assert_eq!(restored.name(), "Alice");
 //! ```
 
+mod log;
 mod mailbox;
 mod snapshot;
 mod view;
@@ -28,8 +30,9 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{self, Content, Identity, Invite, InviteSecret, MessageId, Payload, SafetyNumber, Session};
+pub use log::{CHUNK_LEN, Chunk, Log};
 pub use mailbox::Mailbox;
-pub use snapshot::SnapshotError;
+pub use snapshot::{ChunkKey, LEGACY_RECORD, PROFILE_RECORD, Records, SnapshotError};
 pub use view::{ContactView, ProfileView};
 
 /// How long an invite stays valid.
@@ -94,7 +97,7 @@ pub struct Contact {
     /// Their mailbox for us: we deposit here.
     outbox: MailboxId,
     /// The conversation, oldest first.
-    pub messages: Vec<Message>,
+    pub messages: Log,
     /// Incoming messages not yet seen.
     pub unread: u32,
     /// The person compared safety numbers and marked them verified.
@@ -620,15 +623,12 @@ impl Engine {
     }
 
     fn set_delivery(&mut self, contact: ContactId, id: MessageId, state: Delivery, events: &mut Vec<Event>) {
-        let message = self
-            .contacts
-            .get_mut(&contact)
-            .and_then(|c| c.messages.iter_mut().find(|m| m.outgoing && m.id == id));
+        let Some(log) = self.contacts.get_mut(&contact).map(|c| &mut c.messages) else { return };
         // Delivery only moves forward: a late `Deposited` must not undo a receipt.
-        if let Some(message) = message
-            && rank(state) > rank(message.delivery)
+        if let Some(index) = log.rposition(|m| m.outgoing && m.id == id)
+            && rank(state) > rank(log[index].delivery)
         {
-            message.delivery = state;
+            log.update(index, |m| m.delivery = state);
             events.push(Event::DeliveryChanged(contact));
         }
     }
@@ -651,7 +651,7 @@ impl Engine {
                 session,
                 inbox,
                 outbox,
-                messages: Vec::new(),
+                messages: Log::default(),
                 unread: 0,
                 verified: false,
                 blocked: false,

@@ -1,31 +1,121 @@
-//! The engine's stored form: `version: u8 = 1 | postcard(SnapshotV1)`.
+//! The engine's stored form: named records, written together.
 //!
-//! Every secret (identity, ratchet sessions, invite secrets, mailbox keys) is in here, so the bytes
-//! are only ever written encrypted (see `browser::Vault`), and the intermediate buffers are zeroized.
-//! A new version adds a new struct and a migration in [`Engine::from_bytes`]; old snapshots stay
-//! readable.
+//! - `profile`: `version: u8 = 2 | postcard(ProfileV2)` — identity, contacts with their ratchet
+//!   sessions and message counts, open invites, the outbox. Rewritten on every save; its size does
+//!   not grow with the conversations.
+//! - `log/<contact>/<chunk>` (hex): `version: u8 = 1 | postcard(Vec<Message>)` — one chunk of a
+//!   conversation ([`super::log::CHUNK_LEN`] messages). Written only when it changed.
+//! - `state`: the version-1 snapshot of earlier releases (everything in one record, messages
+//!   included). Still read; the first save replaces it with the records above.
+//!
+//! Every secret (identity, ratchet sessions, invite secrets, mailbox keys) is in the profile record,
+//! and the chunks hold the conversations, so records are only ever written encrypted (see
+//! `browser::Vault`), and the intermediate buffers are zeroized. A new version adds a new struct and
+//! a migration in [`Engine::restore`]; old records stay readable.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use super::log::{Log, MissingChunk};
 use super::{Contact, ContactId, Engine, Link, Mailbox, Message, Outgoing, PendingInvite};
 use crate::core::{self, Identity, InviteSecret, Session};
 use doorless_frames::MailboxId;
 
-/// The current snapshot version.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// The current version of the profile record.
+pub const PROFILE_VERSION: u8 = 2;
+/// The version of the single-record snapshot of earlier releases.
+const LEGACY_VERSION: u8 = 1;
+/// The current version of a log chunk record.
+const CHUNK_VERSION: u8 = 1;
 
-/// Why stored bytes are not an engine.
+/// The profile record's name.
+pub const PROFILE_RECORD: &str = "profile";
+/// The single record of earlier releases (read, never written).
+pub const LEGACY_RECORD: &str = "state";
+const CHUNK_PREFIX: &str = "log/";
+
+/// Why stored records are not an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
-    /// Empty, truncated or otherwise undecodable.
+    /// Empty, truncated, incomplete or otherwise undecodable.
     #[error("stored state is corrupt")]
     Corrupt,
     /// Written by a newer version of Doorless.
     #[error("stored state has an unsupported version")]
     UnsupportedVersion,
+}
+
+impl From<MissingChunk> for SnapshotError {
+    fn from(_: MissingChunk) -> Self {
+        Self::Corrupt
+    }
+}
+
+/// Which chunk of which conversation a record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ChunkKey {
+    /// The conversation.
+    pub contact: ContactId,
+    /// The chunk's position in it.
+    pub index: u32,
+}
+
+impl ChunkKey {
+    /// The record name, `log/<contact>/<index>` in fixed-width hex (so names sort by position).
+    pub fn record_name(&self) -> String {
+        format!("{CHUNK_PREFIX}{:08x}/{:08x}", self.contact.0, self.index)
+    }
+
+    /// The key of a chunk record name; `None` for any other name.
+    pub fn parse(name: &str) -> Option<Self> {
+        let (contact, index) = name.strip_prefix(CHUNK_PREFIX)?.split_once('/')?;
+        let hex = |s: &str| (s.len() == 8).then(|| u32::from_str_radix(s, 16).ok()).flatten();
+        Some(Self { contact: ContactId(hex(contact)?), index: hex(index)? })
+    }
+}
+
+/// What a save writes, all in one transaction: the profile, and the log chunks that changed.
+pub struct Records {
+    /// The profile record ([`PROFILE_RECORD`]).
+    pub profile: Zeroizing<Vec<u8>>,
+    /// Changed chunks.
+    pub chunks: Vec<(ChunkKey, Zeroizing<Vec<u8>>)>,
+}
+
+impl Records {
+    /// Every record with its name.
+    pub fn into_named(self) -> impl Iterator<Item = (String, Zeroizing<Vec<u8>>)> {
+        std::iter::once((PROFILE_RECORD.to_owned(), self.profile))
+            .chain(self.chunks.into_iter().map(|(key, bytes)| (key.record_name(), bytes)))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProfileV2 {
+    identity: Vec<u8>,
+    name: String,
+    contacts: Vec<ContactV2>,
+    invites: Vec<InviteV1>,
+    next_contact: u32,
+    unconfirmed: Vec<(u32, Outgoing)>,
+    next_request: u32,
+    undecryptable: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContactV2 {
+    id: ContactId,
+    name: String,
+    session: Vec<u8>,
+    inbox: [u8; 32],
+    outbox: [u8; 32],
+    /// Messages in the log: its chunks must add up to exactly this.
+    messages: u32,
+    unread: u32,
+    verified: bool,
+    blocked: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,6 +150,20 @@ struct InviteV1 {
     for_contact: Option<ContactId>,
 }
 
+impl Drop for ProfileV2 {
+    fn drop(&mut self) {
+        self.identity.zeroize();
+        for contact in &mut self.contacts {
+            contact.session.zeroize();
+            contact.inbox.zeroize();
+        }
+        for invite in &mut self.invites {
+            invite.secret.zeroize();
+            invite.inbox.zeroize();
+        }
+    }
+}
+
 impl Drop for SnapshotV1 {
     fn drop(&mut self) {
         self.identity.zeroize();
@@ -74,72 +178,236 @@ impl Drop for SnapshotV1 {
     }
 }
 
+/// One contact as stored, whatever the version.
+struct StoredContact<'a> {
+    id: ContactId,
+    name: &'a str,
+    session: &'a [u8],
+    inbox: &'a [u8; 32],
+    outbox: [u8; 32],
+    log: Log,
+    unread: u32,
+    verified: bool,
+    blocked: bool,
+}
+
+fn versioned(version: u8, value: &impl Serialize) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(vec![version]);
+    // Serializing plain structs into a Vec cannot fail; an empty body would be refused on load.
+    if let Ok(body) = postcard::to_allocvec(value).map(Zeroizing::new) {
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
 impl Engine {
-    /// Everything needed to resume after a reload: identity, contacts with their ratchet sessions,
-    /// open invites, conversations and the outbox. Secret: store it encrypted only.
-    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let snapshot = SnapshotV1 {
+    /// What changed since the last call, to store: the profile record, always, and the log
+    /// chunks that changed. Secret: store it encrypted only. If storing fails, call
+    /// [`Engine::save_failed`] so the next call writes everything again.
+    pub fn take_records(&mut self) -> Records {
+        let mut chunks = Vec::new();
+        for c in self.contacts.values_mut() {
+            for (index, chunk) in c.messages.take_dirty() {
+                let key = ChunkKey { contact: c.id, index };
+                chunks.push((key, versioned(CHUNK_VERSION, &*chunk)));
+            }
+        }
+        let profile = ProfileV2 {
             identity: self.identity.to_bytes().to_vec(),
             name: self.name.clone(),
             contacts: self
                 .contacts
                 .values()
-                .map(|c| ContactV1 {
+                .map(|c| ContactV2 {
                     id: c.id,
                     name: c.name.clone(),
                     session: c.session.to_bytes().to_vec(),
                     inbox: *c.inbox.seed(),
                     outbox: c.outbox.0,
-                    messages: c.messages.clone(),
+                    messages: u32::try_from(c.messages.len()).unwrap_or(u32::MAX),
                     unread: c.unread,
                     verified: c.verified,
                     blocked: c.blocked,
                 })
                 .collect(),
-            invites: self
-                .invites
-                .iter()
-                .map(|i| InviteV1 {
-                    secret: i.secret.to_bytes().to_vec(),
-                    inbox: *i.inbox.seed(),
-                    for_contact: i.for_contact,
-                })
-                .collect(),
+            invites: self.stored_invites(),
             next_contact: self.next_contact,
             unconfirmed: self.unconfirmed.iter().cloned().collect(),
             next_request: self.next_request,
             undecryptable: self.undecryptable,
         };
-        let mut out = Zeroizing::new(vec![SNAPSHOT_VERSION]);
-        // Serializing plain structs into a Vec cannot fail; an empty body would be refused on load.
-        if let Ok(body) = postcard::to_allocvec(&snapshot).map(Zeroizing::new) {
-            out.extend_from_slice(&body);
-        }
-        out
+        Records { profile: versioned(PROFILE_VERSION, &profile), chunks }
     }
 
-    /// Restores an engine from [`Engine::to_bytes`]. Never panics on any input.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SnapshotError> {
+    /// The last records were not stored: the next [`Engine::take_records`] writes every chunk.
+    pub fn save_failed(&mut self) {
+        self.rewrite_all();
+    }
+
+    /// The next [`Engine::take_records`] writes every chunk (after the storage key changed, say).
+    pub fn rewrite_all(&mut self) {
+        for c in self.contacts.values_mut() {
+            c.messages.mark_all();
+        }
+    }
+
+    fn stored_invites(&self) -> Vec<InviteV1> {
+        self.invites
+            .iter()
+            .map(|i| InviteV1 {
+                secret: i.secret.to_bytes().to_vec(),
+                inbox: *i.inbox.seed(),
+                for_contact: i.for_contact,
+            })
+            .collect()
+    }
+
+    /// Restores an engine from its stored records (by name, as [`Records::into_named`] wrote them,
+    /// or the single record of earlier releases). Never panics on any input; a missing or surplus
+    /// chunk is [`SnapshotError::Corrupt`].
+    pub fn restore<'a>(
+        records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Self, SnapshotError> {
+        let mut profile = None;
+        let mut legacy = None;
+        let mut chunks: BTreeMap<ContactId, Vec<(u32, Vec<Message>)>> = BTreeMap::new();
+        for (name, bytes) in records {
+            if name == PROFILE_RECORD {
+                profile = Some(bytes);
+            } else if name == LEGACY_RECORD {
+                legacy = Some(bytes);
+            } else if let Some(key) = ChunkKey::parse(name) {
+                let (&version, body) = bytes.split_first().ok_or(SnapshotError::Corrupt)?;
+                if version != CHUNK_VERSION {
+                    return Err(SnapshotError::UnsupportedVersion);
+                }
+                let messages: Vec<Message> =
+                    postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
+                chunks.entry(key.contact).or_default().push((key.index, messages));
+            }
+        }
+        match (profile, legacy) {
+            (Some(profile), _) => Self::from_profile(profile, chunks),
+            (None, Some(legacy)) if chunks.is_empty() => {
+                let mut engine = Self::from_bytes(legacy)?;
+                // Nothing of it is in the current format yet.
+                engine.rewrite_all();
+                Ok(engine)
+            }
+            _ => Err(SnapshotError::Corrupt),
+        }
+    }
+
+    fn from_profile(
+        bytes: &[u8],
+        mut chunks: BTreeMap<ContactId, Vec<(u32, Vec<Message>)>>,
+    ) -> Result<Self, SnapshotError> {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Corrupt)?;
-        if version != SNAPSHOT_VERSION {
+        if version != PROFILE_VERSION {
+            return Err(if version > PROFILE_VERSION {
+                SnapshotError::UnsupportedVersion
+            } else {
+                SnapshotError::Corrupt
+            });
+        }
+        let p: ProfileV2 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
+        let mut contacts = Vec::new();
+        for c in &p.contacts {
+            let log = Log::from_chunks(c.messages as usize, chunks.remove(&c.id).unwrap_or_default())?;
+            contacts.push(StoredContact {
+                id: c.id,
+                name: &c.name,
+                session: &c.session,
+                inbox: &c.inbox,
+                outbox: c.outbox,
+                log,
+                unread: c.unread,
+                verified: c.verified,
+                blocked: c.blocked,
+            });
+        }
+        if !chunks.is_empty() {
+            // Chunks of a conversation the profile does not have.
+            return Err(SnapshotError::Corrupt);
+        }
+        Self::assemble(
+            &p.identity,
+            &p.name,
+            contacts,
+            &p.invites,
+            p.next_contact,
+            &p.unconfirmed,
+            p.next_request,
+            p.undecryptable,
+        )
+    }
+
+    /// Restores an engine from the single-record snapshot of earlier releases.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        let (&version, body) = bytes.split_first().ok_or(SnapshotError::Corrupt)?;
+        if version != LEGACY_VERSION {
             return Err(SnapshotError::UnsupportedVersion);
         }
-        let snapshot: SnapshotV1 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
-        let identity = Identity::from_bytes(&snapshot.identity).map_err(|_| SnapshotError::Corrupt)?;
+        let s: SnapshotV1 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
+        let contacts = s
+            .contacts
+            .iter()
+            .map(|c| {
+                let mut log = Log::default();
+                for m in &c.messages {
+                    log.push(m.clone());
+                }
+                StoredContact {
+                    id: c.id,
+                    name: &c.name,
+                    session: &c.session,
+                    inbox: &c.inbox,
+                    outbox: c.outbox,
+                    log,
+                    unread: c.unread,
+                    verified: c.verified,
+                    blocked: c.blocked,
+                }
+            })
+            .collect();
+        Self::assemble(
+            &s.identity,
+            &s.name,
+            contacts,
+            &s.invites,
+            s.next_contact,
+            &s.unconfirmed,
+            s.next_request,
+            s.undecryptable,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        identity: &[u8],
+        name: &str,
+        stored: Vec<StoredContact<'_>>,
+        stored_invites: &[InviteV1],
+        next_contact: u32,
+        unconfirmed: &[(u32, Outgoing)],
+        next_request: u32,
+        undecryptable: u32,
+    ) -> Result<Self, SnapshotError> {
+        let identity = Identity::from_bytes(identity).map_err(|_| SnapshotError::Corrupt)?;
         let own = identity.public();
         let mut contacts = BTreeMap::new();
-        for c in &snapshot.contacts {
-            let session = Session::from_bytes(&c.session).map_err(|_| SnapshotError::Corrupt)?;
+        for c in stored {
+            let session = Session::from_bytes(c.session).map_err(|_| SnapshotError::Corrupt)?;
             let safety = core::safety_number(&own, session.peer_identity());
             contacts.insert(
                 c.id,
                 Contact {
                     id: c.id,
-                    name: c.name.clone(),
+                    name: c.name.to_owned(),
                     session,
-                    inbox: Mailbox::from_seed(&c.inbox),
+                    inbox: Mailbox::from_seed(c.inbox),
                     outbox: MailboxId(c.outbox),
-                    messages: c.messages.clone(),
+                    messages: c.log,
                     unread: c.unread,
                     verified: c.verified,
                     blocked: c.blocked,
@@ -148,7 +416,7 @@ impl Engine {
             );
         }
         let mut invites = Vec::new();
-        for i in &snapshot.invites {
+        for i in stored_invites {
             invites.push(PendingInvite {
                 secret: InviteSecret::from_bytes(&i.secret).map_err(|_| SnapshotError::Corrupt)?,
                 inbox: Mailbox::from_seed(&i.inbox),
@@ -157,14 +425,14 @@ impl Engine {
         }
         Ok(Self {
             identity,
-            name: snapshot.name.clone(),
+            name: name.to_owned(),
             contacts,
             invites,
-            next_contact: snapshot.next_contact,
+            next_contact,
             link: Link::Down,
-            unconfirmed: snapshot.unconfirmed.iter().cloned().collect::<VecDeque<_>>(),
-            next_request: snapshot.next_request,
-            undecryptable: snapshot.undecryptable,
+            unconfirmed: unconfirmed.iter().cloned().collect::<VecDeque<_>>(),
+            next_request,
+            undecryptable,
             out: VecDeque::new(),
         })
     }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ContactId, Engine, Message};
+use super::{Chunk, ContactId, Engine, Message};
 
 /// One conversation as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,8 +12,9 @@ pub struct ContactView {
     pub id: ContactId,
     /// Display name.
     pub name: String,
-    /// The conversation, oldest first.
-    pub messages: Vec<Message>,
+    /// The conversation, oldest first, in the engine's chunks: shared, not copied, so building
+    /// a view costs one pointer per chunk, and a view compares equal chunk by chunk.
+    pub chunks: Vec<Chunk>,
     /// Unseen incoming messages.
     pub unread: u32,
     /// Safety number compared and marked verified.
@@ -26,6 +27,18 @@ pub struct ContactView {
     pub safety_digits: String,
     /// The safety number's QR payload.
     pub safety_qr: Vec<u8>,
+}
+
+impl ContactView {
+    /// The conversation, oldest first.
+    pub fn messages(&self) -> impl DoubleEndedIterator<Item = &Message> {
+        self.chunks.iter().flat_map(|c| c.iter())
+    }
+
+    /// How many messages the conversation has.
+    pub fn message_count(&self) -> usize {
+        self.chunks.iter().map(|c| c.len()).sum()
+    }
 }
 
 /// The whole profile as shown.
@@ -49,7 +62,7 @@ impl Engine {
             .map(|c| ContactView {
                 id: c.id,
                 name: c.name.clone(),
-                messages: c.messages.clone(),
+                chunks: c.messages.chunks().to_vec(),
                 unread: c.unread,
                 verified: c.verified,
                 blocked: c.blocked,
@@ -58,7 +71,7 @@ impl Engine {
                 safety_qr: c.safety_number().qr_payload(),
             })
             .collect();
-        contacts.sort_by_key(|c| std::cmp::Reverse(c.messages.last().map_or(0, |m| m.received_at)));
+        contacts.sort_by_key(|c| std::cmp::Reverse(c.messages().next_back().map_or(0, |m| m.received_at)));
         ProfileView {
             name: self.name.clone(),
             contacts,

@@ -100,6 +100,9 @@ pub struct World {
     pub online: Vec<bool>,
     pub rng: ChaCha20Rng,
     pub events: Vec<Vec<Event>>,
+    /// Each engine's storage, as the browser vault keeps it: named records, each save replacing
+    /// the ones it names.
+    pub stores: Vec<std::collections::BTreeMap<String, Vec<u8>>>,
 }
 
 impl World {
@@ -114,11 +117,31 @@ impl World {
             online: vec![false; n],
             rng,
             events: vec![vec![]; n],
+            stores: vec![Default::default(); n],
         };
         for i in 0..n {
             world.connect(i);
         }
         world
+    }
+
+    /// Stores what engine `i` changed since its last save, as the owner tab does; returns the
+    /// number of records written.
+    pub fn save(&mut self, i: usize) -> usize {
+        let records: Vec<(String, Vec<u8>)> =
+            self.engines[i].take_records().into_named().map(|(name, bytes)| (name, bytes.to_vec())).collect();
+        let written = records.len();
+        self.stores[i].extend(records);
+        written
+    }
+
+    /// Saves engine `i`, then replaces it with one restored from its storage, as a reload does.
+    pub fn reload(&mut self, i: usize) {
+        self.save(i);
+        self.disconnect(i);
+        let stored = self.stores[i].iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice()));
+        self.engines[i] = Engine::restore(stored).expect("stored records restore");
+        self.connect(i);
     }
 
     /// Engine `i` (re)connects.

@@ -27,6 +27,9 @@ struct Inner {
     known_owner: std::cell::Cell<u32>,
     owner: RefCell<Option<Rc<Owner>>>,
     channel: RefCell<Option<TabChannel>>,
+    /// Another tab of this profile has spoken on the channel (so there may be someone to tell).
+    /// Until then, the owner does not encode its whole state for the channel on every change.
+    heard_peer: std::cell::Cell<bool>,
     dispatch: Callback<Action>,
 }
 
@@ -54,7 +57,9 @@ impl Reporter {
 impl Report for Reporter {
     fn state(&self, shared: Shared) {
         self.with(|inner| {
-            inner.post(&TabMessage::State(shared.clone()));
+            if inner.heard_peer.get() {
+                inner.post(&TabMessage::State(shared.clone()));
+            }
             inner.dispatch.emit(Action::Shared(shared));
         });
     }
@@ -100,11 +105,13 @@ impl Client {
             known_owner: std::cell::Cell::new(0),
             owner: RefCell::new(None),
             channel: RefCell::new(None),
+            heard_peer: std::cell::Cell::new(false),
             dispatch,
         });
         let weak = Rc::downgrade(&inner);
         *inner.channel.borrow_mut() = TabChannel::open(move |bytes| {
             if let (Some(inner), Some(message)) = (weak.upgrade(), TabMessage::decode(&bytes)) {
+                inner.heard_peer.set(true);
                 Client(inner).on_tab_message(message);
             }
         });

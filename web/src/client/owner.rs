@@ -1,15 +1,17 @@
 //! The owner tab: it alone runs the engine, holds the relay connection and writes storage.
 //!
 //! Invariant: state is saved before anything it produced leaves the tab. Every engine change
-//! queues (snapshot, frames); one worker saves the newest snapshot, and only then sends the frames.
-//! A crash at any point leaves storage at a state whose ciphertext was, at most, not yet sent,
-//! so nothing is lost and no message key is ever used twice.
+//! queues the frames it produced; one worker takes what changed in the engine since its last save
+//! (the profile record and the changed log chunks, one transaction), and only once that has
+//! committed sends the frames queued before it. A crash at any point leaves storage at a state whose
+//! ciphertext was, at most, not yet sent, so nothing is lost and no message key is ever used twice.
+//! Changes that arrive while a save is running are saved together by the next one.
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-use client_wasm::browser::{self, RelaySocket, SocketEvent, Vault};
-use client_wasm::engine::{Engine, EngineError, Event};
+use client_wasm::browser::{self, NamedRecords, RelaySocket, SocketEvent, Vault};
+use client_wasm::engine::{Engine, EngineError, Event, LEGACY_RECORD, PROFILE_RECORD};
 use client_wasm::lock::{self, LockError, LockKey};
 use doorless_frames::Frame;
 use futures_channel::mpsc;
@@ -23,11 +25,9 @@ use super::settings;
 /// Reconnection waits, in milliseconds: doubled from the first up to the last.
 const BACKOFF_MS: (u32, u32) = (250, 10_000);
 
-/// Work for the save-then-send worker.
-struct Job {
-    snapshot: Option<Zeroizing<Vec<u8>>>,
-    frames: Vec<Frame>,
-}
+/// Work for the save-then-send worker: frames an engine change produced (maybe none: the change
+/// still needs saving).
+type Job = Vec<Frame>;
 
 /// What the owner reports to its tab.
 pub trait Report {
@@ -46,8 +46,8 @@ pub struct Owner {
     engine: RefCell<Option<Engine>>,
     phase: Cell<Phase>,
     connected: Cell<bool>,
-    /// Stored bytes of a locked profile, until unlocked.
-    locked: RefCell<Option<Zeroizing<Vec<u8>>>>,
+    /// Stored records of a locked profile, until unlocked.
+    locked: RefCell<Option<NamedRecords>>,
     lock_key: RefCell<Option<LockKey>>,
     vault: RefCell<Option<Rc<Vault>>>,
     socket: RefCell<Option<RelaySocket>>,
@@ -95,24 +95,22 @@ impl Owner {
         };
         let stored = match &vault {
             Some(v) => v.load().await,
-            None => Ok(None),
+            None => Ok(Vec::new()),
         };
         *self.vault.borrow_mut() = vault;
         match stored {
-            Ok(None) => self.phase.set(Phase::NeedsProfile),
-            Ok(Some(bytes)) if lock::is_locked(&bytes) => {
-                *self.locked.borrow_mut() = Some(Zeroizing::new(bytes));
+            Ok(records) if records.is_empty() => self.phase.set(Phase::NeedsProfile),
+            Ok(records) if records.iter().any(|(_, bytes)| lock::is_locked(bytes)) => {
+                *self.locked.borrow_mut() = Some(records);
                 self.phase.set(Phase::Locked);
             }
-            Ok(Some(bytes)) => {
-                match lock::open(&bytes, None).ok().and_then(|(s, _)| Engine::from_bytes(&s).ok()) {
-                    Some(engine) => self.run(engine),
-                    None => {
-                        self.phase.set(Phase::NeedsProfile);
-                        self.report.reply(0, Reply::Notice(STORED_CORRUPT.into()));
-                    }
+            Ok(records) => match open_engine(&records, None) {
+                Some(engine) => self.run(engine),
+                None => {
+                    self.phase.set(Phase::NeedsProfile);
+                    self.report.reply(0, Reply::Notice(STORED_CORRUPT.into()));
                 }
-            }
+            },
             Err(_) => {
                 self.phase.set(Phase::NeedsProfile);
                 self.report.reply(0, Reply::Notice(STORED_CORRUPT.into()));
@@ -201,20 +199,27 @@ impl Owner {
     }
 
     fn unlock(&self, passphrase: &str) -> Reply {
-        let Some(stored) = self.locked.borrow().clone() else { return Reply::Done };
-        match lock::open(&stored, Some(passphrase)) {
-            Ok((snapshot, key)) => match Engine::from_bytes(&snapshot) {
-                Ok(engine) => {
-                    *self.lock_key.borrow_mut() = key;
-                    self.locked.borrow_mut().take();
-                    self.run(engine);
-                    self.publish();
-                    Reply::Done
-                }
-                Err(_) => Reply::Notice(STORED_CORRUPT.into()),
-            },
-            Err(LockError::WrongPassphrase) => Reply::Notice("Wrong passphrase.".into()),
-            Err(_) => Reply::Notice(STORED_CORRUPT.into()),
+        let key = {
+            let locked = self.locked.borrow();
+            let Some(records) = locked.as_ref() else { return Reply::Done };
+            // Argon2id once, on the profile record; the other records open with the same key.
+            let profile = records.iter().find(|(name, _)| name == PROFILE_RECORD || name == LEGACY_RECORD);
+            match profile.map(|(_, bytes)| lock::open(bytes, Some(passphrase))) {
+                Some(Ok((_, key))) => key,
+                Some(Err(LockError::WrongPassphrase)) => return Reply::Notice("Wrong passphrase.".into()),
+                _ => return Reply::Notice(STORED_CORRUPT.into()),
+            }
+        };
+        let engine = self.locked.borrow().as_ref().and_then(|records| open_engine(records, key.as_ref()));
+        match engine {
+            Some(engine) => {
+                *self.lock_key.borrow_mut() = key;
+                self.locked.borrow_mut().take();
+                self.run(engine);
+                self.publish();
+                Reply::Done
+            }
+            None => Reply::Notice(STORED_CORRUPT.into()),
         }
     }
 
@@ -227,6 +232,10 @@ impl Owner {
             None => None,
         };
         *self.lock_key.borrow_mut() = key;
+        // Every record is sealed again under the new lock (or none), in one save.
+        if let Some(engine) = self.engine.borrow_mut().as_mut() {
+            engine.rewrite_all();
+        }
         self.changed();
         Reply::Notice(
             if passphrase.is_some() { "Passphrase lock is on." } else { "Passphrase lock is off." }.into(),
@@ -245,43 +254,54 @@ impl Owner {
         }
     }
 
-    /// The engine changed: queue a save of the new state and the frames it produced, then tell tabs.
+    /// The engine changed: queue a save and the frames it produced, then tell tabs.
     fn changed(&self) {
-        let job = match self.engine.borrow_mut().as_mut() {
-            Some(engine) => {
-                let frames = engine.take_frames();
-                let bytes = engine.to_bytes();
-                let snapshot = lock::seal(&bytes, self.lock_key.borrow().as_ref(), &mut browser::rng());
-                Job { snapshot: Some(snapshot), frames }
-            }
+        let frames = match self.engine.borrow_mut().as_mut() {
+            Some(engine) => engine.take_frames(),
             None => return,
         };
-        let _ = self.jobs.unbounded_send(job);
+        let _ = self.jobs.unbounded_send(frames);
         self.publish();
+    }
+
+    /// What changed in the engine since the last save, sealed under the passphrase lock if set.
+    fn records(&self) -> Option<NamedRecords> {
+        let records = self.engine.borrow_mut().as_mut()?.take_records();
+        let key = self.lock_key.borrow();
+        let mut rng = browser::rng();
+        Some(
+            records
+                .into_named()
+                .map(|(name, bytes)| (name, lock::seal(&bytes, key.as_ref(), &mut rng)))
+                .collect(),
+        )
     }
 
     async fn worker(me: Weak<Self>, mut queue: mpsc::UnboundedReceiver<Job>) {
         while let Some(first) = queue.next().await {
-            let mut jobs = vec![first];
-            while let Ok(job) = queue.try_recv() {
-                jobs.push(job);
+            let mut frames = first;
+            while let Ok(more) = queue.try_recv() {
+                frames.extend(more);
             }
             let Some(owner) = me.upgrade() else { return };
-            // Only the newest snapshot needs writing; it includes every earlier change.
-            let snapshot = jobs.iter_mut().rev().find_map(|j| j.snapshot.take());
+            // Taken after every queued change: one save covers all of them.
+            let records = owner.records();
             let vault = owner.vault.borrow().clone();
-            if let (Some(snapshot), Some(vault)) = (snapshot, vault)
-                && vault.save(&snapshot).await.is_err()
+            if let (Some(records), Some(vault)) = (records, vault)
+                && vault.save(records).await.is_err()
             {
-                // Not saved: send nothing it produced. Dropping the connection makes the engine
-                // re-send its outbox after the next successful save.
+                // Not saved: send nothing it produced, and write everything next time. Dropping
+                // the connection makes the engine re-send its outbox after the next successful save.
+                if let Some(engine) = owner.engine.borrow_mut().as_mut() {
+                    engine.save_failed();
+                }
                 owner.report.reply(0, Reply::Notice(SAVE_FAILED.into()));
                 owner.socket.borrow_mut().take();
                 owner.disconnected();
                 continue;
             }
             if let Some(socket) = owner.socket.borrow().as_ref() {
-                for frame in jobs.iter().flat_map(|j| &j.frames) {
+                for frame in &frames {
                     socket.send(frame);
                 }
             }
@@ -381,6 +401,15 @@ impl Owner {
             report.wiped();
         });
     }
+}
+
+/// An engine from stored records, opened with the passphrase lock's key if the profile has one.
+fn open_engine(records: &NamedRecords, key: Option<&LockKey>) -> Option<Engine> {
+    let opened: Vec<(&str, Zeroizing<Vec<u8>>)> = records
+        .iter()
+        .map(|(name, bytes)| Some((name.as_str(), lock::open_with(bytes, key).ok()?)))
+        .collect::<Option<_>>()?;
+    Engine::restore(opened.iter().map(|(name, bytes)| (*name, bytes.as_slice()))).ok()
 }
 
 const STORED_CORRUPT: &str = "The stored profile could not be read. You can start a new one.";

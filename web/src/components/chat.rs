@@ -1,4 +1,4 @@
-use client_wasm::engine::{ContactId, Delivery, Message, MessageKind};
+use client_wasm::engine::{Chunk, ContactId, ContactView, Delivery, Message, MessageKind};
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
@@ -12,6 +12,11 @@ pub struct Props {
     pub contact: ContactId,
 }
 
+/// Chunks of history in the document when following the newest messages (up to 256 messages).
+const WINDOW_CHUNKS: usize = 4;
+/// Chunks added by "Show earlier messages" (or by scrolling to the top).
+const MORE_CHUNKS: usize = 4;
+
 /// One conversation: the log and the composer. Enter sends; Shift+Enter adds a line.
 #[component]
 pub fn Chat(props: &Props) -> Html {
@@ -22,7 +27,44 @@ pub fn Chat(props: &Props) -> Html {
     let contact = ctx.state.shared.view.contacts.iter().find(|c| c.id == props.contact).cloned();
     let id = props.contact;
 
-    let count = contact.as_ref().map_or(0, |c| c.messages.len());
+    // Only the newest chunks are in the document: a long history costs nothing per new message.
+    // Reading back pins the window's start, so new messages do not push out what is being read.
+    let pinned = use_state(|| None::<usize>);
+    let chunk_count = contact.as_ref().map_or(0, |c| c.chunks.len());
+    let start = pinned.map_or(chunk_count.saturating_sub(WINDOW_CHUNKS), |s| s.min(chunk_count));
+    let anchor = use_mut_ref(|| None::<(i32, i32)>);
+    {
+        let pinned = pinned.clone();
+        use_effect_with(id, move |_| pinned.set(None));
+    }
+    {
+        // Earlier messages were added above: keep the ones on screen where they were.
+        let log_ref = log_ref.clone();
+        let anchor = anchor.clone();
+        use_effect_with((id, start), move |_| {
+            if let (Some(el), Some((height, top))) =
+                (log_ref.cast::<web_sys::Element>(), anchor.borrow_mut().take())
+            {
+                el.set_scroll_top(el.scroll_height() - height + top);
+            }
+        });
+    }
+    let show_earlier = {
+        let log_ref = log_ref.clone();
+        let pinned = pinned.clone();
+        let anchor = anchor.clone();
+        Callback::from(move |()| {
+            if start == 0 {
+                return;
+            }
+            if let Some(el) = log_ref.cast::<web_sys::Element>() {
+                *anchor.borrow_mut() = Some((el.scroll_height(), el.scroll_top()));
+            }
+            pinned.set(Some(start.saturating_sub(MORE_CHUNKS)));
+        })
+    };
+
+    let count = contact.as_ref().map_or(0, ContactView::message_count);
     {
         // Follow new messages, unless the person scrolled up to read older ones.
         let log_ref = log_ref.clone();
@@ -51,12 +93,28 @@ pub fn Chat(props: &Props) -> Html {
 
     let onscroll = {
         let stick = stick_to_bottom.clone();
+        let pinned = pinned.clone();
+        let show_earlier = show_earlier.clone();
         Callback::from(move |e: Event| {
-            if let Some(el) = e.target_dyn_into::<web_sys::Element>() {
-                *stick.borrow_mut() = el.scroll_height() - el.scroll_top() - el.client_height() < 40;
+            let Some(el) = e.target_dyn_into::<web_sys::Element>() else { return };
+            let at_bottom = el.scroll_height() - el.scroll_top() - el.client_height() < 40;
+            *stick.borrow_mut() = at_bottom;
+            match (*pinned, at_bottom) {
+                // Back at the newest: the window follows new messages again.
+                (Some(_), true) => pinned.set(None),
+                (None, false) => pinned.set(Some(start)),
+                _ => {}
+            }
+            if el.scroll_top() < 40 {
+                show_earlier.emit(());
             }
         })
     };
+    let earlier_button = (start > 0).then(|| {
+        let show_earlier = show_earlier.clone();
+        let onclick = Callback::from(move |_| show_earlier.emit(()));
+        html! { <button class="secondary earlier" {onclick}>{ "Show earlier messages" }</button> }
+    });
     let send = {
         let draft = draft.clone();
         let client = ctx.client.clone();
@@ -101,11 +159,16 @@ pub fn Chat(props: &Props) -> Html {
         Callback::from(move |_| state.dispatch(Action::Deselect))
     };
 
-    let mut last_day = None;
-    let entries = contact.messages.iter().enumerate().map(|(index, m)| {
-        let day = time::day_key(m.received_at);
-        let first_of_day = last_day.replace(day) != Some(day);
-        html! { <Entry key={index} message={m.clone()} name={contact.name.clone()} {first_of_day} /> }
+    let name = AttrValue::from(contact.name.clone());
+    // The day of the last message above the window, so the first separator is right.
+    let mut last_day = start
+        .checked_sub(1)
+        .and_then(|before| contact.chunks.get(before)?.last())
+        .map(|m| time::day_key(m.received_at));
+    let chunks = contact.chunks.iter().enumerate().skip(start).map(|(index, chunk)| {
+        let prev_day = last_day;
+        last_day = chunk.last().map(|m| time::day_key(m.received_at));
+        html! { <ChunkEntries key={index} chunk={chunk.clone()} {prev_day} name={name.clone()} /> }
     });
     html! {
         <section class="chat" aria-label={format!("Conversation with {}", contact.name)}>
@@ -125,7 +188,8 @@ pub fn Chat(props: &Props) -> Html {
                 </div>
             }
             <div class="messages" role="log" aria-label="Messages" aria-live="polite" tabindex="0" ref={log_ref} {onscroll}>
-                { for entries }
+                { for earlier_button }
+                { for chunks }
             </div>
             <div class="composer">
                 <textarea aria-label="Message" rows="2" value={(*draft).clone()} {oninput} {onkeydown}
@@ -138,6 +202,28 @@ pub fn Chat(props: &Props) -> Html {
             </details>
         </section>
     }
+}
+
+#[derive(Properties, PartialEq)]
+struct ChunkProps {
+    /// Shared with the engine's log: equal (by pointer, at once) while nothing in it changed.
+    chunk: Chunk,
+    /// The day of the message before this chunk, if any.
+    prev_day: Option<(u32, u32, u32)>,
+    name: AttrValue,
+}
+
+/// One chunk of the log. Components all the way down, so a new message re-renders the last chunk
+/// and within it the new entry; the rest of the history is not even compared.
+#[component]
+fn ChunkEntries(props: &ChunkProps) -> Html {
+    let mut last_day = props.prev_day;
+    let entries = props.chunk.iter().enumerate().map(|(index, m)| {
+        let day = time::day_key(m.received_at);
+        let first_of_day = last_day.replace(day) != Some(day);
+        html! { <Entry key={index} message={m.clone()} name={props.name.clone()} {first_of_day} /> }
+    });
+    html! { <>{ for entries }</> }
 }
 
 #[derive(Properties, PartialEq)]

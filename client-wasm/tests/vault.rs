@@ -1,0 +1,58 @@
+//! The browser vault in a real browser (IndexedDB and WebCrypto): records round-trip, a save
+//! replaces only what it names, and a record moved to another name does not decrypt.
+#![cfg(target_arch = "wasm32")]
+
+use client_wasm::browser::{StorageError, Vault};
+use idb::{Factory, TransactionMode};
+use wasm_bindgen::JsValue;
+use wasm_bindgen_test::wasm_bindgen_test;
+use zeroize::Zeroizing;
+
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+fn records(pairs: &[(&str, &[u8])]) -> Vec<(String, Zeroizing<Vec<u8>>)> {
+    pairs.iter().map(|(n, b)| ((*n).to_owned(), Zeroizing::new(b.to_vec()))).collect()
+}
+
+fn plain(loaded: &[(String, Zeroizing<Vec<u8>>)]) -> Vec<(String, Vec<u8>)> {
+    loaded.iter().map(|(n, b)| (n.clone(), b.to_vec())).collect()
+}
+
+/// The raw (encrypted) stored value of a record, written back under another name.
+async fn move_record(from: &str, to: &str) {
+    let db = Factory::new().unwrap().open("doorless", None).unwrap().await.unwrap();
+    let tx = db.transaction(&["kv"], TransactionMode::ReadWrite).unwrap();
+    let store = tx.object_store("kv").unwrap();
+    let value = store.get(JsValue::from_str(from)).unwrap().await.unwrap().unwrap();
+    store.put(&value, Some(&JsValue::from_str(to))).unwrap();
+    tx.await.unwrap();
+    db.close();
+}
+
+#[wasm_bindgen_test]
+async fn records_round_trip_and_are_bound_to_their_names() {
+    let vault = Vault::open().await.unwrap();
+    vault.wipe().await.unwrap();
+    let vault = Vault::open().await.unwrap();
+    assert!(vault.load().await.unwrap().is_empty(), "a new profile has no records");
+
+    vault.save(records(&[("profile", b"p1"), ("log/00000001/00000000", b"chunk 0")])).await.unwrap();
+    vault.save(records(&[("profile", b"p2"), ("log/00000001/00000001", b"chunk 1")])).await.unwrap();
+    let loaded = Vault::open().await.unwrap().load().await.unwrap();
+    assert_eq!(
+        plain(&loaded),
+        vec![
+            ("log/00000001/00000000".to_owned(), b"chunk 0".to_vec()),
+            ("log/00000001/00000001".to_owned(), b"chunk 1".to_vec()),
+            ("profile".to_owned(), b"p2".to_vec()),
+        ],
+        "a save replaces what it names and keeps the rest"
+    );
+
+    // Someone with access to the profile's storage swaps two chunks: they no longer decrypt.
+    move_record("log/00000001/00000001", "log/00000001/00000000").await;
+    assert_eq!(Vault::open().await.unwrap().load().await.unwrap_err(), StorageError::Corrupt);
+
+    Vault::open().await.unwrap().wipe().await.unwrap();
+    assert!(Vault::open().await.unwrap().load().await.unwrap().is_empty());
+}
