@@ -2,7 +2,11 @@
 //!
 //! Writes go through one writer thread that commits whatever is queued in a single transaction
 //! (group commit): every commit is fsync'd (`Durability::Immediate`), and one fsync then covers
-//! many concurrent deposits. Reads run on the blocking pool in their own read transactions.
+//! many concurrent deposits. Reads run in their own read transactions (redb's MVCC: they never wait
+//! for the writer), directly in the calling task: a fetch reads at most one delivery batch of a
+//! mailbox that was usually just written, so it is served from redb's page cache (or the OS's) in
+//! microseconds. Sending each fetch to the blocking pool instead cost two thread switches per
+//! delivered message, about half of the relay's CPU time per message under load.
 //!
 //! Tables:
 //! - `blobs`: `mailbox (32) || seq (u64 BE)` -> `expires_ms (u64 BE) || payload`
@@ -156,36 +160,12 @@ impl Store for RedbStore {
         after: u64,
         max_count: usize,
     ) -> BoxFuture<'static, Result<Vec<Blob>, StoreError>> {
-        let db = self.db.clone();
-        let now = self.clock.now_ms();
-        Box::pin(async move {
-            if after == u64::MAX || max_count == 0 {
-                return Ok(Vec::new());
-            }
-            tokio::task::spawn_blocking(move || {
-                let read = db.begin_read().map_err(backend)?;
-                let blobs = read.open_table(BLOBS).map_err(backend)?;
-                let lo = blob_key(&mailbox, after + 1);
-                let hi = blob_key(&mailbox, u64::MAX);
-                let mut out = Vec::new();
-                for entry in blobs.range::<&[u8; 40]>(&lo..=&hi).map_err(backend)? {
-                    let (key, value) = entry.map_err(backend)?;
-                    let (expires, payload) = split_value(value.value());
-                    if expires <= now {
-                        continue;
-                    }
-                    let mut seq = [0; 8];
-                    seq.copy_from_slice(&key.value()[32..]);
-                    out.push(Blob { seq: u64::from_be_bytes(seq), payload: payload.to_vec() });
-                    if out.len() >= max_count {
-                        break;
-                    }
-                }
-                Ok(out)
-            })
-            .await
-            .map_err(backend)?
-        })
+        let result = if after == u64::MAX || max_count == 0 {
+            Ok(Vec::new())
+        } else {
+            read_blobs(&self.db, mailbox, after, max_count, self.clock.now_ms())
+        };
+        Box::pin(std::future::ready(result))
     }
 
     fn ack(&self, mailbox: MailboxId, upto: u64) -> BoxFuture<'static, Result<u64, StoreError>> {
@@ -222,6 +202,35 @@ impl Store for RedbStore {
             Ok(())
         })
     }
+}
+
+/// Up to `max_count` unexpired blobs of `mailbox` above `after`, in one read transaction.
+fn read_blobs(
+    db: &Database,
+    mailbox: MailboxId,
+    after: u64,
+    max_count: usize,
+    now: u64,
+) -> Result<Vec<Blob>, StoreError> {
+    let read = db.begin_read().map_err(backend)?;
+    let blobs = read.open_table(BLOBS).map_err(backend)?;
+    let lo = blob_key(&mailbox, after + 1);
+    let hi = blob_key(&mailbox, u64::MAX);
+    let mut out = Vec::new();
+    for entry in blobs.range::<&[u8; 40]>(&lo..=&hi).map_err(backend)? {
+        let (key, value) = entry.map_err(backend)?;
+        let (expires, payload) = split_value(value.value());
+        if expires <= now {
+            continue;
+        }
+        let mut seq = [0; 8];
+        seq.copy_from_slice(&key.value()[32..]);
+        out.push(Blob { seq: u64::from_be_bytes(seq), payload: payload.to_vec() });
+        if out.len() >= max_count {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 struct Writer {
