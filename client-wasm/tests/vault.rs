@@ -29,6 +29,50 @@ async fn move_record(from: &str, to: &str) {
     db.close();
 }
 
+/// Writes a record as the previous release did: the whole snapshot under `state`, sealed with the
+/// profile's key and no additional data.
+async fn put_legacy_record(plain: &[u8]) {
+    use wasm_bindgen::JsCast;
+    let db = Factory::new().unwrap().open("doorless", None).unwrap().await.unwrap();
+    let tx = db.transaction(&["kv"], TransactionMode::ReadOnly).unwrap();
+    let key: web_sys::CryptoKey = tx
+        .object_store("kv")
+        .unwrap()
+        .get(JsValue::from_str("key"))
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    let nonce = [7u8; 12];
+    let params = web_sys::AesGcmParams::new("AES-GCM", &js_sys::Uint8Array::from(&nonce[..]));
+    let subtle = web_sys::window().unwrap().crypto().unwrap().subtle();
+    let promise = subtle.encrypt_with_object_and_u8_array(&params, &key, plain).unwrap();
+    let ciphertext =
+        js_sys::Uint8Array::new(&wasm_bindgen_futures::JsFuture::from(promise).await.unwrap()).to_vec();
+    let record = js_sys::Uint8Array::from(&[&nonce[..], &ciphertext].concat()[..]);
+    let tx = db.transaction(&["kv"], TransactionMode::ReadWrite).unwrap();
+    tx.object_store("kv").unwrap().put(&record, Some(&JsValue::from_str("state"))).unwrap();
+    tx.await.unwrap();
+    db.close();
+}
+
+#[wasm_bindgen_test]
+async fn the_record_of_the_previous_release_is_read_then_replaced() {
+    Vault::open().await.unwrap().wipe().await.unwrap();
+    drop(Vault::open().await.unwrap());
+    put_legacy_record(b"old snapshot").await;
+    let vault = Vault::open().await.unwrap();
+    assert_eq!(plain(&vault.load().await.unwrap()), vec![("state".to_owned(), b"old snapshot".to_vec())]);
+    vault.save(records(&[("profile", b"new")])).await.unwrap();
+    assert_eq!(
+        plain(&Vault::open().await.unwrap().load().await.unwrap()),
+        vec![("profile".to_owned(), b"new".to_vec())],
+        "the first save in the current format removes the old record"
+    );
+    vault.wipe().await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn records_round_trip_and_are_bound_to_their_names() {
     let vault = Vault::open().await.unwrap();

@@ -50,6 +50,8 @@ pub type NamedRecords = Vec<(String, Zeroizing<Vec<u8>>)>;
 pub struct Vault {
     db: Database,
     key: CryptoKey,
+    /// The record of earlier releases is stored (the next save deletes it).
+    legacy: std::cell::Cell<bool>,
 }
 
 fn subtle() -> Result<SubtleCrypto, StorageError> {
@@ -88,7 +90,7 @@ impl Vault {
                 key
             }
         };
-        Ok(Self { db, key })
+        Ok(Self { db, key, legacy: std::cell::Cell::new(false) })
     }
 
     /// Every stored record, decrypted, by name (empty on first run).
@@ -113,7 +115,9 @@ impl Vault {
                 continue;
             }
             let sealed = Uint8Array::new(&value).to_vec();
-            let aad = (name != LEGACY_RECORD).then_some(name.as_bytes());
+            let legacy = name == LEGACY_RECORD;
+            self.legacy.set(self.legacy.get() || legacy);
+            let aad = (!legacy).then_some(name.as_bytes());
             let promise = self.decrypt(&sealed, aad)?;
             pending.push((name, promise));
         }
@@ -170,10 +174,15 @@ impl Vault {
         for (name, record) in &sealed {
             store.put(record, Some(&JsValue::from_str(name))).map_err(|_| StorageError::WriteFailed)?;
         }
-        store.delete(JsValue::from_str(LEGACY_RECORD)).map_err(|_| StorageError::WriteFailed)?;
+        if self.legacy.get() {
+            store.delete(JsValue::from_str(LEGACY_RECORD)).map_err(|_| StorageError::WriteFailed)?;
+        }
         // A write counts only once the transaction has committed.
         match tx.await {
-            Ok(idb::TransactionResult::Committed) => Ok(()),
+            Ok(idb::TransactionResult::Committed) => {
+                self.legacy.set(false);
+                Ok(())
+            }
             _ => Err(StorageError::WriteFailed),
         }
     }

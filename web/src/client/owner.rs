@@ -254,14 +254,31 @@ impl Owner {
         }
     }
 
-    /// The engine changed: queue a save and the frames it produced, then tell tabs.
+    /// The engine changed after a command: queue a save and the frames it produced, then tell
+    /// tabs. The save starts first: what the person just did leaves the tab as soon as it is stored.
     fn changed(&self) {
+        self.queue_save(false);
+    }
+
+    /// The engine changed with what arrived from the relay: the views update first (the person
+    /// waits for the message), then the save (which only holds back acknowledgements).
+    fn received(&self) {
+        self.queue_save(true);
+    }
+
+    fn queue_save(&self, views_first: bool) {
         let frames = match self.engine.borrow_mut().as_mut() {
             Some(engine) => engine.take_frames(),
             None => return,
         };
+        // Both run as queued tasks (the worker, and yew's scheduler), in the order queued here.
+        if views_first {
+            self.publish();
+        }
         let _ = self.jobs.unbounded_send(frames);
-        self.publish();
+        if !views_first {
+            self.publish();
+        }
     }
 
     /// What changed in the engine since the last save, sealed under the passphrase lock if set.
@@ -354,7 +371,7 @@ impl Owner {
                         _ => {}
                     }
                 }
-                self.changed();
+                self.received();
             }
             SocketEvent::Malformed => {}
             SocketEvent::Closed => {

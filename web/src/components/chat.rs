@@ -69,12 +69,17 @@ pub fn Chat(props: &Props) -> Html {
         // Follow new messages, unless the person scrolled up to read older ones.
         let log_ref = log_ref.clone();
         let stick = stick_to_bottom.clone();
+        // In the next animation frame, when the browser lays the page out anyway: reading the
+        // height here would force a layout before the owner's save and send can go on.
         use_effect_with((id, count), move |_| {
-            if let Some(el) = log_ref.cast::<web_sys::Element>()
-                && *stick.borrow()
-            {
-                el.set_scroll_top(el.scroll_height());
-            }
+            let frame = gloo::render::request_animation_frame(move |_| {
+                if let Some(el) = log_ref.cast::<web_sys::Element>()
+                    && *stick.borrow()
+                {
+                    el.set_scroll_top(el.scroll_height());
+                }
+            });
+            move || drop(frame)
         });
     }
     {
