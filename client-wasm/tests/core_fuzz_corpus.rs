@@ -15,8 +15,19 @@ fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
 }
 
+/// A profile stored by the previous release (see `engine.rs`), and the same moved to the
+/// current records.
+fn stored_profiles() -> (Vec<u8>, Vec<u8>) {
+    let legacy = include_bytes!("fixtures/snapshot-v1.bin");
+    let mut engine = client_wasm::engine::Engine::restore([("state", &legacy[..])]).unwrap();
+    let records: Vec<_> = engine.take_records().into_named().collect();
+    let current = fuzz_targets::encode_records(records.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    (fuzz_targets::encode_records([("state", &legacy[..])]), current)
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let f = fuzz_targets::fixture();
+    let (legacy_profile, current_profile) = stored_profiles();
     let fragment = f.invite.to_fragment();
     let payload = |content| Payload { id: [7; 16], sent_at: fuzz_targets::NOW, content }.encode().unwrap();
     vec![
@@ -52,6 +63,8 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             Frame::Deposit { request: 1, mailbox: MailboxId([5; 32]), payload: vec![1, 2, 3] }.encode(),
         ),
         ("frame", "ack", Frame::Ack { mailbox: MailboxId([6; 32]), seq: 9 }.encode()),
+        ("stored_records", "previous-release", legacy_profile),
+        ("stored_records", "current", current_profile),
     ]
 }
 
@@ -85,5 +98,12 @@ fn seed_inputs_decode_successfully() {
     assert!(f.invite_secret.clone().respond(&f.bob, &f.initial_message, fuzz_targets::NOW).is_ok());
     for (_, _, bytes) in seeds().into_iter().filter(|(t, _, _)| *t == "content") {
         assert!(Payload::decode(&bytes).is_ok());
+    }
+    // Both stored-profile seeds restore (the target returns early on anything that does not).
+    let (legacy, current) = stored_profiles();
+    for input in [legacy, current] {
+        let records = fuzz_targets::decode_records(&input);
+        assert!(!records.is_empty());
+        assert!(client_wasm::engine::Engine::restore(records).is_ok());
     }
 }

@@ -269,7 +269,16 @@ artifact_prefix='/x/fuzz/artifacts/frame/'; Test unit written to /x/fuzz/artifac
     fn lists_every_target_in_the_fuzz_manifest() {
         let root = tools::project_root().unwrap();
         let names = targets(&root.join("fuzz")).unwrap();
-        for expected in ["invite", "envelope", "header", "session_state", "identity", "content", "frame"] {
+        for expected in [
+            "invite",
+            "envelope",
+            "header",
+            "session_state",
+            "identity",
+            "content",
+            "frame",
+            "stored_records",
+        ] {
             assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
         }
     }

@@ -104,11 +104,61 @@ pub fn frame(data: &[u8]) {
     }
 }
 
+/// Record names a `stored_records` input can use (chosen by its first byte).
+pub const RECORD_NAMES: [&str; 6] = [
+    "profile",
+    "state",
+    "log/00000001/00000000",
+    "log/00000001/00000001",
+    "log/00000001/00000002",
+    "log/00000002/00000000",
+];
+
+/// Encodes records as a `stored_records` input: per record, a name index, a u32 LE length, bytes.
+pub fn encode_records<'a>(records: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, bytes) in records {
+        let index = RECORD_NAMES.iter().position(|n| *n == name).expect("a known record name");
+        out.push(index as u8);
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+    }
+    out
+}
+
+/// The records of a `stored_records` input (a truncated length takes what is there).
+pub fn decode_records(mut data: &[u8]) -> Vec<(&'static str, &[u8])> {
+    let mut records = Vec::new();
+    while let Some((&index, rest)) = data.split_first() {
+        let Some((len, rest)) = rest.split_first_chunk::<4>() else { break };
+        let len = (u32::from_le_bytes(*len) as usize).min(rest.len());
+        records.push((RECORD_NAMES[index as usize % RECORD_NAMES.len()], &rest[..len]));
+        data = &rest[len..];
+    }
+    records
+}
+
+/// Target `stored_records`: what the browser vault hands back (after decryption) on start. A
+/// restored engine's own records must restore to the same conversations.
+pub fn stored_records(data: &[u8]) {
+    use client_wasm::engine::Engine;
+    let records = decode_records(data);
+    let Ok(mut engine) = Engine::restore(records) else { return };
+    let texts = |e: &Engine| -> Vec<Vec<String>> {
+        e.contacts().map(|c| c.messages.iter().map(|m| m.text.clone()).collect()).collect()
+    };
+    engine.rewrite_all();
+    let named: Vec<_> = engine.take_records().into_named().collect();
+    let again = Engine::restore(named.iter().map(|(n, b)| (n.as_str(), b.as_slice())))
+        .expect("an engine's own records restore");
+    assert_eq!(texts(&again), texts(&engine));
+}
+
 /// One fuzz entry point.
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the fuzz target and corpus directory names).
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("invite", invite),
     ("envelope", envelope),
     ("header", header),
@@ -116,4 +166,5 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("identity", identity),
     ("content", content),
     ("frame", frame),
+    ("stored_records", stored_records),
 ];
