@@ -127,6 +127,62 @@ test('a long conversation: the newest messages are shown, earlier ones on reques
   await waitForText(alice.page, 'read them all');
 });
 
+test('notifications: opt-in, only while the tab is hidden, with the sender but never the text', async () => {
+  const { alice, bob } = await pair(env.browser, env.relay);
+  await bob.context.grantPermissions(['notifications']);
+  // What the app asks the browser to show (the system notification itself is outside the page),
+  // and the page's visibility under the test's control: headless Chromium keeps every tab visible.
+  await bob.page.addInitScript(() => {
+    window.__notifications = [];
+    const Real = window.Notification;
+    window.Notification = class extends Real {
+      constructor(title, options) {
+        super(title, options);
+        window.__notifications.push({ title, body: options?.body, hidden: document.hidden });
+      }
+    };
+    let hidden = false;
+    Object.defineProperty(document, 'hidden', { get: () => hidden });
+    Object.defineProperty(document, 'visibilityState', { get: () => (hidden ? 'hidden' : 'visible') });
+    window.__setHidden = (value) => {
+      hidden = value;
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+  });
+  await bob.page.reload();
+  await connected(bob.page);
+  await openConversation(bob.page, 'Alice');
+  const notified = () => bob.page.evaluate(() => window.__notifications);
+  const hideBob = () => bob.page.evaluate(() => window.__setHidden(true));
+  const showBob = () => bob.page.evaluate(() => window.__setHidden(false));
+
+  // Not opted in: nothing, even while hidden.
+  await hideBob();
+  await send(alice.page, 'before opting in');
+  await waitForText(bob.page, 'before opting in');
+  await showBob();
+  await bob.page.getByRole('button', { name: 'Settings' }).click();
+  const dialog = bob.page.getByRole('dialog', { name: 'Settings' });
+  await dialog.getByRole('checkbox', { name: 'Notify me of new messages when this tab is hidden' }).check();
+  await dialog.getByRole('button', { name: 'Close' }).click();
+
+  // Opted in, tab visible: nothing.
+  await send(alice.page, 'while you look');
+  await waitForText(bob.page, 'while you look');
+  assert.deepEqual(await notified(), []);
+
+  // Opted in, tab hidden: one notification, naming the sender, without the text.
+  await hideBob();
+  await send(alice.page, 'secret words 42');
+  await waitForText(bob.page, 'secret words 42');
+  await bob.page.waitForFunction(() => window.__notifications.length > 0);
+  assert.deepEqual(await notified(), [{ title: 'Doorless', body: 'New message from Alice', hidden: true }]);
+  // Unseen while hidden: the count is in the tab title until the person looks again.
+  await bob.page.waitForFunction(() => document.title === '(1) Doorless');
+  await showBob();
+  await bob.page.waitForFunction(() => document.title === 'Doorless');
+});
+
 test('a verified contact whose key changes: A is warned and blocked until accepting', async () => {
   const { alice, bob } = await pair(env.browser, env.relay);
   await alice.page.getByRole('button', { name: 'Safety number' }).click();

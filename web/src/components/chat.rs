@@ -86,10 +86,19 @@ pub fn Chat(props: &Props) -> Html {
         // Seen: clear the unread count while this conversation is on screen in a visible tab.
         let unread = contact.as_ref().map_or(0, |c| c.unread);
         let client = ctx.client.clone();
-        use_effect_with((id, unread), move |(id, unread)| {
-            if *unread > 0 && !gloo::utils::document().hidden() {
-                client.command(Command::MarkRead { contact: *id });
-            }
+        use_effect_with((id, unread), move |&(id, unread)| {
+            let seen = move || {
+                if unread > 0 && !gloo::utils::document().hidden() {
+                    client.command(Command::MarkRead { contact: id });
+                }
+            };
+            seen();
+            // Or when the person comes back to this tab.
+            let listener =
+                gloo::events::EventListener::new(&gloo::utils::document(), "visibilitychange", move |_| {
+                    seen()
+                });
+            move || drop(listener)
         });
     }
     let Some(contact) = contact else {
