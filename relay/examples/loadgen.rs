@@ -106,6 +106,9 @@ struct LoadArgs {
     /// (no work stealing or cross-thread wake-ups in the load generator itself).
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// The relay's process id: report its CPU time per measured message (and this process's own).
+    #[arg(long)]
+    pid: Option<u32>,
 }
 
 #[derive(Args)]
@@ -196,6 +199,18 @@ async fn open_some<'k>(
         .buffered(parallel.max(1))
         .collect()
         .await
+}
+
+/// CPU time (user + system, all threads) a process has used so far, in seconds, from
+/// `/proc/PID/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses: state is the first,
+    // utime the 12th and stime the 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -500,7 +515,13 @@ fn load(args: LoadArgs) -> Result<()> {
     let total = |get: fn(&Run) -> &AtomicU64| runs.iter().map(|r| get(r).load(Relaxed)).sum::<u64>();
 
     // After sending stops, wait for what is still in flight (bounded), then stop everyone.
+    // CPU time of the relay and of this process over the measured window only (no set-up, no drain).
+    let relay_pid = args.pid.map(|pid| pid.to_string());
+    let cpu_now = || (relay_pid.as_deref().and_then(cpu_seconds), cpu_seconds("self"));
+    std::thread::sleep(times.measure_from.saturating_duration_since(Instant::now()));
+    let cpu_before = cpu_now();
     std::thread::sleep(times.send_until.saturating_duration_since(Instant::now()));
+    let cpu_after = cpu_now();
     let drain_deadline = Instant::now() + Duration::from_secs(10);
     while total(|r| &r.delivered) + total(|r| &r.refused) < total(|r| &r.sent)
         && Instant::now() < drain_deadline
@@ -526,10 +547,19 @@ fn load(args: LoadArgs) -> Result<()> {
     all.sort_unstable();
     let (sent, delivered, refused) = (total(|r| &r.sent), total(|r| &r.delivered), total(|r| &r.refused));
     let us = |ns: u64| ns as f64 / 1e3;
+    let per_message = |before: Option<f64>, after: Option<f64>| match (before, after) {
+        (Some(before), Some(after)) if !all.is_empty() => {
+            format!("{:.2}", (after - before) * 1e6 / all.len() as f64)
+        }
+        _ => "nan".to_owned(),
+    };
+    let relay_cpu = per_message(cpu_before.0, cpu_after.0);
+    let loadgen_cpu = per_message(cpu_before.1, cpu_after.1);
     println!(
         "result mode=load connections={n} size={} rate={} threads={threads} setup_s={:.2} measured={} \
          msgs_per_s={:.0} p50_us={:.0} p99_us={:.0} p999_us={:.0} max_us={:.0} sent={sent} \
-         delivered={delivered} refused={refused} lost={} failed_connections={failures}",
+         delivered={delivered} refused={refused} lost={} failed_connections={failures} \
+         relay_cpu_us_per_msg={relay_cpu} loadgen_cpu_us_per_msg={loadgen_cpu}",
         args.size,
         args.rate.map_or("max".to_owned(), |r| format!("{r:.0}")),
         setup.as_secs_f64(),
