@@ -241,6 +241,37 @@ struct Writer {
     stats: Arc<Mutex<StoreStats>>,
 }
 
+/// Mailbox records read or changed in the current write transaction, not yet written back.
+#[derive(Default)]
+struct Metas {
+    changed: HashMap<MailboxId, MailboxMeta>,
+}
+
+impl Metas {
+    fn get(
+        &self,
+        table: &Table<'_, &'static [u8; 32], [u64; 4]>,
+        mailbox: &MailboxId,
+    ) -> Result<Option<MailboxMeta>, redb::Error> {
+        if let Some(meta) = self.changed.get(mailbox) {
+            return Ok(Some(*meta));
+        }
+        Ok(table.get(&mailbox.0)?.map(|g| MailboxMeta::from_array(g.value())))
+    }
+
+    fn set(&mut self, mailbox: MailboxId, meta: MailboxMeta) {
+        self.changed.insert(mailbox, meta);
+    }
+
+    /// Writes the changed records into `table`.
+    fn write(&mut self, table: &mut Table<'_, &'static [u8; 32], [u64; 4]>) -> Result<(), redb::Error> {
+        for (mailbox, meta) in self.changed.drain() {
+            table.insert(&mailbox.0, meta.to_array())?;
+        }
+        Ok(())
+    }
+}
+
 type Tables<'t> = (
     Table<'t, &'static [u8; 40], &'static [u8]>,
     Table<'t, &'static [u8; 48], ()>,
@@ -292,16 +323,25 @@ impl Writer {
         {
             let mut tables: Tables<'_> =
                 (txn.open_table(BLOBS)?, txn.open_table(EXPIRY)?, txn.open_table(MAILBOXES)?);
+            // Mailbox records changed by this batch, written once at its end: a batch often holds
+            // many deposits into (and acks of) the same mailbox.
+            let mut metas = Metas::default();
             for op in batch {
                 let result = match &op.kind {
                     OpKind::Deposit { mailbox, payload } => {
-                        self.deposit(&mut tables, mailbox, payload, now, totals)?
+                        self.deposit(&mut tables, &mut metas, mailbox, payload, now, totals)?
                     }
-                    OpKind::Ack { mailbox, upto } => Ok(ack(&mut tables, mailbox, *upto, now, totals)?),
-                    OpKind::Expire => Ok(self.expire(&mut tables, now, totals)?),
+                    OpKind::Ack { mailbox, upto } => {
+                        Ok(ack(&mut tables, &mut metas, mailbox, *upto, now, totals)?)
+                    }
+                    OpKind::Expire => {
+                        metas.write(&mut tables.2)?;
+                        Ok(self.expire(&mut tables, now, totals)?)
+                    }
                 };
                 results.push(result);
             }
+            metas.write(&mut tables.2)?;
         }
         txn.commit()?;
         Ok(results)
@@ -309,14 +349,15 @@ impl Writer {
 
     fn deposit(
         &self,
-        (blobs, expiry, metas): &mut Tables<'_>,
+        (blobs, expiry, table): &mut Tables<'_>,
+        metas: &mut Metas,
         mailbox: &MailboxId,
         payload: &[u8],
         now: u64,
         totals: &mut StoreStats,
     ) -> Result<Result<u64, StoreError>, redb::Error> {
-        let mut meta = match metas.get(&mailbox.0)? {
-            Some(guard) => MailboxMeta::from_array(guard.value()),
+        let mut meta = match metas.get(table, mailbox)? {
+            Some(meta) => meta,
             None => MailboxMeta { next_seq: initial_seq(now), ..MailboxMeta::default() },
         };
         let len = payload.len() as u64;
@@ -334,7 +375,7 @@ impl Writer {
         meta.count += 1;
         meta.bytes += len;
         meta.touched_ms = now;
-        metas.insert(&mailbox.0, meta.to_array())?;
+        metas.set(*mailbox, meta);
         totals.blobs += 1;
         totals.bytes += len;
         Ok(Ok(seq))
@@ -403,7 +444,8 @@ impl Writer {
 }
 
 fn ack(
-    (blobs, expiry, metas): &mut Tables<'_>,
+    (blobs, expiry, table): &mut Tables<'_>,
+    metas: &mut Metas,
     mailbox: &MailboxId,
     upto: u64,
     now: u64,
@@ -426,12 +468,11 @@ fn ack(
         bytes += len;
     }
     let count = gone.len() as u64;
-    let meta = metas.get(&mailbox.0)?.map(|g| MailboxMeta::from_array(g.value()));
-    if let Some(mut meta) = meta {
+    if let Some(mut meta) = metas.get(table, mailbox)? {
         meta.count = meta.count.saturating_sub(count);
         meta.bytes = meta.bytes.saturating_sub(bytes);
         meta.touched_ms = now;
-        metas.insert(&mailbox.0, meta.to_array())?;
+        metas.set(*mailbox, meta);
     }
     totals.blobs = totals.blobs.saturating_sub(count);
     totals.bytes = totals.bytes.saturating_sub(bytes);
