@@ -1,6 +1,6 @@
 //! The in-memory test double of [`Store`]: same semantics as the redb store, nothing durable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use doorless_frames::MailboxId;
@@ -11,11 +11,16 @@ use super::{
 };
 use crate::clock::Clock;
 
+/// One mailbox: its bookkeeping and its blobs in sequence order.
+struct Mailbox {
+    meta: MailboxMeta,
+    /// (seq, expires_ms, payload), oldest first.
+    blobs: VecDeque<(u64, u64, Vec<u8>)>,
+}
+
 #[derive(Default)]
 struct Inner {
-    /// (mailbox, seq) -> (expires_ms, payload)
-    blobs: BTreeMap<(MailboxId, u64), (u64, Vec<u8>)>,
-    metas: HashMap<MailboxId, MailboxMeta>,
+    mailboxes: HashMap<MailboxId, Mailbox>,
     stats: StoreStats,
     closed: bool,
 }
@@ -49,18 +54,18 @@ impl Store for MemoryStore {
             }
             let len = payload.len() as u64;
             let total = inner.stats.bytes;
-            let meta = inner.metas.entry(mailbox).or_insert_with(|| MailboxMeta {
-                next_seq: initial_seq(now),
-                touched_ms: now,
-                ..MailboxMeta::default()
+            let entry = inner.mailboxes.entry(mailbox).or_insert_with(|| Mailbox {
+                meta: MailboxMeta { next_seq: initial_seq(now), touched_ms: now, ..MailboxMeta::default() },
+                blobs: VecDeque::new(),
             });
-            check_quotas(meta, total, len, &self.quotas)?;
+            check_quotas(&entry.meta, total, len, &self.quotas)?;
+            let meta = &mut entry.meta;
             let seq = meta.next_seq;
             meta.next_seq += 1;
             meta.count += 1;
             meta.bytes += len;
             meta.touched_ms = now;
-            inner.blobs.insert((mailbox, seq), (now.saturating_add(self.quotas.ttl_ms), payload));
+            entry.blobs.push_back((seq, now.saturating_add(self.quotas.ttl_ms), payload));
             inner.stats.blobs += 1;
             inner.stats.bytes += len;
             Ok(seq)
@@ -79,17 +84,18 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'static, Result<Vec<Blob>, StoreError>> {
         let now = self.clock.now_ms();
         let inner = self.lock();
-        let start = after.saturating_add(1);
-        let blobs = if after == u64::MAX {
-            Vec::new()
-        } else {
-            inner
-                .blobs
-                .range((mailbox, start)..=(mailbox, u64::MAX))
-                .filter(|(_, (expires, _))| *expires > now)
-                .take(max_count)
-                .map(|((_, seq), (_, payload))| Blob { seq: *seq, payload: payload.clone() })
-                .collect()
+        let blobs = match inner.mailboxes.get(&mailbox) {
+            Some(entry) if after < u64::MAX => {
+                let first = entry.blobs.partition_point(|(seq, _, _)| *seq <= after);
+                entry
+                    .blobs
+                    .range(first..)
+                    .filter(|(_, expires, _)| *expires > now)
+                    .take(max_count)
+                    .map(|(seq, _, payload)| Blob { seq: *seq, payload: payload.clone() })
+                    .collect()
+            }
+            _ => Vec::new(),
         };
         Box::pin(std::future::ready(Ok(blobs)))
     }
@@ -97,18 +103,18 @@ impl Store for MemoryStore {
     fn ack(&self, mailbox: MailboxId, upto: u64) -> BoxFuture<'static, Result<u64, StoreError>> {
         let now = self.clock.now_ms();
         let mut inner = self.lock();
-        let keys: Vec<_> = inner.blobs.range((mailbox, 0)..=(mailbox, upto)).map(|(k, _)| *k).collect();
-        let mut removed_bytes = 0;
-        for key in &keys {
-            if let Some((_, payload)) = inner.blobs.remove(key) {
-                removed_bytes += payload.len() as u64;
+        let (mut removed, mut removed_bytes) = (0, 0);
+        if let Some(entry) = inner.mailboxes.get_mut(&mailbox) {
+            // Blobs are in sequence order: the acknowledged ones are a prefix.
+            while entry.blobs.front().is_some_and(|(seq, _, _)| *seq <= upto) {
+                if let Some((_, _, payload)) = entry.blobs.pop_front() {
+                    removed += 1;
+                    removed_bytes += payload.len() as u64;
+                }
             }
-        }
-        let removed = keys.len() as u64;
-        if let Some(meta) = inner.metas.get_mut(&mailbox) {
-            meta.count -= removed;
-            meta.bytes -= removed_bytes;
-            meta.touched_ms = now;
+            entry.meta.count -= removed;
+            entry.meta.bytes -= removed_bytes;
+            entry.meta.touched_ms = now;
         }
         inner.stats.blobs -= removed;
         inner.stats.bytes -= removed_bytes;
@@ -119,23 +125,27 @@ impl Store for MemoryStore {
         let now = self.clock.now_ms();
         let ttl = self.quotas.ttl_ms;
         let mut inner = self.lock();
-        let expired: Vec<_> =
-            inner.blobs.iter().filter(|(_, (expires, _))| *expires <= now).map(|(k, _)| *k).collect();
-        for (mailbox, seq) in &expired {
-            if let Some((_, payload)) = inner.blobs.remove(&(*mailbox, *seq)) {
-                let len = payload.len() as u64;
-                if let Some(meta) = inner.metas.get_mut(mailbox) {
-                    meta.count -= 1;
-                    meta.bytes -= len;
+        let (mut expired, mut expired_bytes) = (0, 0);
+        for entry in inner.mailboxes.values_mut() {
+            let (mut count, mut bytes) = (0, 0);
+            entry.blobs.retain(|(_, expires, payload)| {
+                let keep = *expires > now;
+                if !keep {
+                    count += 1;
+                    bytes += payload.len() as u64;
                 }
-                inner.stats.blobs -= 1;
-                inner.stats.bytes -= len;
-            }
+                keep
+            });
+            entry.meta.count -= count;
+            entry.meta.bytes -= bytes;
+            expired += count;
+            expired_bytes += bytes;
         }
-        inner.metas.retain(|_, meta| !meta.forgettable(now, ttl));
-        let n = expired.len() as u64;
-        inner.stats.expired += n;
-        Box::pin(std::future::ready(Ok(n)))
+        inner.mailboxes.retain(|_, entry| !entry.meta.forgettable(now, ttl));
+        inner.stats.blobs -= expired;
+        inner.stats.bytes -= expired_bytes;
+        inner.stats.expired += expired;
+        Box::pin(std::future::ready(Ok(expired)))
     }
 
     fn subscribe(&self, mailbox: MailboxId, inbox: &Arc<Inbox>) {
