@@ -444,8 +444,9 @@ fn report(
          in pairs, each depositing into its partner's mailbox (`relay/examples/loadgen.rs`). Maximum \
          rate: closed loop with {WINDOW_SMALL} messages in flight per connection at 1 KiB, and \
          {BUDGET_LARGE} over all connections at 64 KiB. Half rate: open loop at half of that target's \
-         own median maximum (measured in this same run), latency from the scheduled send time. Low \
-         rate: open loop at {} msgs/s for every target. Medians of {REPEATS} runs of {SECONDS} s \
+         own median maximum (measured in this same run), latency from the scheduled send time (which \
+         includes up to 1 ms of the generator's own timer granularity: tokio's timers tick in \
+         milliseconds). Low rate: open loop at {} msgs/s for every target. Medians of {REPEATS} runs of {SECONDS} s \
          (after {WARMUP} s of warm-up), targets interleaved run by run, a fresh relay per run; \
          min–max of the rate in brackets. \"vs Node\" is the ratio of medians to the Node `ws` relay \
          under the same load. \"CPU µs/msg\" is the CPU time (user + system, from `/proc`) the relay \
