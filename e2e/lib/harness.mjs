@@ -70,21 +70,33 @@ export async function startRelay() {
   };
 }
 
+const BROWSER_OPTIONS = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+};
+
 /** Launches headless Chromium with the flags this closed network needs. */
 export async function launchBrowser() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  return chromium.launch(BROWSER_OPTIONS);
+}
+
+/**
+ * A whole browser with an on-disk profile in `dir` (not an in-memory test context): closing it and
+ * launching again with the same `dir` is a browser restart.
+ */
+export async function launchProfile(dir) {
+  const context = await chromium.launchPersistentContext(dir, BROWSER_OPTIONS);
+  const page = context.pages()[0] ?? (await context.newPage());
+  return { context, page };
 }
 
 /** A new person: a fresh browser context (own storage) with console errors collected. */

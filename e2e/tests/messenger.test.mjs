@@ -2,10 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ARTIFACTS, useRelayAndBrowser, newPerson, onboard, makeInvite, send, screenshot, pair,
-  openConversation, texts, waitForText,
+  openConversation, texts, waitForText, launchProfile,
 } from '../lib/harness.mjs';
 
 const env = useRelayAndBrowser();
@@ -181,6 +183,61 @@ test('notifications: opt-in, only while the tab is hidden, with the sender but n
   await bob.page.waitForFunction(() => document.title === '(1) Doorless');
   await showBob();
   await bob.page.waitForFunction(() => document.title === 'Doorless');
+});
+
+test('a browser restart with an on-disk profile: the conversation, its keys and the outbox survive', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'doorless-profile-'));
+  let bob = await launchProfile(dir);
+  // Keep hold of the page's sockets, to cut them later.
+  await bob.context.addInitScript(() => {
+    const Real = window.WebSocket;
+    window.__sockets = [];
+    window.WebSocket = class extends Real {
+      constructor(...args) {
+        super(...args);
+        window.__sockets.push(this);
+      }
+    };
+  });
+  const alice = await newPerson(env.browser);
+  await alice.page.goto(env.relay.url);
+  await onboard(alice.page, 'Alice');
+  const link = await makeInvite(alice.page);
+  await bob.page.goto(link);
+  await onboard(bob.page, 'Bob');
+  await bob.page.getByRole('button', { name: 'Accept invite' }).click();
+  await openConversation(alice.page, 'Bob');
+  await openConversation(bob.page, 'Alice');
+  await send(bob.page, 'before the restart');
+  await waitForText(alice.page, 'before the restart');
+  // Written while the relay is unreachable for Bob's browser: it waits in the stored outbox.
+  // (Playwright's offline mode leaves open WebSockets alone, so the page loses its network here:
+  // the socket closes and every reconnection attempt goes to a closed port.)
+  await bob.page.evaluate(() => {
+    const Real = window.WebSocket;
+    for (const ws of window.__sockets ?? []) ws.close();
+    window.WebSocket = class extends Real {
+      constructor(url, protocols) {
+        super('ws://127.0.0.1:9/', protocols);
+      }
+    };
+  });
+  await bob.page.getByRole('status').filter({ hasText: 'Offline' }).waitFor();
+  await send(bob.page, 'written offline');
+  await bob.page.locator('.message', { hasText: 'written offline' }).getByText('waiting to send').waitFor();
+  await bob.context.close();
+
+  await send(alice.page, 'while the browser was closed');
+  bob = await launchProfile(dir);
+  await bob.page.goto(env.relay.url);
+  await connected(bob.page);
+  await openConversation(bob.page, 'Alice');
+  await waitForText(bob.page, 'while the browser was closed');
+  await waitForText(alice.page, 'written offline');
+  // Each side shows messages in the order they were written or received there.
+  assert.deepEqual(await texts(alice.page), ['before the restart', 'while the browser was closed', 'written offline']);
+  assert.deepEqual(await texts(bob.page), ['before the restart', 'written offline', 'while the browser was closed']);
+  await bob.context.close();
 });
 
 test('a verified contact whose key changes: A is warned and blocked until accepting', async () => {
