@@ -34,6 +34,29 @@ try {
   // Latency: A's send button is clicked inside the page (no driver round trip in the measurement);
   // B's page notes when the text appears. Both pages share the browser's clock (timeOrigin + now).
   const { alice, bob } = await pair(browser, relay);
+  // Where the time goes: each page notes when a WebSocket frame leaves or arrives (a wrapper around
+  // the page's WebSocket, installed before the app loads again).
+  for (const person of [alice, bob]) {
+    await person.page.addInitScript(() => {
+      window.__sends = [];
+      window.__receives = [];
+      const Real = window.WebSocket;
+      window.WebSocket = class extends Real {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener('message', (e) => window.__receives.push([performance.timeOrigin + performance.now(), e.data.byteLength ?? e.data.size ?? 0]));
+        }
+        send(data) {
+          window.__sends.push([performance.timeOrigin + performance.now(), data.byteLength ?? data.length]);
+          super.send(data);
+        }
+      };
+    });
+    await person.page.reload();
+    await person.page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
+    await person.page.getByRole('list', { name: 'Conversations' }).getByRole('button').first().click();
+    await person.page.getByRole('log', { name: 'Messages' }).waitFor();
+  }
   await bob.page.evaluate(() => {
     window.__arrivals = new Map();
     const log = document.querySelector('[role=log]');
@@ -44,6 +67,7 @@ try {
     }).observe(log, { childList: true, subtree: true });
   });
   const latencies = [];
+  const parts = [];
   for (let i = 0; i < MESSAGES; i++) {
     const text = `latency probe ${i}`;
     const sentAt = await alice.page.evaluate((text) => {
@@ -55,8 +79,15 @@ try {
       return t;
     }, text);
     const arrived = await bob.page.waitForFunction((text) => window.__arrivals.get(text), text, { polling: 'raf' });
-    latencies.push((await arrived.jsonValue()) - sentAt);
+    const shown = await arrived.jsonValue();
+    latencies.push(shown - sentAt);
+    // The message's deposit is A's first frame of at least the smallest envelope after the click,
+    // and its delivery B's first such frame after that.
+    const left = await alice.page.evaluate((t) => window.__sends.find(([at, n]) => at >= t && n >= 342)?.[0], sentAt);
+    const came = left && (await bob.page.evaluate((t) => window.__receives.find(([at, n]) => at >= t && n >= 342)?.[0], left));
+    if (left && came && came <= shown) parts.push([left - sentAt, came - left, shown - came]);
   }
+  const part = (k) => percentile(parts.map((p) => p[k]).sort((a, b) => a - b), 50);
   latencies.sort((a, b) => a - b);
   console.log(JSON.stringify({
     first_render_ms: { loads: LOADS, p50: percentile(renders, 50), min: renders[0], max: renders[renders.length - 1] },
@@ -68,6 +99,7 @@ try {
       min: latencies[0],
       max: latencies[latencies.length - 1],
     },
+    breakdown_ms: { messages: parts.length, tab_a: part(0), relay: part(1), tab_b: part(2) },
   }));
 } finally {
   await browser.close();

@@ -86,6 +86,18 @@ pub fn run(root: &Path) -> Result<()> {
         met(p99 <= GOAL_P99_MS)
     )?;
     writeln!(section, "| tab -> relay -> tab p99.9 | {p999:.1} ms | | |")?;
+    writeln!(
+        section,
+        "\nWhere the time goes (medians over the {} messages whose frames could be matched; each \
+         page notes when its WebSocket frames leave and arrive): click to A's deposit leaving \
+         (encrypt, save to IndexedDB) {:.1} ms; A's deposit to B's delivery (network and relay, \
+         which commits and fsyncs before forwarding) {:.1} ms; B's delivery to the text in the page \
+         (decrypt, render) {:.1} ms.",
+        figure(&["breakdown_ms", "messages"]),
+        figure(&["breakdown_ms", "tab_a"]),
+        figure(&["breakdown_ms", "relay"]),
+        figure(&["breakdown_ms", "tab_b"]),
+    )?;
     writeln!(section, "\nMachine: {} cores; load average at the end: {}.\n", nproc(), loadavg())?;
     print!("{section}");
     super::write_section(&root.join("BENCHMARKS.md"), "web", &section)
