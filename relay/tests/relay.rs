@@ -157,13 +157,13 @@ async fn ttl_expiry_in_the_redb_store() {
     let quotas = relay::store::Quotas { ttl_ms: 1000, ..relay::store::Quotas::default() };
     let store = relay::RedbStore::open(&dir.path().join("t.redb"), quotas, clock.clone()).unwrap();
     let mailbox = MailboxId([5; 32]);
-    let first = store.deposit(mailbox, b"a".to_vec()).await.unwrap();
+    let first = store.deposit(mailbox, bytes::Bytes::from_static(b"a")).await.unwrap();
     clock.advance(500);
-    let second = store.deposit(mailbox, b"b".to_vec()).await.unwrap();
+    let second = store.deposit(mailbox, bytes::Bytes::from_static(b"b")).await.unwrap();
     assert!(second > first);
     clock.advance(500);
     let left = store.fetch(mailbox, 0, 10).await.unwrap();
-    assert_eq!(left, vec![relay::store::Blob { seq: second, payload: b"b".to_vec() }]);
+    assert_eq!(left, vec![relay::store::Blob { seq: second, payload: bytes::Bytes::from_static(b"b") }]);
     assert_eq!(store.expire().await.unwrap(), 1);
     clock.advance(500);
     assert_eq!(store.expire().await.unwrap(), 1);
@@ -171,7 +171,7 @@ async fn ttl_expiry_in_the_redb_store() {
     // A forgotten mailbox that comes back never reuses a sequence number.
     clock.advance(10_000);
     store.expire().await.unwrap();
-    let again = store.deposit(mailbox, b"c".to_vec()).await.unwrap();
+    let again = store.deposit(mailbox, bytes::Bytes::from_static(b"c")).await.unwrap();
     assert!(again > second);
     store.close().await.unwrap();
 }

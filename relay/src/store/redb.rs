@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+use bytes::Bytes;
 use doorless_frames::MailboxId;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
@@ -68,7 +69,7 @@ fn backend(err: impl std::fmt::Display) -> StoreError {
 }
 
 enum OpKind {
-    Deposit { mailbox: MailboxId, payload: Vec<u8> },
+    Deposit { mailbox: MailboxId, payload: Bytes },
     Ack { mailbox: MailboxId, upto: u64 },
     Expire,
 }
@@ -150,7 +151,7 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
-    fn deposit(&self, mailbox: MailboxId, payload: Vec<u8>) -> BoxFuture<'static, Result<u64, StoreError>> {
+    fn deposit(&self, mailbox: MailboxId, payload: Bytes) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.submit(OpKind::Deposit { mailbox, payload })
     }
 
@@ -225,7 +226,7 @@ fn read_blobs(
         }
         let mut seq = [0; 8];
         seq.copy_from_slice(&key.value()[32..]);
-        out.push(Blob { seq: u64::from_be_bytes(seq), payload: payload.to_vec() });
+        out.push(Blob { seq: u64::from_be_bytes(seq), payload: Bytes::copy_from_slice(payload) });
         if out.len() >= max_count {
             break;
         }
