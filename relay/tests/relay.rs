@@ -44,6 +44,35 @@ async fn online_delivery() {
     relay.shutdown().await;
 }
 
+/// Payloads on both sides of the size above which the relay keeps a deposit's payload as a shared
+/// slice of the received message instead of copying it, with both stores, arrive intact and in order.
+#[tokio::test]
+async fn shared_and_copied_payloads_arrive_intact() {
+    let sizes = [0, 1, 16 * 1024 - 1, 16 * 1024, 64 * 1024, 200 * 1024];
+    let payload = |i: usize, len: usize| (0..len).map(|j| (i * 31 + j * 7) as u8).collect::<Vec<u8>>();
+    let dir = tempfile::tempdir().unwrap();
+    for relay in [start_memory(test_config()).await.0, start_redb(test_config(), dir.path()).await] {
+        let owner_key = key(3);
+        let mut owner = Client::connect(relay.addr()).await;
+        let mailbox = owner.subscribe(&owner_key, 1).await;
+        let mut sender = Client::connect(relay.addr()).await;
+        for (i, len) in sizes.into_iter().enumerate() {
+            sender.deposit(i as u32, mailbox, &payload(i, len)).await;
+        }
+        for (i, len) in sizes.into_iter().enumerate() {
+            let (_, _, got) = owner.recv_deliver().await;
+            assert_eq!(got, payload(i, len), "payload {i} ({len} bytes)");
+        }
+        // Delivered again, from the store, on a new subscription.
+        let mut again = Client::connect(relay.addr()).await;
+        again.subscribe(&owner_key, 2).await;
+        for (i, len) in sizes.into_iter().enumerate() {
+            assert_eq!(again.recv_deliver().await.2, payload(i, len));
+        }
+        relay.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn delivery_after_reconnect_in_order_and_ack_deletes() {
     let dir = tempfile::tempdir().unwrap();
