@@ -370,3 +370,54 @@ fn safety_numbers_are_symmetric() {
     assert!(!ab.matches_scanned(&ac.qr_payload()));
     assert!(!ab.matches_scanned(&ab.qr_payload()[..10]));
 }
+
+/// Forward secrecy and healing, as the Double Ratchet promises them. An eavesdropper records every
+/// envelope addressed to Bob and later steals Bob's whole stored session:
+/// - what Bob had already received stays unreadable (its message keys were deleted);
+/// - what Alice sends before Bob's next message is readable (the stolen state holds those keys);
+/// - Bob's next message carries a key pair made at that moment, from randomness the thief does not
+///   have; once Alice has used it, the conversation has healed.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn a_stolen_session_reads_neither_the_past_nor_the_future_after_a_ratchet_round_trip() {
+    let mut p = pair(30);
+    let to_bob = |p: &mut Pair, text: &str| {
+        let envelope = p.alice.encrypt(text.as_bytes(), &mut p.rng).unwrap();
+        assert_eq!(p.bob.decrypt(&envelope).unwrap(), text.as_bytes());
+        envelope
+    };
+    let to_alice = |p: &mut Pair, text: &str| {
+        let envelope = p.bob.encrypt(text.as_bytes(), &mut p.rng).unwrap();
+        assert_eq!(p.alice.decrypt(&envelope).unwrap(), text.as_bytes());
+    };
+    let mut past = Vec::new();
+    for round in 0..3 {
+        past.push(to_bob(&mut p, &format!("old {round}")));
+        to_alice(&mut p, "reply");
+    }
+    past.push(to_bob(&mut p, "last before the theft"));
+
+    // The theft: Bob's stored session, as a copy of his device would give it.
+    let mut thief = Session::from_bytes(&p.bob.to_bytes()).unwrap();
+    for envelope in &past {
+        assert!(
+            thief.clone().decrypt(envelope).is_err(),
+            "a stolen state decrypted a message from before the theft"
+        );
+    }
+
+    // Until Bob sends again, the thief reads along.
+    for text in ["right after the theft", "and another"] {
+        let envelope = to_bob(&mut p, text);
+        assert_eq!(thief.decrypt(&envelope).unwrap(), text.as_bytes());
+    }
+    // Bob answers with a fresh ratchet key; Alice's replies use it, and the thief is locked out.
+    to_alice(&mut p, "bob answers");
+    for text in ["healed 1", "healed 2"] {
+        let envelope = to_bob(&mut p, text);
+        assert!(thief.decrypt(&envelope).is_err(), "the thief still reads {text:?}");
+    }
+    to_alice(&mut p, "bob again");
+    let envelope = to_bob(&mut p, "healed 3");
+    assert!(thief.decrypt(&envelope).is_err());
+}
