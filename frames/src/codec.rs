@@ -3,8 +3,6 @@
 //! Layout of every frame: `version: u8 = 1 | kind: u8 | body`, integers big-endian. Decoding is
 //! total: any byte string yields either a frame or a [`FrameError`], never a panic.
 
-use bytes::Bytes;
-
 use crate::mailbox::{CHALLENGE_LEN, MailboxId, SIGNATURE_LEN};
 
 /// The frame format version this crate speaks.
@@ -163,13 +161,8 @@ impl ErrorCode {
 }
 
 /// One relay frame.
-///
-/// `P` is how a `Deposit`'s or `Deliver`'s payload is held: an owned `Vec<u8>` by default (what
-/// [`Frame::decode`] returns and [`Frame::encode`] takes), or a shared [`Bytes`] slice of the received
-/// message ([`Frame::decode_shared`], [`Frame::encode_shared`]), which the relay uses so that a
-/// payload is not copied between the socket, the store and the delivery. Both are the same layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame<P = Vec<u8>> {
+pub enum Frame {
     /// Client to relay, first frame of a connection.
     Hello,
     /// Relay to client, answer to `Hello`.
@@ -202,7 +195,7 @@ pub enum Frame<P = Vec<u8>> {
         /// Destination mailbox.
         mailbox: MailboxId,
         /// Opaque bytes.
-        payload: P,
+        payload: Vec<u8>,
     },
     /// Relay to client: the deposit `request` is durable.
     Deposited {
@@ -216,7 +209,7 @@ pub enum Frame<P = Vec<u8>> {
         /// Per-mailbox sequence number, strictly increasing.
         seq: u64,
         /// Opaque bytes, as deposited.
-        payload: P,
+        payload: Vec<u8>,
     },
     /// Client to relay: every blob of `mailbox` with a sequence number up to `seq` may be deleted.
     Ack {
@@ -271,7 +264,7 @@ impl FrameError {
     }
 }
 
-impl<P: AsRef<[u8]>> Frame<P> {
+impl Frame {
     /// The frame's kind.
     pub fn kind(&self) -> FrameKind {
         match self {
@@ -289,26 +282,14 @@ impl<P: AsRef<[u8]>> Frame<P> {
         }
     }
 
-    /// The encoded frame's length in bytes.
-    fn encoded_len(&self) -> usize {
-        2 + match self {
-            Self::Hello => 0,
-            Self::Challenge { .. } => CHALLENGE_LEN + 4,
-            Self::Subscribe { .. } => 4 + 32 + SIGNATURE_LEN,
-            Self::Subscribed { .. } => 4 + 32,
-            Self::Deposit { payload, .. } => 4 + 32 + payload.as_ref().len(),
-            Self::Deposited { .. } => 4,
-            Self::Deliver { payload, .. } => 32 + 8 + payload.as_ref().len(),
-            Self::Ack { .. } => 32 + 8,
-            Self::Error { .. } => 4 + 2,
-            Self::Ping { .. } | Self::Pong { .. } => 8,
-        }
-    }
+    /// Size of the header and fixed fields of a `Deposit`, i.e. a frame's length minus its payload.
+    pub const DEPOSIT_OVERHEAD: usize = 2 + 4 + 32;
+    /// Size of the header and fixed fields of a `Deliver`.
+    pub const DELIVER_OVERHEAD: usize = 2 + 32 + 8;
 
-    /// The one encoder of every frame, into one buffer of exactly the frame's length (a payload is
-    /// copied once, into it).
-    fn encode_any(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
+    /// Encodes the frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
         out.push(PROTOCOL_VERSION);
         out.push(self.kind() as u8);
         match self {
@@ -327,15 +308,17 @@ impl<P: AsRef<[u8]>> Frame<P> {
                 out.extend_from_slice(&mailbox.0);
             }
             Self::Deposit { request, mailbox, payload } => {
+                out.reserve(payload.len() + 36);
                 out.extend_from_slice(&request.to_be_bytes());
                 out.extend_from_slice(&mailbox.0);
-                out.extend_from_slice(payload.as_ref());
+                out.extend_from_slice(payload);
             }
             Self::Deposited { request } => out.extend_from_slice(&request.to_be_bytes()),
             Self::Deliver { mailbox, seq, payload } => {
+                out.reserve(payload.len() + 40);
                 out.extend_from_slice(&mailbox.0);
                 out.extend_from_slice(&seq.to_be_bytes());
-                out.extend_from_slice(payload.as_ref());
+                out.extend_from_slice(payload);
             }
             Self::Ack { mailbox, seq } => {
                 out.extend_from_slice(&mailbox.0);
@@ -350,11 +333,8 @@ impl<P: AsRef<[u8]>> Frame<P> {
         out
     }
 
-    /// The one decoder of every frame; `payload` makes the payload from its range in `bytes`.
-    fn decode_any(
-        bytes: &[u8],
-        payload: impl FnOnce(std::ops::Range<usize>) -> P,
-    ) -> Result<Self, FrameError> {
+    /// Decodes one frame. Never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
         let [version, kind, body @ ..] = bytes else {
             return Err(FrameError::Truncated);
         };
@@ -371,13 +351,11 @@ impl<P: AsRef<[u8]>> Frame<P> {
             }
             FrameKind::Subscribed => Self::Subscribed { request: r.u32()?, mailbox: MailboxId(r.array()?) },
             FrameKind::Deposit => {
-                let (request, mailbox) = (r.u32()?, MailboxId(r.array()?));
-                Self::Deposit { request, mailbox, payload: payload(r.rest(bytes.len())) }
+                Self::Deposit { request: r.u32()?, mailbox: MailboxId(r.array()?), payload: r.rest() }
             }
             FrameKind::Deposited => Self::Deposited { request: r.u32()? },
             FrameKind::Deliver => {
-                let (mailbox, seq) = (MailboxId(r.array()?), r.u64()?);
-                Self::Deliver { mailbox, seq, payload: payload(r.rest(bytes.len())) }
+                Self::Deliver { mailbox: MailboxId(r.array()?), seq: r.u64()?, payload: r.rest() }
             }
             FrameKind::Ack => Self::Ack { mailbox: MailboxId(r.array()?), seq: r.u64()? },
             FrameKind::Error => Self::Error { request: r.u32()?, code: ErrorCode::from_u16(r.u16()?) },
@@ -388,36 +366,6 @@ impl<P: AsRef<[u8]>> Frame<P> {
             return Err(FrameError::BadLength);
         }
         Ok(frame)
-    }
-}
-
-impl Frame {
-    /// Size of the header and fixed fields of a `Deposit`, i.e. a frame's length minus its payload.
-    pub const DEPOSIT_OVERHEAD: usize = 2 + 4 + 32;
-    /// Size of the header and fixed fields of a `Deliver`.
-    pub const DELIVER_OVERHEAD: usize = 2 + 32 + 8;
-
-    /// Encodes the frame.
-    pub fn encode(&self) -> Vec<u8> {
-        self.encode_any()
-    }
-
-    /// Decodes one frame, copying its payload (if any). Never panics.
-    pub fn decode(bytes: &[u8]) -> Result<Self, FrameError> {
-        Self::decode_any(bytes, |range| bytes[range].to_vec())
-    }
-}
-
-impl Frame<Bytes> {
-    /// Encodes the frame (the same bytes as [`Frame::encode`]).
-    pub fn encode_shared(&self) -> Vec<u8> {
-        self.encode_any()
-    }
-
-    /// Decodes one frame whose payload (if any) is a slice of `bytes`: no copy, only a reference
-    /// count. Accepts and rejects exactly what [`Frame::decode`] does. Never panics.
-    pub fn decode_shared(bytes: Bytes) -> Result<Self, FrameError> {
-        Self::decode_any(&bytes, |range| bytes.slice(range))
     }
 }
 
@@ -439,10 +387,8 @@ impl Reader<'_> {
     fn u64(&mut self) -> Result<u64, FrameError> {
         self.array().map(u64::from_be_bytes)
     }
-    /// Takes the rest of the body; its range in a frame of `frame_len` bytes.
-    fn rest(&mut self, frame_len: usize) -> std::ops::Range<usize> {
-        let rest = std::mem::take(&mut self.0);
-        frame_len - rest.len()..frame_len
+    fn rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0).to_vec()
     }
 }
 
@@ -469,49 +415,11 @@ mod tests {
         ]
     }
 
-    fn shared(frame: &Frame) -> Frame<Bytes> {
-        match frame.clone() {
-            Frame::Hello => Frame::Hello,
-            Frame::Challenge { challenge, max_frame_len } => Frame::Challenge { challenge, max_frame_len },
-            Frame::Subscribe { request, public_key, signature } => {
-                Frame::Subscribe { request, public_key, signature }
-            }
-            Frame::Subscribed { request, mailbox } => Frame::Subscribed { request, mailbox },
-            Frame::Deposit { request, mailbox, payload } => {
-                Frame::Deposit { request, mailbox, payload: payload.into() }
-            }
-            Frame::Deposited { request } => Frame::Deposited { request },
-            Frame::Deliver { mailbox, seq, payload } => {
-                Frame::Deliver { mailbox, seq, payload: payload.into() }
-            }
-            Frame::Ack { mailbox, seq } => Frame::Ack { mailbox, seq },
-            Frame::Error { request, code } => Frame::Error { request, code },
-            Frame::Ping { nonce } => Frame::Ping { nonce },
-            Frame::Pong { nonce } => Frame::Pong { nonce },
-        }
-    }
-
     #[test]
     fn every_kind_round_trips() {
         for frame in samples() {
-            let bytes = frame.encode();
-            assert_eq!(bytes.len(), bytes.capacity(), "{frame:?}");
-            let shared = shared(&frame);
-            assert_eq!(shared.encode_shared(), bytes);
-            assert_eq!(Frame::decode_shared(Bytes::from(bytes.clone())), Ok(shared));
-            assert_eq!(Frame::decode(&bytes), Ok(frame));
+            assert_eq!(Frame::decode(&frame.encode()), Ok(frame));
         }
-    }
-
-    #[test]
-    fn a_shared_payload_is_a_slice_of_the_message() {
-        let message = Bytes::from(
-            Frame::Deliver { mailbox: MailboxId([1; 32]), seq: 3, payload: vec![7; 64] }.encode(),
-        );
-        let Ok(Frame::Deliver { payload, .. }) = Frame::decode_shared(message.clone()) else {
-            panic!("not a Deliver");
-        };
-        assert_eq!(payload.as_ptr(), message[Frame::DELIVER_OVERHEAD..].as_ptr());
     }
 
     #[test]
@@ -571,13 +479,8 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, rng_seed: proptest::test_runner::RngSeed::Fixed(0xd00d), ..proptest::prelude::ProptestConfig::default() })]
         #[test]
         fn decode_never_panics_and_round_trips(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
-            let shared = Frame::decode_shared(Bytes::from(bytes.clone()));
-            proptest::prop_assert_eq!(shared.as_ref().map(|_| ()).map_err(|e| *e), Frame::decode(&bytes).map(|_| ()));
             if let Ok(frame) = Frame::decode(&bytes) {
-                proptest::prop_assert_eq!(frame.encode(), bytes.clone());
-            }
-            if let Ok(frame) = shared {
-                proptest::prop_assert_eq!(frame.encode_shared(), bytes);
+                proptest::prop_assert_eq!(frame.encode(), bytes);
             }
         }
     }

@@ -21,8 +21,6 @@
 mod codec;
 mod mailbox;
 
-/// The shared buffer type of [`Frame<Bytes>`] payloads (the `bytes` crate's).
-pub use bytes::Bytes;
 pub use codec::{ErrorCode, Frame, FrameError, FrameKind, PROTOCOL_VERSION};
 pub use mailbox::{
     CHALLENGE_LEN, MailboxId, ProofError, SIGNATURE_LEN, subscribe_proof_message, verify_subscribe_proof,

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use doorless_frames::{CHALLENGE_LEN, ErrorCode, Frame, MailboxId, verify_subscribe_proof};
 use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{FutureExt as _, SinkExt, StreamExt};
@@ -36,9 +35,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// this much per connection up front; its default of 128 KiB would be most of an idle
 /// connection's memory. A larger frame still arrives whole, over several reads.
 const READ_BUFFER: usize = 8 * 1024;
-/// Deposits with a shorter payload have it copied out of the received message; longer ones keep it
-/// as a shared slice (see [`Connection::on_message`]).
-const SHARE_MIN_LEN: usize = 16 * 1024;
 /// Bytes of outgoing frames gathered before they are written to the socket.
 const WRITE_BUFFER: usize = 16 * 1024;
 
@@ -346,8 +342,7 @@ impl Connection {
             return Err(Some((0, ErrorCode::FrameTooLarge)));
         }
         self.shared.metrics.frames_in_total.fetch_add(1, Relaxed);
-        // The payload of a deposit stays a slice of the received message: no copy.
-        let frame = Frame::decode_shared(bytes).map_err(|e| Some((0, e.code())))?;
+        let frame = Frame::decode(&bytes).map_err(|e| Some((0, e.code())))?;
         match (&self.phase, frame) {
             (_, Frame::Ping { nonce }) => self.send(Frame::Pong { nonce }).await,
             (_, Frame::Pong { .. }) => Ok(()),
@@ -370,12 +365,6 @@ impl Connection {
                     return Err(Some((request, ErrorCode::RateLimited)));
                 }
                 let len = payload.len();
-                // The payload is a slice of the buffer the WebSocket layer read the message into, and
-                // keeps all of that buffer alive while it is queued or stored. A large payload is
-                // most of its buffer and goes on as it is: no copy into the store (memory) nor out of
-                // it. A small one may share a buffer many times its size; copying it costs little and
-                // keeps a deposit from holding more memory than its own length.
-                let payload = if len < SHARE_MIN_LEN { Bytes::copy_from_slice(&payload) } else { payload };
                 let stored = self.shared.store.deposit(mailbox, payload);
                 in_flight.push_back(Box::pin(async move {
                     InFlight::Deposit { request, len, result: stored.await }
@@ -480,10 +469,8 @@ impl Connection {
         }
         let mut permit = Some(permit);
         for blob in blobs {
-            // The one copy of the payload on its way out: into the frame's buffer.
-            let message = Message::binary(
-                Frame::Deliver { mailbox, seq: blob.seq, payload: blob.payload }.encode_shared(),
-            );
+            let message =
+                Message::binary(Frame::Deliver { mailbox, seq: blob.seq, payload: blob.payload }.encode());
             let queued = match permit.take() {
                 Some(permit) => {
                     permit.send(message);

@@ -3,7 +3,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::Bytes;
 use doorless_frames::MailboxId;
 
 use super::{
@@ -16,7 +15,7 @@ use crate::clock::Clock;
 struct Mailbox {
     meta: MailboxMeta,
     /// (seq, expires_ms, payload), oldest first.
-    blobs: VecDeque<(u64, u64, Bytes)>,
+    blobs: VecDeque<(u64, u64, Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -46,7 +45,7 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn deposit(&self, mailbox: MailboxId, payload: Bytes) -> BoxFuture<'static, Result<u64, StoreError>> {
+    fn deposit(&self, mailbox: MailboxId, payload: Vec<u8>) -> BoxFuture<'static, Result<u64, StoreError>> {
         let now = self.clock.now_ms();
         let result = (|| {
             let mut inner = self.lock();
@@ -93,7 +92,6 @@ impl Store for MemoryStore {
                     .range(first..)
                     .filter(|(_, expires, _)| *expires > now)
                     .take(max_count)
-                    // A reference count, not a copy.
                     .map(|(seq, _, payload)| Blob { seq: *seq, payload: payload.clone() })
                     .collect()
             }

@@ -11,7 +11,6 @@ pub mod redb;
 use std::future::Future;
 use std::pin::Pin;
 
-use bytes::Bytes;
 use doorless_frames::{ErrorCode, MailboxId};
 
 pub use fanout::{Fanout, Inbox};
@@ -50,8 +49,8 @@ impl Default for Quotas {
 pub struct Blob {
     /// Per-mailbox sequence number.
     pub seq: u64,
-    /// The opaque payload (shared: cloning it does not copy the bytes).
-    pub payload: Bytes,
+    /// The opaque payload.
+    pub payload: Vec<u8>,
 }
 
 /// Totals of what is stored (never which mailboxes).
@@ -109,7 +108,7 @@ impl StoreError {
 /// - `fetch` returns blobs in sequence order and never returns an expired blob.
 pub trait Store: Send + Sync + 'static {
     /// Stores `payload` in `mailbox`; resolves with its sequence number once durable.
-    fn deposit(&self, mailbox: MailboxId, payload: Bytes) -> BoxFuture<'static, Result<u64, StoreError>>;
+    fn deposit(&self, mailbox: MailboxId, payload: Vec<u8>) -> BoxFuture<'static, Result<u64, StoreError>>;
 
     /// Up to `max_count` unexpired blobs of `mailbox` with a sequence number above `after`, in order.
     fn fetch(

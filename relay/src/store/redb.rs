@@ -19,7 +19,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use bytes::Bytes;
 use doorless_frames::MailboxId;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::oneshot;
@@ -69,7 +68,7 @@ fn backend(err: impl std::fmt::Display) -> StoreError {
 }
 
 enum OpKind {
-    Deposit { mailbox: MailboxId, payload: Bytes },
+    Deposit { mailbox: MailboxId, payload: Vec<u8> },
     Ack { mailbox: MailboxId, upto: u64 },
     Expire,
 }
@@ -151,7 +150,7 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
-    fn deposit(&self, mailbox: MailboxId, payload: Bytes) -> BoxFuture<'static, Result<u64, StoreError>> {
+    fn deposit(&self, mailbox: MailboxId, payload: Vec<u8>) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.submit(OpKind::Deposit { mailbox, payload })
     }
 
@@ -226,7 +225,7 @@ fn read_blobs(
         }
         let mut seq = [0; 8];
         seq.copy_from_slice(&key.value()[32..]);
-        out.push(Blob { seq: u64::from_be_bytes(seq), payload: Bytes::copy_from_slice(payload) });
+        out.push(Blob { seq: u64::from_be_bytes(seq), payload: payload.to_vec() });
         if out.len() >= max_count {
             break;
         }
