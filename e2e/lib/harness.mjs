@@ -141,6 +141,15 @@ export async function screenshot(page, name) {
 export async function pair(browser, relay, options = {}) {
   const alice = await newPerson(browser, options);
   const bob = await newPerson(browser, options);
+  const link = await introduce(alice, bob, relay);
+  return { alice, bob, link };
+}
+
+/**
+ * A (any `{ page }`) starts a profile and invites B, who starts one and accepts; both open the
+ * conversation. Returns the invite link.
+ */
+export async function introduce(alice, bob, relay) {
   await alice.page.goto(relay.url);
   await onboard(alice.page, 'Alice');
   const link = await makeInvite(alice.page);
@@ -149,7 +158,7 @@ export async function pair(browser, relay, options = {}) {
   await bob.page.getByRole('button', { name: 'Accept invite' }).click();
   await openConversation(alice.page, 'Bob');
   await openConversation(bob.page, 'Alice');
-  return { alice, bob, link };
+  return link;
 }
 
 /** Opens the conversation with `name` from the list. */

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ARTIFACTS, useRelayAndBrowser, newPerson, onboard, makeInvite, send, screenshot, pair,
-  openConversation, texts, waitForText, launchProfile,
+  openConversation, texts, waitForText, launchProfile, introduce,
 } from '../lib/harness.mjs';
 
 const env = useRelayAndBrowser();
@@ -100,7 +100,12 @@ test('a long conversation: the newest messages are shown, earlier ones on reques
       box.value = text;
       box.dispatchEvent(new InputEvent('input', { bubbles: true }));
       [...document.querySelectorAll('button')].find((b) => b.textContent === 'Send').click();
-      await new Promise((resolve) => setTimeout(resolve, 0));
+      // Sent when the app has emptied the composer (the tab is in front, so frames run).
+      const deadline = performance.now() + 5000;
+      while (box.value !== '') {
+        if (performance.now() > deadline) throw new Error(`"${text}" was not sent`);
+        await new Promise((resolve) => requestAnimationFrame(resolve));
+      }
     }
   }, sent);
   await bob.page.bringToFront();
@@ -200,14 +205,7 @@ test('a browser restart with an on-disk profile: the conversation, its keys and 
     };
   });
   const alice = await newPerson(env.browser);
-  await alice.page.goto(env.relay.url);
-  await onboard(alice.page, 'Alice');
-  const link = await makeInvite(alice.page);
-  await bob.page.goto(link);
-  await onboard(bob.page, 'Bob');
-  await bob.page.getByRole('button', { name: 'Accept invite' }).click();
-  await openConversation(alice.page, 'Bob');
-  await openConversation(bob.page, 'Alice');
+  await introduce(alice, bob, env.relay);
   await send(bob.page, 'before the restart');
   await waitForText(alice.page, 'before the restart');
   // Written while the relay is unreachable for Bob's browser: it waits in the stored outbox.
