@@ -150,33 +150,28 @@ struct InviteV1 {
     for_contact: Option<ContactId>,
 }
 
-impl Drop for ProfileV2 {
-    fn drop(&mut self) {
-        self.identity.zeroize();
-        for contact in &mut self.contacts {
-            contact.session.zeroize();
-            contact.inbox.zeroize();
+/// Zeroizes the secrets of a stored-profile struct when it is dropped. Every version has the same
+/// secret fields (identity; per contact the session and inbox seed; per invite the secret and
+/// inbox seed).
+macro_rules! zeroize_on_drop {
+    ($($t:ty),*) => {$(
+        impl Drop for $t {
+            fn drop(&mut self) {
+                self.identity.zeroize();
+                for contact in &mut self.contacts {
+                    contact.session.zeroize();
+                    contact.inbox.zeroize();
+                }
+                for invite in &mut self.invites {
+                    invite.secret.zeroize();
+                    invite.inbox.zeroize();
+                }
+            }
         }
-        for invite in &mut self.invites {
-            invite.secret.zeroize();
-            invite.inbox.zeroize();
-        }
-    }
+    )*};
 }
 
-impl Drop for SnapshotV1 {
-    fn drop(&mut self) {
-        self.identity.zeroize();
-        for contact in &mut self.contacts {
-            contact.session.zeroize();
-            contact.inbox.zeroize();
-        }
-        for invite in &mut self.invites {
-            invite.secret.zeroize();
-            invite.inbox.zeroize();
-        }
-    }
-}
+zeroize_on_drop!(ProfileV2, SnapshotV1);
 
 /// One contact as stored, whatever the version.
 struct StoredContact<'a> {
