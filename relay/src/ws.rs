@@ -469,8 +469,11 @@ impl Connection {
         }
         let mut permit = Some(permit);
         for blob in blobs {
-            let message =
-                Message::binary(Frame::Deliver { mailbox, seq: blob.seq, payload: blob.payload }.encode());
+            // The `Deliver` frame from its header and the shared payload: one copy, not two.
+            let mut frame = Vec::with_capacity(Frame::DELIVER_OVERHEAD + blob.payload.len());
+            frame.extend_from_slice(&Frame::deliver_header(&mailbox, blob.seq));
+            frame.extend_from_slice(&blob.payload);
+            let message = Message::binary(frame);
             let queued = match permit.take() {
                 Some(permit) => {
                     permit.send(message);

@@ -192,7 +192,7 @@ async fn ttl_expiry_in_the_redb_store() {
     assert!(second > first);
     clock.advance(500);
     let left = store.fetch(mailbox, 0, 10).await.unwrap();
-    assert_eq!(left, vec![relay::store::Blob { seq: second, payload: b"b".to_vec() }]);
+    assert_eq!(left, vec![relay::store::Blob { seq: second, payload: bytes::Bytes::from_static(b"b") }]);
     assert_eq!(store.expire().await.unwrap(), 1);
     clock.advance(500);
     assert_eq!(store.expire().await.unwrap(), 1);

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use doorless_frames::MailboxId;
 
 use super::{
@@ -15,7 +16,7 @@ use crate::clock::Clock;
 struct Mailbox {
     meta: MailboxMeta,
     /// (seq, expires_ms, payload), oldest first.
-    blobs: VecDeque<(u64, u64, Vec<u8>)>,
+    blobs: VecDeque<(u64, u64, Bytes)>,
 }
 
 #[derive(Default)]
@@ -65,7 +66,7 @@ impl Store for MemoryStore {
             meta.count += 1;
             meta.bytes += len;
             meta.touched_ms = now;
-            entry.blobs.push_back((seq, now.saturating_add(self.quotas.ttl_ms), payload));
+            entry.blobs.push_back((seq, now.saturating_add(self.quotas.ttl_ms), Bytes::from(payload)));
             inner.stats.blobs += 1;
             inner.stats.bytes += len;
             Ok(seq)

@@ -49,8 +49,8 @@ impl Default for Quotas {
 pub struct Blob {
     /// Per-mailbox sequence number.
     pub seq: u64,
-    /// The opaque payload.
-    pub payload: Vec<u8>,
+    /// The opaque payload: shared, so handing it out copies nothing.
+    pub payload: bytes::Bytes,
 }
 
 /// Totals of what is stored (never which mailboxes).

@@ -228,7 +228,7 @@ fn read_blobs(
         }
         let mut seq = [0; 8];
         seq.copy_from_slice(&key.value()[32..]);
-        out.push(Blob { seq: u64::from_be_bytes(seq), payload: payload.to_vec() });
+        out.push(Blob { seq: u64::from_be_bytes(seq), payload: payload.to_vec().into() });
         if out.len() >= max_count {
             break;
         }
