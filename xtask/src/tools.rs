@@ -158,23 +158,33 @@ pub const ZBARIMG: &str = "/usr/bin/zbarimg";
 /// Debian's Chromium and ChromeDriver (and zbarimg), installed with apt-get when missing and we are
 /// root.
 pub fn ensure_chromium() -> Result<()> {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() && Path::new(ZBARIMG).exists() {
+    ensure_debian_packages(
+        "Chromium",
+        &[CHROMIUM, CHROMEDRIVER, ZBARIMG],
+        &["chromium", "chromium-driver", "zbar-tools"],
+    )
+}
+
+/// Debian `packages`, installed with apt-get unless every one of `paths` exists; `what` names them in
+/// the error that gives the command to run when we are not root.
+pub fn ensure_debian_packages(what: &str, paths: &[&str], packages: &[&str]) -> Result<()> {
+    if paths.iter().all(|p| Path::new(p).exists()) {
         return Ok(());
     }
-    let install = "apt-get update && apt-get install -y chromium chromium-driver zbar-tools";
+    let install = format!("apt-get update && apt-get install -y {}", packages.join(" "));
     let is_root =
         Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !is_root {
-        bail!("Chromium is missing; install it as root with: {install}");
+        bail!("{what} is missing; install it as root with: {install}");
     }
     run(Command::new("apt-get").args(["update", "-q"]))?;
     run(Command::new("apt-get")
-        .args(["install", "-y", "-q", "chromium", "chromium-driver", "zbar-tools"])
+        .args(["install", "-y", "-q"])
+        .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))
-    .with_context(|| format!("installing Chromium failed; the command is: {install}"))
+    .with_context(|| format!("installing {what} failed; the command is: {install}"))
 }
 
-/// The e2e folder's npm packages, from its lockfile.
 pub fn ensure_e2e_packages(root: &Path) -> Result<()> {
     let dir = root.join("e2e");
     if dir.join("node_modules/playwright-core/package.json").exists() {

@@ -2,6 +2,7 @@
 
 mod core;
 mod relay;
+mod vm;
 mod web;
 
 use std::path::Path;
