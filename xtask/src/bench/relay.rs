@@ -39,6 +39,9 @@ const WINDOW_SMALL: usize = 16;
 /// Closed loop at 64 KiB: messages in flight over all connections (64 MiB).
 const BUDGET_LARGE: usize = 1024;
 
+/// Runs of one row whose fastest is this many times its slowest get a note under the table.
+const SPREAD_NOTE: f64 = 1.5;
+
 /// Goals from the issue.
 const GOAL_MSGS_PER_S: f64 = 150_000.0;
 const GOAL_RATIO: f64 = 3.0;
@@ -542,6 +545,16 @@ fn report(
                 }
                 (format!("{ratio:.2}×"), goal)
             };
+            if hi > SPREAD_NOTE * lo {
+                notes.push(format!(
+                    "{} under {}: its runs ranged from {} to {} msgs/s, more than {SPREAD_NOTE}× apart; \
+                     the median is shown. A ratio from this row says less than the others.",
+                    target.label(),
+                    load.text(),
+                    rate(lo),
+                    rate(hi),
+                ));
+            }
             if runs.trouble() > 0.0 {
                 notes.push(format!(
                     "{} under {}: {} messages not delivered within 10 s after the run, refused, or on failed connections, over all runs.",
@@ -673,11 +686,11 @@ fn report(
     writeln!(s, "| target | opened | held (answered Ping) | memory per idle connection | goal met? |")?;
     writeln!(s, "| --- | --- | --- | --- | --- |")?;
     let host_rows = TARGETS.map(|target| (target, target.label().to_owned(), &idle.host[&target]));
-    let guest_rows = idle
-        .guest
-        .iter()
-        .flat_map(|(_, figures)| figures.iter())
-        .map(|(target, f)| (*target, format!("{}, guest", target.label()), f));
+    let guest_rows = idle.guest.iter().flat_map(|(_, figures)| {
+        TARGETS.into_iter().filter_map(|target| {
+            figures.get(&target).map(|f| (target, format!("{}, guest", target.label()), f))
+        })
+    });
     for (target, label, f) in host_rows.into_iter().chain(guest_rows) {
         let per = num(f, "per_connection_kib");
         let held = num(f, "held");
