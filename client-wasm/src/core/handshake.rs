@@ -149,3 +149,51 @@ impl InviteSecret {
         Ok((session, first))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{Rng as _, SeedableRng};
+
+    use super::*;
+    use crate::core::invite::create_invite;
+
+    /// PQXDH's point, tested end to end rather than only by the known-answer vectors: an adversary
+    /// who holds every X25519 secret of a handshake (what a quantum computer would give them from
+    /// recorded public keys) but not the ML-KEM shared secret derives keys that open neither the
+    /// joiner's sealed identity nor the first message. The control run, with the right KEM secret
+    /// and the same steps, opens both.
+    #[test]
+    fn every_x25519_secret_without_the_kem_secret_opens_nothing() {
+        let mut rng = ChaCha20Rng::seed_from_u64(42);
+        let alice = Identity::generate(&mut rng);
+        let bob = Identity::generate(&mut rng);
+        let (invite, secret) = create_invite(&bob, [1; 32], "Bob", 1_000, 3_600, &mut rng);
+        let (_, initial) = accept_invite(&alice, &invite, b"attack at dawn", 1_000, &mut rng).unwrap();
+
+        let aad_len = 2 + 32 + KEM_CIPHERTEXT_LEN;
+        let ek_public: [u8; 32] = initial[2..34].try_into().unwrap();
+        let sealed_identity = &initial[aad_len..aad_len + ENCRYPTED_IDENTITY_LEN];
+        let inner = &initial[aad_len + ENCRYPTED_IDENTITY_LEN..];
+        let dh1 = dh(&secret.prekey, alice.public_ref().x25519()).unwrap();
+        let dh2 = dh(bob.dh_secret(), &ek_public).unwrap();
+        let dh3 = dh(&secret.prekey, &ek_public).unwrap();
+
+        let ct = Array::try_from(&initial[34..aad_len]).unwrap();
+        let right: [u8; 32] = secret.kem_decapsulation_key().decapsulate(&ct).as_slice().try_into().unwrap();
+        let mut guessed = [0u8; 32];
+        rng.fill_bytes(&mut guessed);
+        let mut one_bit_off = right;
+        one_bit_off[31] ^= 0x80;
+        for (kem_secret, opens) in [(right, true), (guessed, false), (one_bit_off, false)] {
+            let id_key = kdf::initial_identity_key(&dh3, &kem_secret, &secret.invite_hash);
+            let identity = aead::open(&id_key, &[0u8; NONCE_LEN], &initial[..aad_len], sealed_identity);
+            assert_eq!(identity.as_deref() == Some(&alice.public().to_bytes()[..]), opens);
+            let (sk, hka, nhkb) = kdf::pqxdh(&dh1, &dh2, &dh3, &kem_secret, &secret.invite_hash);
+            let state = State::init_inviter(&sk, &secret.prekey, &hka, &nhkb);
+            let mut session = Session::new(Role::Inviter, bob.public(), alice.public(), state);
+            let first = session.decrypt(inner);
+            assert_eq!(first.as_deref().ok() == Some(&b"attack at dawn"[..]), opens);
+        }
+    }
+}
