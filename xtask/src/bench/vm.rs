@@ -104,16 +104,10 @@ pub fn idle_in_guest(
         .output()
         .context("starting QEMU")?;
     let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    let mut results = Vec::new();
-    for line in console.lines() {
-        if let Some(rest) = line.strip_prefix("guest-result ") {
-            if let Some((label, result)) = rest.split_once(" result ") {
-                results.push((label.to_owned(), result.to_owned()));
-            }
-        } else if line.starts_with("guest:") {
-            eprintln!("{line}");
-        }
+    for line in console.lines().filter(|l| l.starts_with("guest:")) {
+        eprintln!("{line}");
     }
+    let results = guest_results(&console);
     if results.len() != relays.len() {
         let tail: Vec<&str> = console.lines().rev().take(20).collect();
         bail!(
@@ -125,6 +119,15 @@ pub fn idle_in_guest(
         );
     }
     Ok(GuestRun { results, kernel: format!("Linux {version}") })
+}
+
+/// The `guest-result LABEL result …` lines of the guest's console, as (label, `k=v …`).
+fn guest_results(console: &str) -> Vec<(String, String)> {
+    console
+        .lines()
+        .filter_map(|line| line.strip_prefix("guest-result ")?.split_once(" result "))
+        .map(|(label, result)| (label.to_owned(), result.to_owned()))
+        .collect()
 }
 
 /// Debian's current kernel image, unpacked once into `dir`: its path and version.
@@ -160,10 +163,15 @@ fn kernel(dir: &Path) -> Result<(PathBuf, String)> {
 /// The shared libraries `binary` loads (with the dynamic loader), from `ldd`.
 fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
     let out = Command::new("ldd").arg(binary).output().context("running ldd")?;
-    Ok(String::from_utf8_lossy(&out.stdout)
+    Ok(ldd_paths(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The file paths in `ldd`'s output: `name => /path (addr)` or `/path (addr)`; the vDSO has none.
+fn ldd_paths(output: &str) -> Vec<PathBuf> {
+    output
         .lines()
         .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')).map(PathBuf::from))
-        .collect())
+        .collect()
 }
 
 /// The guest's `/init`: start each relay, measure, stop it; then power off.
@@ -197,4 +205,59 @@ fn init_script(relays: &[GuestRelay], connections: usize) -> Result<String> {
     }
     s.push_str("poweroff -f\n");
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_gives_every_library_and_the_loader_but_not_the_vdso() {
+        let output = "\tlinux-vdso.so.1 (0x00007fce45f30000)\n\
+                      \tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007fce45efd000)\n\
+                      \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007fce4561e000)\n\
+                      \t/lib64/ld-linux-x86-64.so.2 (0x00007fce45f32000)\n";
+        assert_eq!(
+            ldd_paths(output),
+            [
+                "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/lib64/ld-linux-x86-64.so.2"
+            ]
+            .map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn result_lines_are_picked_out_of_the_console() {
+        let console = "[    3.47] Run /init as init process\n\
+                       guest: memory: 50000 idle connections\n\
+                       guest-result memory result mode=idle opened=50000 held=50000\n\
+                       some kernel line mentioning result mode=idle\n\
+                       guest-result redb result mode=idle opened=49990 held=49990\n";
+        assert_eq!(
+            guest_results(console),
+            [
+                ("memory".to_owned(), "mode=idle opened=50000 held=50000".to_owned()),
+                ("redb".to_owned(), "mode=idle opened=49990 held=49990".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_guest_init_raises_the_limit_runs_each_relay_in_turn_and_powers_off() {
+        let relays = [
+            GuestRelay { label: "memory", args: vec!["--store".into(), "memory".into()] },
+            GuestRelay { label: "redb", args: vec!["--store".into(), "redb".into()] },
+        ];
+        let script = init_script(&relays, 50_000).unwrap();
+        let limit = script.find("ulimit -n 200000").expect("raises the open-file limit");
+        let memory = script.find("/work/relay '--store' 'memory'").expect("starts the memory relay");
+        let redb = script.find("/work/relay '--store' 'redb'").expect("starts the redb relay");
+        assert!(limit < memory && memory < redb);
+        assert_eq!(script.matches("/work/loadgen idle --addr \"$ADDR\" --connections 50000").count(), 2);
+        assert!(script.contains("s/^result /guest-result memory result /p"));
+        assert!(script.contains("s/^result /guest-result redb result /p"));
+        assert!(script.trim_end().ends_with("poweroff -f"));
+    }
 }
