@@ -287,25 +287,22 @@ impl Frame {
     /// Size of the header and fixed fields of a `Deliver`.
     pub const DELIVER_OVERHEAD: usize = 2 + 32 + 8;
 
-    /// The first [`Frame::DELIVER_OVERHEAD`] bytes of a `Deliver` frame: the payload follows them.
-    /// Lets the relay send a stored payload after its header without first copying it into a
-    /// [`Frame`]; `Frame::Deliver { .. }.encode()` is exactly this header followed by the payload.
-    pub fn deliver_header(mailbox: &MailboxId, seq: u64) -> [u8; Self::DELIVER_OVERHEAD] {
-        let mut header = [0; Self::DELIVER_OVERHEAD];
-        header[0] = PROTOCOL_VERSION;
-        header[1] = FrameKind::Deliver as u8;
-        header[2..34].copy_from_slice(&mailbox.0);
-        header[34..].copy_from_slice(&seq.to_be_bytes());
-        header
+    /// Encodes a `Deliver` frame from borrowed parts, so that the relay can send a payload it shares
+    /// with its store without first moving it into a [`Frame`]. `Frame::Deliver { .. }.encode()`
+    /// is this.
+    pub fn encode_deliver(mailbox: &MailboxId, seq: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::DELIVER_OVERHEAD + payload.len());
+        out.extend_from_slice(&[PROTOCOL_VERSION, FrameKind::Deliver as u8]);
+        out.extend_from_slice(&mailbox.0);
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
     }
 
     /// Encodes the frame.
     pub fn encode(&self) -> Vec<u8> {
         if let Self::Deliver { mailbox, seq, payload } = self {
-            let mut out = Vec::with_capacity(Self::DELIVER_OVERHEAD + payload.len());
-            out.extend_from_slice(&Self::deliver_header(mailbox, *seq));
-            out.extend_from_slice(payload);
-            return out;
+            return Self::encode_deliver(mailbox, *seq, payload);
         }
         let mut out = Vec::with_capacity(64);
         out.push(PROTOCOL_VERSION);
@@ -332,7 +329,7 @@ impl Frame {
                 out.extend_from_slice(payload);
             }
             Self::Deposited { request } => out.extend_from_slice(&request.to_be_bytes()),
-            // Encoded above, from its header.
+            // Encoded above, from borrowed parts.
             Self::Deliver { .. } => {}
             Self::Ack { mailbox, seq } => {
                 out.extend_from_slice(&mailbox.0);
@@ -448,15 +445,15 @@ mod tests {
     }
 
     #[test]
-    fn known_layout_of_a_deliver_and_its_header() {
+    fn known_layout_of_a_deliver() {
         let mailbox = MailboxId([0xbb; 32]);
         let frame = Frame::Deliver { mailbox, seq: 0x0a0b_0c0d_0e0f_1011, payload: vec![0xee, 0xef] };
         let mut expected = vec![1, 6];
         expected.extend_from_slice(&[0xbb; 32]);
-        expected.extend_from_slice(&[0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11]);
-        assert_eq!(Frame::deliver_header(&mailbox, 0x0a0b_0c0d_0e0f_1011).as_slice(), expected.as_slice());
-        expected.extend_from_slice(&[0xee, 0xef]);
+        expected.extend_from_slice(&[0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0xee, 0xef]);
         assert_eq!(frame.encode(), expected);
+        assert_eq!(Frame::encode_deliver(&mailbox, 0x0a0b_0c0d_0e0f_1011, &[0xee, 0xef]), expected);
+        assert_eq!(frame.encode().len(), Frame::DELIVER_OVERHEAD + 2);
     }
 
     #[test]

@@ -469,11 +469,8 @@ impl Connection {
         }
         let mut permit = Some(permit);
         for blob in blobs {
-            // The `Deliver` frame from its header and the shared payload: one copy, not two.
-            let mut frame = Vec::with_capacity(Frame::DELIVER_OVERHEAD + blob.payload.len());
-            frame.extend_from_slice(&Frame::deliver_header(&mailbox, blob.seq));
-            frame.extend_from_slice(&blob.payload);
-            let message = Message::binary(frame);
+            // Encoded from the shared payload: one copy, not two.
+            let message = Message::binary(Frame::encode_deliver(&mailbox, blob.seq, &blob.payload));
             let queued = match permit.take() {
                 Some(permit) => {
                     permit.send(message);
