@@ -155,6 +155,13 @@ test('notifications: opt-in, only while the tab is hidden, with the sender but n
       hidden = value;
       document.dispatchEvent(new Event('visibilitychange'));
     };
+    // Every title the page sets, in order, even one replaced within the same task.
+    window.__titles = [];
+    const title = Object.getOwnPropertyDescriptor(Document.prototype, 'title');
+    Object.defineProperty(document, 'title', {
+      get() { return title.get.call(this); },
+      set(value) { window.__titles.push(value); title.set.call(this, value); },
+    });
   });
   await bob.page.reload();
   await connected(bob.page);
@@ -173,10 +180,17 @@ test('notifications: opt-in, only while the tab is hidden, with the sender but n
   await dialog.getByRole('checkbox', { name: 'Notify me of new messages when this tab is hidden' }).check();
   await dialog.getByRole('button', { name: 'Close' }).click();
 
-  // Opted in, tab visible: nothing.
+  // Opted in, tab visible: nothing; and the conversation on screen never shows an unread count,
+  // not even for the moment before it is marked read.
+  await bob.page.evaluate(() => { window.__titles = []; });
   await send(alice.page, 'while you look');
   await waitForText(bob.page, 'while you look');
   assert.deepEqual(await notified(), []);
+  assert.equal(await bob.page.locator('.conversations .badge').count(), 0);
+  assert.deepEqual(
+    (await bob.page.evaluate(() => window.__titles)).filter((t) => t !== 'Doorless'),
+    [],
+  );
 
   // Opted in, tab hidden: one notification, naming the sender, without the text.
   await hideBob();
@@ -186,6 +200,8 @@ test('notifications: opt-in, only while the tab is hidden, with the sender but n
   assert.deepEqual(await notified(), [{ title: 'Doorless', body: 'New message from Alice', hidden: true }]);
   // Unseen while hidden: the count is in the tab title until the person looks again.
   await bob.page.waitForFunction(() => document.title === '(1) Doorless');
+  // (The title recorder sees this, so its silence above means something.)
+  assert.ok((await bob.page.evaluate(() => window.__titles)).includes('(1) Doorless'));
   await showBob();
   await bob.page.waitForFunction(() => document.title === 'Doorless');
 });

@@ -7,7 +7,7 @@ use super::invite::InvitePanel;
 use super::onboarding::{Onboarding, Unlock};
 use super::safety::SafetyDialog;
 use super::settings::SettingsDialog;
-use super::{Ctx, use_ctx};
+use super::{Ctx, shown_unread, use_ctx, use_visible};
 use crate::client::protocol::Phase;
 use crate::client::{self, Client};
 use crate::state::{Action, AppState, Dialog};
@@ -36,7 +36,8 @@ pub fn App() -> Html {
     }
     {
         // The unread count in the tab title.
-        let unread: u32 = state.shared.view.contacts.iter().map(|c| c.unread).sum();
+        let visible = use_visible();
+        let unread: u32 = state.shared.view.contacts.iter().map(|c| shown_unread(&state, c, visible)).sum();
         use_effect_with(unread, move |unread| {
             let title = if *unread > 0 { format!("({unread}) Doorless") } else { "Doorless".into() };
             gloo::utils::document().set_title(&title);

@@ -1,13 +1,14 @@
 use client_wasm::engine::MessageKind;
 use yew::prelude::*;
 
-use super::{time, use_ctx};
+use super::{shown_unread, time, use_ctx, use_visible};
 use crate::state::Action;
 
 /// The list of conversations: name, last message, time, unread count.
 #[component]
 pub fn Conversations() -> Html {
     let ctx = use_ctx();
+    let visible = use_visible();
     let selected = ctx.state.selected;
     let contacts = &ctx.state.shared.view.contacts;
     html! {
@@ -24,6 +25,7 @@ pub fn Conversations() -> Html {
                     let preview = last.map(|m| preview(&m.text)).unwrap_or_default();
                     let when = last.map(|m| time::short(m.received_at)).unwrap_or_default();
                     let current = (selected == Some(id)).then_some("true");
+                    let unread = shown_unread(&ctx.state, c, visible);
                     html! {
                         <li>
                             <button {onclick} aria-current={current} class="conversation">
@@ -33,8 +35,8 @@ pub fn Conversations() -> Html {
                                 </span>
                                 <span class="row">
                                     <span class="muted preview">{ preview }</span>
-                                    if c.unread > 0 {
-                                        <span class="badge" aria-label={format!("{} unread", c.unread)}>{ c.unread }</span>
+                                    if unread > 0 {
+                                        <span class="badge" aria-label={format!("{unread} unread")}>{ unread }</span>
                                     }
                                 </span>
                             </button>
