@@ -287,6 +287,23 @@ impl Runs {
     }
 }
 
+/// One load run against a fresh relay: closed loop, or open loop at `rate` msgs/s.
+fn one_run(
+    setup: &Setup,
+    target: Target,
+    serial: usize,
+    repeat: usize,
+    load: Load,
+    rate: Option<f64>,
+) -> Result<Figures> {
+    let relay = start(setup, target, serial)?;
+    let at = rate.map(|r| format!(" at {r:.0} msgs/s")).unwrap_or_default();
+    eprintln!("[{repeat}/{REPEATS}] {} — {}{at}", target.label(), load.text());
+    let figures = loadgen(setup, &load_args(&relay, load, rate))?;
+    eprintln!("    {:.0} msgs/s, p99 {:.2} ms", num(&figures, "msgs_per_s"), num(&figures, "p99_us") / 1e3);
+    Ok(figures)
+}
+
 /// Runs the group and prints its figures.
 pub fn run(root: &Path) -> Result<()> {
     let load_before = loadavg();
@@ -302,14 +319,7 @@ pub fn run(root: &Path) -> Result<()> {
     for repeat in 1..=REPEATS {
         for load in LOADS {
             for target in TARGETS {
-                let relay = start(&setup, target, next())?;
-                eprintln!("[{repeat}/{REPEATS}] {} — {}", target.label(), load.text());
-                let figures = loadgen(&setup, &load_args(&relay, load, None))?;
-                eprintln!(
-                    "    {:.0} msgs/s, p99 {:.2} ms",
-                    num(&figures, "msgs_per_s"),
-                    num(&figures, "p99_us") / 1e3
-                );
+                let figures = one_run(&setup, target, next(), repeat, load, None)?;
                 max.entry((target, load)).or_default().0.push(figures);
             }
         }
@@ -324,18 +334,7 @@ pub fn run(root: &Path) -> Result<()> {
     for repeat in 1..=REPEATS {
         for target in TARGETS {
             let rate = half[&target].0;
-            let relay = start(&setup, target, next())?;
-            eprintln!(
-                "[{repeat}/{REPEATS}] {} — {} at {rate:.0} msgs/s",
-                target.label(),
-                HALF_RATE_LOAD.text()
-            );
-            let figures = loadgen(&setup, &load_args(&relay, HALF_RATE_LOAD, Some(rate)))?;
-            eprintln!(
-                "    {:.0} msgs/s, p99 {:.2} ms",
-                num(&figures, "msgs_per_s"),
-                num(&figures, "p99_us") / 1e3
-            );
+            let figures = one_run(&setup, target, next(), repeat, HALF_RATE_LOAD, Some(rate))?;
             if let Some(entry) = half.get_mut(&target) {
                 entry.1.0.push(figures);
             }
@@ -347,18 +346,8 @@ pub fn run(root: &Path) -> Result<()> {
     for repeat in 1..=REPEATS {
         for offered in FIXED_RATES {
             for target in TARGETS {
-                let relay = start(&setup, target, next())?;
-                eprintln!(
-                    "[{repeat}/{REPEATS}] {} — {} at {offered} msgs/s",
-                    target.label(),
-                    HALF_RATE_LOAD.text()
-                );
-                let figures = loadgen(&setup, &load_args(&relay, HALF_RATE_LOAD, Some(f64::from(offered))))?;
-                eprintln!(
-                    "    {:.0} msgs/s, p99 {:.2} ms",
-                    num(&figures, "msgs_per_s"),
-                    num(&figures, "p99_us") / 1e3
-                );
+                let figures =
+                    one_run(&setup, target, next(), repeat, HALF_RATE_LOAD, Some(f64::from(offered)))?;
                 fixed.entry((target, offered)).or_default().0.push(figures);
             }
         }
@@ -393,7 +382,8 @@ pub fn run(root: &Path) -> Result<()> {
     // The host's limit stopped short of the goal: the Rust relays again, in a guest whose kernel the
     // bench owns (see `vm.rs`).
     let guest = if idle_connections < IDLE_CONNECTIONS {
-        let relays = [Target::RustMemory, Target::RustRedb].map(|target| {
+        let targets = [Target::RustMemory, Target::RustRedb];
+        let relays = targets.map(|target| {
             let label = store_name(target);
             super::vm::GuestRelay {
                 label,
@@ -409,8 +399,10 @@ pub fn run(root: &Path) -> Result<()> {
         )?;
         let mut by_target = HashMap::new();
         for (label, line) in &run.results {
-            let target =
-                if label == store_name(Target::RustRedb) { Target::RustRedb } else { Target::RustMemory };
+            let target = *targets
+                .iter()
+                .find(|&&t| store_name(t) == label)
+                .with_context(|| format!("a guest result for an unknown relay {label:?}"))?;
             let figures = figures(line);
             eprintln!(
                 "    guest, {}: {} held, {:.1} KiB per connection",
