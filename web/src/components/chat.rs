@@ -3,7 +3,7 @@ use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
 use super::invite::InvitePanel;
-use super::{time, use_ctx};
+use super::{time, use_ctx, use_visible};
 use crate::client::protocol::Command;
 use crate::state::{Action, Dialog};
 
@@ -83,22 +83,15 @@ pub fn Chat(props: &Props) -> Html {
         });
     }
     {
-        // Seen: clear the unread count while this conversation is on screen in a visible tab.
+        // Seen: clear the unread count while this conversation is on screen in a visible tab, and
+        // when the person comes back to this tab.
         let unread = contact.as_ref().map_or(0, |c| c.unread);
+        let visible = use_visible();
         let client = ctx.client.clone();
-        use_effect_with((id, unread), move |&(id, unread)| {
-            let seen = move || {
-                if unread > 0 && !gloo::utils::document().hidden() {
-                    client.command(Command::MarkRead { contact: id });
-                }
-            };
-            seen();
-            // Or when the person comes back to this tab.
-            let listener =
-                gloo::events::EventListener::new(&gloo::utils::document(), "visibilitychange", move |_| {
-                    seen()
-                });
-            move || drop(listener)
+        use_effect_with((id, unread, visible), move |&(id, unread, visible)| {
+            if unread > 0 && visible {
+                client.command(Command::MarkRead { contact: id });
+            }
         });
     }
     let Some(contact) = contact else {
