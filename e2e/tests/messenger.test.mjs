@@ -206,9 +206,11 @@ test('notifications: opt-in, only while the tab is hidden, with the sender but n
   await bob.page.waitForFunction(() => document.title === 'Doorless');
 });
 
-test('a browser restart with an on-disk profile: the conversation, its keys and the outbox survive', async () => {
+test('a browser restart with an on-disk profile: the conversation, its keys and the outbox survive', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'doorless-profile-'));
   let bob = await launchProfile(dir);
+  // A browser of its own: closed even when the test fails, or it would keep the test file running.
+  t.after(() => bob.context.close().catch(() => {}));
   // Keep hold of the page's sockets, to cut them later.
   await bob.context.addInitScript(() => {
     const Real = window.WebSocket;

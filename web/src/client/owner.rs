@@ -54,6 +54,8 @@ pub struct Owner {
     retry: RefCell<Option<Timeout>>,
     backoff: Cell<u32>,
     jobs: mpsc::UnboundedSender<Job>,
+    /// What the person did is saved and not yet shown: the worker shows it once the save is over.
+    publish_after_save: Cell<bool>,
     /// Commands that arrived while storage was still being read.
     waiting: RefCell<Vec<(u32, Command)>>,
     /// This tab's id.
@@ -77,6 +79,7 @@ impl Owner {
             retry: RefCell::new(None),
             backoff: Cell::new(BACKOFF_MS.0),
             jobs,
+            publish_after_save: Cell::new(false),
             waiting: RefCell::new(Vec::new()),
             tab,
             report,
@@ -254,8 +257,10 @@ impl Owner {
         }
     }
 
-    /// The engine changed after a command: queue a save and the frames it produced, then tell
-    /// tabs. The save starts first: what the person just did leaves the tab as soon as it is stored.
+    /// The engine changed after a command: queue a save and the frames it produced; tabs are told
+    /// once the save is over. So what the person sees they did (a message "waiting to send") is
+    /// already stored: closing the browser right then loses nothing. The frames leave the tab as
+    /// soon as the save is over, so the other person waits no longer for it.
     fn changed(&self) {
         self.queue_save(false);
     }
@@ -271,14 +276,12 @@ impl Owner {
             Some(engine) => engine.take_frames(),
             None => return,
         };
-        // Both run as queued tasks (the worker, and yew's scheduler), in the order queued here.
         if views_first {
             self.publish();
+        } else {
+            self.publish_after_save.set(true);
         }
         let _ = self.jobs.unbounded_send(frames);
-        if !views_first {
-            self.publish();
-        }
     }
 
     /// What changed in the engine since the last save, sealed under the passphrase lock if set.
@@ -303,6 +306,9 @@ impl Owner {
             let Some(owner) = me.upgrade() else { return };
             // Taken after every queued change: one save covers all of them.
             let records = owner.records();
+            // What the person did up to here is in this save; changes made while it runs set the
+            // flag again and are shown after their own save.
+            let show = owner.publish_after_save.take();
             let vault = owner.vault.borrow().clone();
             if let (Some(records), Some(vault)) = (records, vault)
                 && vault.save(records).await.is_err()
@@ -314,6 +320,7 @@ impl Owner {
                 }
                 owner.report.reply(0, Reply::Notice(SAVE_FAILED.into()));
                 owner.socket.borrow_mut().take();
+                // (Which also shows the tabs where things stand.)
                 owner.disconnected();
                 continue;
             }
@@ -321,6 +328,9 @@ impl Owner {
                 for frame in &frames {
                     socket.send(frame);
                 }
+            }
+            if show {
+                owner.publish();
             }
         }
     }
