@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use hyper::upgrade::OnUpgrade;
-use tokio_tungstenite::WebSocketStream;
 use tungstenite::handshake::derive_accept_key;
-use tungstenite::protocol::Role;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -20,7 +18,6 @@ pub fn routes(
     site: Option<Arc<StaticSite>>,
     behind_tls: bool,
 ) -> BoxedFilter<(Response,)> {
-    let socket_config = ws::socket_config(shared.limits.max_frame_len);
     let ws_shared = shared.clone();
     let websocket = warp::path("ws").and(warp::path::end()).and(websocket_upgrade()).map(
         move |key: String, upgrade: OnUpgrade| {
@@ -28,12 +25,7 @@ pub fn routes(
             let slot = shared.cap.try_acquire();
             tokio::spawn(async move {
                 match upgrade.await {
-                    Ok(upgraded) => {
-                        let io = hyper_util::rt::TokioIo::new(upgraded);
-                        let socket =
-                            WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config)).await;
-                        ws::run(socket, shared, slot).await;
-                    }
+                    Ok(upgraded) => ws::run(hyper_util::rt::TokioIo::new(upgraded), shared, slot).await,
                     Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
                 }
             });
@@ -77,8 +69,8 @@ pub fn routes(
 /// A WebSocket upgrade request (RFC 6455 section 4.2.1): yields the client's key and the pending
 /// upgrade.
 ///
-/// This is `warp::ws()` done by hand, because warp's `Ws` builder cannot set tungstenite's buffer
-/// sizes (see [`ws::socket_config`]).
+/// This is `warp::ws()` done by hand, because warp's `Ws` hands over a tungstenite socket; the relay
+/// wants the raw connection (see [`ws`] for why).
 fn websocket_upgrade() -> impl Filter<Extract = (String, OnUpgrade), Error = Rejection> + Clone {
     let connection_upgrade = warp::header::<String>("connection")
         .and_then(|value: String| async move {

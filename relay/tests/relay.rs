@@ -298,6 +298,90 @@ async fn malformed_truncated_and_oversized_frames_get_their_codes() {
     relay.shutdown().await;
 }
 
+/// The fragments of one WebSocket message (RFC 6455 section 5.4): first `Binary`, then
+/// continuations, the last one final.
+fn fragments(bytes: &[u8], pieces: usize) -> Vec<tokio_tungstenite::tungstenite::Message> {
+    use tokio_tungstenite::tungstenite::protocol::frame::{Frame as WsFrame, coding::Data, coding::OpCode};
+    let size = bytes.len().div_ceil(pieces);
+    let count = bytes.chunks(size).count();
+    bytes
+        .chunks(size)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let opcode = if i == 0 { Data::Binary } else { Data::Continue };
+            let frame = WsFrame::message(chunk.to_vec(), OpCode::Data(opcode), i + 1 == count);
+            tokio_tungstenite::tungstenite::Message::Frame(frame)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fragmented_messages_are_joined_within_the_limit() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let config = Config { max_frame_len: 1024, ..test_config() };
+    let (relay, _) = start_memory(config).await;
+    let addr = relay.addr();
+
+    // A deposit in three fragments, with a WebSocket ping between two of them, arrives whole.
+    let mut owner = Client::connect(addr).await;
+    let mailbox = owner.subscribe(&key(7), 1).await;
+    let mut sender = Client::connect(addr).await;
+    let payload: Vec<u8> = (0..900u32).map(|i| (i % 251) as u8).collect();
+    let deposit = Frame::Deposit { request: 9, mailbox, payload: payload.clone() }.encode();
+    let mut pieces = fragments(&deposit, 3);
+    pieces.insert(2, Message::Ping(b"between".to_vec().into()));
+    for piece in pieces {
+        sender.ws.send(piece).await.unwrap();
+    }
+    assert_eq!(sender.recv().await, Frame::Deposited { request: 9 });
+    let (_, _, delivered) = owner.recv_deliver().await;
+    assert_eq!(delivered, payload);
+
+    // Fragments adding up past the socket layer's limit (twice `max_frame_len`): refused.
+    let mut client = Client::connect(addr).await;
+    for piece in fragments(&vec![0; 4 * 1024], 8) {
+        if client.ws.send(piece).await.is_err() {
+            break;
+        }
+    }
+    client.expect_error_then_close(0, ErrorCode::FrameTooLarge).await;
+
+    // Joined, but above `max_frame_len`: the relay's own limit, same code.
+    let mut client = Client::connect(addr).await;
+    for piece in fragments(&vec![0; 1500], 3) {
+        client.ws.send(piece).await.unwrap();
+    }
+    client.expect_error_then_close(0, ErrorCode::FrameTooLarge).await;
+
+    // A continuation with nothing to continue, and a new message while one is unfinished.
+    let mut client = Client::connect(addr).await;
+    let orphan = fragments(&Frame::Hello.encode(), 2).pop().unwrap();
+    client.ws.send(orphan).await.unwrap();
+    client.expect_error_then_close(0, ErrorCode::Malformed).await;
+    let mut client = Client::connect(addr).await;
+    let first = fragments(&deposit, 2).remove(0);
+    client.ws.send(first).await.unwrap();
+    client.send(&Frame::Ping { nonce: 1 }).await;
+    client.expect_error_then_close(0, ErrorCode::Malformed).await;
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn websocket_pings_get_their_pongs() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (relay, _) = start_memory(test_config()).await;
+    let mut client = Client::connect(relay.addr()).await;
+    client.ws.send(Message::Ping(b"are you there".to_vec().into())).await.unwrap();
+    let answer = tokio::time::timeout(common::DEADLINE, client.ws.next()).await.unwrap();
+    assert_eq!(answer.unwrap().unwrap(), Message::Pong(b"are you there".to_vec().into()));
+    // The connection goes on.
+    client.send(&Frame::Ping { nonce: 5 }).await;
+    assert_eq!(client.recv().await, Frame::Pong { nonce: 5 });
+    relay.shutdown().await;
+}
+
 #[tokio::test]
 async fn keep_alive_ping_is_answered() {
     let (relay, _) = start_memory(test_config()).await;
