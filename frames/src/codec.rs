@@ -287,22 +287,21 @@ impl Frame {
     /// Size of the header and fixed fields of a `Deliver`.
     pub const DELIVER_OVERHEAD: usize = 2 + 32 + 8;
 
-    /// Encodes a `Deliver` frame from borrowed parts, so that the relay can send a payload it shares
-    /// with its store without first moving it into a [`Frame`]. `Frame::Deliver { .. }.encode()`
-    /// is this.
-    pub fn encode_deliver(mailbox: &MailboxId, seq: u64, payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::DELIVER_OVERHEAD + payload.len());
-        out.extend_from_slice(&[PROTOCOL_VERSION, FrameKind::Deliver as u8]);
-        out.extend_from_slice(&mailbox.0);
-        out.extend_from_slice(&seq.to_be_bytes());
-        out.extend_from_slice(payload);
-        out
+    /// Everything of a `Deliver` frame before its payload: a `Deliver` is this, then the payload.
+    /// The relay sends the two with one vectored write, so a payload it shares with its store is
+    /// never copied into a frame; `Frame::Deliver { .. }.encode()` is built from this too.
+    pub fn deliver_head(mailbox: &MailboxId, seq: u64) -> [u8; Self::DELIVER_OVERHEAD] {
+        let mut head = [0; Self::DELIVER_OVERHEAD];
+        head[..2].copy_from_slice(&[PROTOCOL_VERSION, FrameKind::Deliver as u8]);
+        head[2..34].copy_from_slice(&mailbox.0);
+        head[34..].copy_from_slice(&seq.to_be_bytes());
+        head
     }
 
     /// Encodes the frame.
     pub fn encode(&self) -> Vec<u8> {
         if let Self::Deliver { mailbox, seq, payload } = self {
-            return Self::encode_deliver(mailbox, *seq, payload);
+            return [&Self::deliver_head(mailbox, *seq)[..], payload].concat();
         }
         let mut out = Vec::with_capacity(64);
         out.push(PROTOCOL_VERSION);
@@ -452,7 +451,10 @@ mod tests {
         expected.extend_from_slice(&[0xbb; 32]);
         expected.extend_from_slice(&[0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0xee, 0xef]);
         assert_eq!(frame.encode(), expected);
-        assert_eq!(Frame::encode_deliver(&mailbox, 0x0a0b_0c0d_0e0f_1011, &[0xee, 0xef]), expected);
+        assert_eq!(
+            Frame::deliver_head(&mailbox, 0x0a0b_0c0d_0e0f_1011)[..],
+            expected[..Frame::DELIVER_OVERHEAD]
+        );
         assert_eq!(frame.encode().len(), Frame::DELIVER_OVERHEAD + 2);
     }
 

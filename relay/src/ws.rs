@@ -25,6 +25,8 @@ use futures_util::{FutureExt as _, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode as WsOpCode};
 
 use crate::limits::{ConnectionCap, ConnectionSlot, TokenBucket};
 use crate::metrics::Metrics;
@@ -40,8 +42,8 @@ const DELIVER_BATCH: usize = 32;
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the last frames (error, close) get to leave before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Most frames written with one vectored write: two slices each, well under the system's limit of
-/// 1,024 slices per call.
+/// Most frames written with one vectored write: up to three slices each, well under the system's
+/// limit of 1,024 slices per call.
 const WRITE_BATCH: usize = 64;
 /// Longest WebSocket frame header the relay writes: 2 bytes, 8 of length, no mask (a server's
 /// frames are unmasked).
@@ -62,6 +64,9 @@ fn socket_limit(max_frame_len: usize) -> usize {
 enum Outgoing {
     /// One protocol frame, encoded: a binary message.
     Binary(Vec<u8>),
+    /// A `Deliver` frame as its two parts, the payload shared with the store (boxed: deliveries are
+    /// most of the traffic, but every queue slot is as large as the largest variant).
+    Deliver(Box<([u8; Frame::DELIVER_OVERHEAD], Bytes)>),
     /// A keep-alive ping.
     Ping,
     /// The answer to the client's ping, carrying its payload.
@@ -71,12 +76,14 @@ enum Outgoing {
 }
 
 impl Outgoing {
-    fn opcode_and_payload(&self) -> (OpCode, &[u8]) {
+    /// The WebSocket opcode, and the payload as (up to) two pieces to be sent one after the other.
+    fn parts(&self) -> (WsOpCode, [&[u8]; 2]) {
         match self {
-            Self::Binary(bytes) => (OpCode::Binary, bytes),
-            Self::Ping => (OpCode::Ping, &[]),
-            Self::Pong(payload) => (OpCode::Pong, payload),
-            Self::Close => (OpCode::Close, &[]),
+            Self::Binary(bytes) => (WsOpCode::Data(Data::Binary), [bytes, &[]]),
+            Self::Deliver(parts) => (WsOpCode::Data(Data::Binary), [&parts.0, &parts.1]),
+            Self::Ping => (WsOpCode::Control(Control::Ping), [&[], &[]]),
+            Self::Pong(payload) => (WsOpCode::Control(Control::Pong), [payload, &[]]),
+            Self::Close => (WsOpCode::Control(Control::Close), [&[], &[]]),
         }
     }
 }
@@ -271,23 +278,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 /// Writes `frames` as WebSocket frames with vectored writes: each frame's header, then its payload
 /// where it lies; nothing is copied.
 async fn write_frames<W: AsyncWrite + Unpin>(io: &mut W, frames: &[Outgoing]) -> std::io::Result<()> {
-    let heads: Vec<([u8; MAX_HEAD], usize)> = frames
-        .iter()
-        .map(|frame| {
-            let (opcode, payload) = frame.opcode_and_payload();
-            let mut head = [0; MAX_HEAD];
-            let len = fastwebsockets::Frame::new(true, opcode, None, Payload::Borrowed(payload))
-                .fmt_head(&mut head);
-            (head, len)
-        })
-        .collect();
-    let mut slices = Vec::with_capacity(2 * frames.len());
+    let mut heads = Vec::with_capacity(frames.len());
+    for frame in frames {
+        let (opcode, [first, second]) = frame.parts();
+        let len = (first.len() + second.len()) as u64;
+        let mut head = [0; MAX_HEAD];
+        let mut out = &mut head[..];
+        FrameHeader { opcode, ..FrameHeader::default() }
+            .format(len, &mut out)
+            .map_err(std::io::Error::other)?;
+        let written = MAX_HEAD - out.len();
+        heads.push((head, written));
+    }
+    let mut slices = Vec::with_capacity(3 * frames.len());
     for (frame, (head, len)) in frames.iter().zip(&heads) {
         slices.push(IoSlice::new(&head[..*len]));
-        let payload = frame.opcode_and_payload().1;
-        if !payload.is_empty() {
-            slices.push(IoSlice::new(payload));
-        }
+        slices.extend(frame.parts().1.into_iter().filter(|piece| !piece.is_empty()).map(IoSlice::new));
     }
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
@@ -646,8 +652,9 @@ impl Connection {
         }
         let mut permit = Some(permit);
         for blob in blobs {
-            // Encoded from the shared payload: one copy, not two.
-            let message = Outgoing::Binary(Frame::encode_deliver(&mailbox, blob.seq, &blob.payload));
+            // The payload stays where the store keeps it; it is written from there.
+            let message =
+                Outgoing::Deliver(Box::new((Frame::deliver_head(&mailbox, blob.seq), blob.payload)));
             let queued = match permit.take() {
                 Some(permit) => {
                     permit.send(message);
@@ -770,6 +777,11 @@ mod tests {
         let sizes = [0, 1, 125, 126, 1024, 65_535, 65_536, 70_000];
         let mut frames: Vec<Outgoing> =
             sizes.iter().map(|&n| Outgoing::Binary((0..n).map(|i| (i * 7 % 256) as u8).collect())).collect();
+        frames.push(Outgoing::Deliver(Box::new((
+            [9; Frame::DELIVER_OVERHEAD],
+            Bytes::from(vec![8; 65_536 - Frame::DELIVER_OVERHEAD]),
+        ))));
+        frames.push(Outgoing::Deliver(Box::new(([7; Frame::DELIVER_OVERHEAD], Bytes::new()))));
         frames.push(Outgoing::Ping);
         frames.push(Outgoing::Pong(Bytes::from_static(b"pong")));
         frames.push(Outgoing::Close);
@@ -789,9 +801,10 @@ mod tests {
                     .read_frame(&mut |_| std::future::ready(Ok::<(), std::convert::Infallible>(())))
                     .await
                     .unwrap();
-                let (opcode, payload) = expected.opcode_and_payload();
+                let (opcode, [first, second]) = expected.parts();
                 assert!(frame.fin);
-                assert_eq!((frame.opcode, &frame.payload[..]), (opcode, payload), "step {step}");
+                assert_eq!(frame.opcode as u8, u8::from(opcode), "step {step}");
+                assert_eq!(&frame.payload[..], [first, second].concat(), "step {step}");
             }
         }
     }
