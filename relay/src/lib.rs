@@ -22,6 +22,7 @@ pub mod limits;
 pub mod metrics;
 pub mod static_files;
 pub mod store;
+pub mod websocket;
 pub mod ws;
 
 use std::net::SocketAddr;

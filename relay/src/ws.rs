@@ -5,22 +5,16 @@
 //! client that stops reading costs at most `outbound_queue` frames of memory; what it has not been
 //! sent stays in the store and is delivered on its next subscription.
 //!
-//! The WebSocket layer (RFC 6455) is split the same way. Incoming frames are parsed by
-//! `fastwebsockets`, which reads into a buffer's spare capacity without zeroing it first, unmasks in
-//! place and hands each payload over without a copy; fragments are joined here, within the size
-//! limit. The writer formats each outgoing frame's header with `fastwebsockets` and writes headers and
-//! encoded frames straight from the queue, a whole burst in one vectored write. (tungstenite, used
-//! before, copied every outgoing frame into its write buffer first: a fifth of the relay's CPU time
-//! at 64 KiB per message, and it zeroed its read buffer before every read.)
+//! The WebSocket layer underneath is [`crate::websocket`]: the writer task writes a whole burst from
+//! the queue with one vectored write, payloads straight from where they lie (a delivered payload
+//! from the store's own copy).
 
-use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use doorless_frames::{CHALLENGE_LEN, ErrorCode, Frame, MailboxId, verify_subscribe_proof};
-use fastwebsockets::{OpCode, Payload, WebSocketError};
-use futures_util::stream::{self, BoxStream, FuturesOrdered};
+use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt as _, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::{mpsc, watch};
@@ -31,6 +25,7 @@ use tungstenite::protocol::frame::coding::{Control, Data, OpCode as WsOpCode};
 use crate::limits::{ConnectionCap, ConnectionSlot, TokenBucket};
 use crate::metrics::Metrics;
 use crate::store::{BoxFuture, Inbox, Store, StoreError};
+use crate::websocket::{Incoming, OutFrame, Reader, Role, reader, write_frames};
 
 /// Deposits and acks one connection may have waiting for the store; reading pauses beyond it.
 const MAX_IN_FLIGHT: usize = 64;
@@ -45,9 +40,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most frames written with one vectored write: up to three slices each, well under the system's
 /// limit of 1,024 slices per call.
 const WRITE_BATCH: usize = 64;
-/// Longest WebSocket frame header the relay writes: 2 bytes, 8 of length, no mask (a server's
-/// frames are unmasked).
-const MAX_HEAD: usize = 10;
 
 /// An upgraded `/ws` connection, after the HTTP handshake.
 pub type Io = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
@@ -76,118 +68,16 @@ enum Outgoing {
 }
 
 impl Outgoing {
-    /// The WebSocket opcode, and the payload as (up to) two pieces to be sent one after the other.
-    fn parts(&self) -> (WsOpCode, [&[u8]; 2]) {
-        match self {
+    /// The frame as it goes on the wire (unmasked: the relay is the server).
+    fn wire(&self) -> OutFrame<'_> {
+        let (opcode, pieces): (_, [&[u8]; 2]) = match self {
             Self::Binary(bytes) => (WsOpCode::Data(Data::Binary), [bytes, &[]]),
             Self::Deliver(parts) => (WsOpCode::Data(Data::Binary), [&parts.0, &parts.1]),
             Self::Ping => (WsOpCode::Control(Control::Ping), [&[], &[]]),
             Self::Pong(payload) => (WsOpCode::Control(Control::Pong), [payload, &[]]),
             Self::Close => (WsOpCode::Control(Control::Close), [&[], &[]]),
-        }
-    }
-}
-
-/// A whole message from the client (fragments joined), or a control frame.
-#[derive(Debug)]
-enum Incoming {
-    Binary(BytesMut),
-    Text,
-    Ping(BytesMut),
-    Pong,
-    Close,
-}
-
-/// The client's messages, read by a task-independent stream so that a `select!` may drop `next()`
-/// without losing a half-read frame. `Err` is the error to answer with; the stream ends after it,
-/// and ends without an error when the client has gone.
-type Reader = BoxStream<'static, Result<Incoming, ErrorCode>>;
-
-/// Reads the client's messages from the read half of `io`, refusing any above `limit` bytes.
-fn reader<R>(io: R, limit: usize) -> Reader
-where
-    R: tokio::io::AsyncRead + Unpin + Send + 'static,
-{
-    // The write half the library asks for is never used: with automatic pongs and closes off, the
-    // reader has nothing to send; `Connection` answers pings and closes through its queue.
-    let (mut ws, _) =
-        fastwebsockets::after_handshake_split(io, tokio::io::sink(), fastwebsockets::Role::Server);
-    ws.set_auto_pong(false);
-    ws.set_auto_close(false);
-    ws.set_max_message_size(limit);
-    let state = Some((ws, Fragments::default()));
-    stream::unfold(state, move |state| async move {
-        let (mut ws, mut fragments) = state?;
-        loop {
-            let frame =
-                ws.read_frame(&mut |_| std::future::ready(Ok::<(), std::convert::Infallible>(()))).await;
-            let frame = match frame {
-                Ok(frame) => frame,
-                Err(WebSocketError::UnexpectedEOF | WebSocketError::IoError(_)) => return None,
-                Err(WebSocketError::FrameTooLarge) => return Some((Err(ErrorCode::FrameTooLarge), None)),
-                Err(_) => return Some((Err(ErrorCode::Malformed), None)),
-            };
-            let (fin, opcode) = (frame.fin, frame.opcode);
-            let payload = match frame.payload {
-                Payload::Bytes(bytes) => bytes,
-                other => BytesMut::from(&other[..]),
-            };
-            match fragments.push(fin, opcode, payload, limit) {
-                Ok(Some(incoming)) => return Some((Ok(incoming), Some((ws, fragments)))),
-                Ok(None) => continue,
-                Err(code) => return Some((Err(code), None)),
-            }
-        }
-    })
-    .boxed()
-}
-
-/// A message arriving in fragments (RFC 6455 section 5.4), joined up to the size limit.
-#[derive(Default)]
-struct Fragments {
-    /// The first fragment's opcode, and what has arrived so far.
-    partial: Option<(OpCode, BytesMut)>,
-}
-
-impl Fragments {
-    /// Takes one frame; yields a message once it is whole. Control frames may arrive between
-    /// fragments and pass straight through.
-    fn push(
-        &mut self,
-        fin: bool,
-        opcode: OpCode,
-        payload: BytesMut,
-        limit: usize,
-    ) -> Result<Option<Incoming>, ErrorCode> {
-        let (opcode, message) = match opcode {
-            OpCode::Ping => return Ok(Some(Incoming::Ping(payload))),
-            OpCode::Pong => return Ok(Some(Incoming::Pong)),
-            OpCode::Close => return Ok(Some(Incoming::Close)),
-            OpCode::Binary | OpCode::Text if self.partial.is_some() => return Err(ErrorCode::Malformed),
-            OpCode::Binary | OpCode::Text if !fin => {
-                self.partial = Some((opcode, payload));
-                return Ok(None);
-            }
-            OpCode::Binary | OpCode::Text => (opcode, payload),
-            OpCode::Continuation => {
-                let Some((first, mut joined)) = self.partial.take() else {
-                    return Err(ErrorCode::Malformed);
-                };
-                if joined.len().saturating_add(payload.len()) > limit {
-                    return Err(ErrorCode::FrameTooLarge);
-                }
-                joined.extend_from_slice(&payload);
-                if !fin {
-                    self.partial = Some((first, joined));
-                    return Ok(None);
-                }
-                (first, joined)
-            }
         };
-        Ok(Some(match opcode {
-            OpCode::Binary => Incoming::Binary(message),
-            _ => Incoming::Text,
-        }))
+        (FrameHeader { opcode, ..FrameHeader::default() }, pieces)
     }
 }
 
@@ -225,7 +115,7 @@ pub struct Shared {
 /// Runs one upgraded connection to its end. `slot` is `None` when the connection cap refused it.
 pub async fn run(io: Io, shared: Arc<Shared>, slot: Option<ConnectionSlot>) {
     let (read, write) = tokio::io::split(io);
-    let mut stream = reader(read, socket_limit(shared.limits.max_frame_len));
+    let mut stream = reader(read, socket_limit(shared.limits.max_frame_len), Role::Server);
     let (out, queue) = mpsc::channel(shared.limits.outbound_queue.max(2));
     let writer = tokio::spawn(write_loop(write, queue, shared.metrics.clone()));
     let Some(slot) = slot else {
@@ -264,7 +154,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         if let Some(at) = close {
             batch.truncate(at + 1);
         }
-        if write_frames(&mut io, &batch).await.is_err() || close.is_some() {
+        let wire: Vec<OutFrame<'_>> = batch.iter().map(Outgoing::wire).collect();
+        if write_frames(&mut io, &wire).await.is_err() || close.is_some() {
             break;
         }
     }
@@ -273,37 +164,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         metrics.outbound_queued.fetch_sub(1, Relaxed);
     }
     let _ = io.shutdown().await;
-}
-
-/// Writes `frames` as WebSocket frames with vectored writes: each frame's header, then its payload
-/// where it lies; nothing is copied.
-async fn write_frames<W: AsyncWrite + Unpin>(io: &mut W, frames: &[Outgoing]) -> std::io::Result<()> {
-    let mut heads = Vec::with_capacity(frames.len());
-    for frame in frames {
-        let (opcode, [first, second]) = frame.parts();
-        let len = (first.len() + second.len()) as u64;
-        let mut head = [0; MAX_HEAD];
-        let mut out = &mut head[..];
-        FrameHeader { opcode, ..FrameHeader::default() }
-            .format(len, &mut out)
-            .map_err(std::io::Error::other)?;
-        let written = MAX_HEAD - out.len();
-        heads.push((head, written));
-    }
-    let mut slices = Vec::with_capacity(3 * frames.len());
-    for (frame, (head, len)) in frames.iter().zip(&heads) {
-        slices.push(IoSlice::new(&head[..*len]));
-        slices.extend(frame.parts().1.into_iter().filter(|piece| !piece.is_empty()).map(IoSlice::new));
-    }
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let written = io.write_vectored(rest).await?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut rest, written);
-    }
-    io.flush().await
 }
 
 /// Where the connection is in the protocol.
@@ -713,134 +573,5 @@ impl Connection {
             }
         };
         let _ = tokio::time::timeout_at(deadline, drain).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use super::*;
-
-    /// A socket that takes at most `step` bytes per write, so that every slice boundary is crossed
-    /// part-way at some point.
-    struct Trickle {
-        written: Vec<u8>,
-        step: usize,
-    }
-
-    impl AsyncWrite for Trickle {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<std::io::Result<usize>> {
-            let n = buf.len().min(self.step);
-            self.written.extend_from_slice(&buf[..n]);
-            Poll::Ready(Ok(n))
-        }
-
-        fn poll_write_vectored(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            bufs: &[IoSlice<'_>],
-        ) -> Poll<std::io::Result<usize>> {
-            let mut left = self.step;
-            for buf in bufs {
-                let n = buf.len().min(left);
-                self.written.extend_from_slice(&buf[..n]);
-                left -= n;
-                if left == 0 {
-                    break;
-                }
-            }
-            Poll::Ready(Ok(self.step - left))
-        }
-
-        fn is_write_vectored(&self) -> bool {
-            true
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    #[tokio::test]
-    async fn frames_survive_partial_vectored_writes() {
-        // Payload lengths on both sides of each header-size boundary (125/126, 65535/65536).
-        let sizes = [0, 1, 125, 126, 1024, 65_535, 65_536, 70_000];
-        let mut frames: Vec<Outgoing> =
-            sizes.iter().map(|&n| Outgoing::Binary((0..n).map(|i| (i * 7 % 256) as u8).collect())).collect();
-        frames.push(Outgoing::Deliver(Box::new((
-            [9; Frame::DELIVER_OVERHEAD],
-            Bytes::from(vec![8; 65_536 - Frame::DELIVER_OVERHEAD]),
-        ))));
-        frames.push(Outgoing::Deliver(Box::new(([7; Frame::DELIVER_OVERHEAD], Bytes::new()))));
-        frames.push(Outgoing::Ping);
-        frames.push(Outgoing::Pong(Bytes::from_static(b"pong")));
-        frames.push(Outgoing::Close);
-        for step in [1, 3, 1000, usize::MAX] {
-            let mut socket = Trickle { written: Vec::new(), step };
-            write_frames(&mut socket, &frames).await.unwrap();
-            // Read back with a client-side WebSocket reader.
-            let (mut ws, _) = fastwebsockets::after_handshake_split(
-                &socket.written[..],
-                tokio::io::sink(),
-                fastwebsockets::Role::Client,
-            );
-            ws.set_auto_pong(false);
-            ws.set_auto_close(false);
-            for expected in &frames {
-                let frame = ws
-                    .read_frame(&mut |_| std::future::ready(Ok::<(), std::convert::Infallible>(())))
-                    .await
-                    .unwrap();
-                let (opcode, [first, second]) = expected.parts();
-                assert!(frame.fin);
-                assert_eq!(frame.opcode as u8, u8::from(opcode), "step {step}");
-                assert_eq!(&frame.payload[..], [first, second].concat(), "step {step}");
-            }
-        }
-    }
-
-    #[test]
-    fn fragments_join_and_refuse() {
-        let mut fragments = Fragments::default();
-        let part = |bytes: &[u8]| BytesMut::from(bytes);
-        assert!(matches!(fragments.push(false, OpCode::Binary, part(b"ab"), 10), Ok(None)));
-        // A control frame between fragments passes through.
-        assert!(matches!(fragments.push(true, OpCode::Pong, part(b""), 10), Ok(Some(Incoming::Pong))));
-        assert!(matches!(fragments.push(false, OpCode::Continuation, part(b"cd"), 10), Ok(None)));
-        match fragments.push(true, OpCode::Continuation, part(b"ef"), 10) {
-            Ok(Some(Incoming::Binary(joined))) => assert_eq!(&joined[..], b"abcdef"),
-            other => panic!("expected the joined message, got {other:?}"),
-        }
-        // Over the limit, counted over all fragments.
-        assert!(matches!(fragments.push(false, OpCode::Binary, part(b"123456"), 10), Ok(None)));
-        assert!(matches!(
-            fragments.push(true, OpCode::Continuation, part(b"78901"), 10),
-            Err(ErrorCode::FrameTooLarge)
-        ));
-        // Nothing to continue; a new message before the last ended.
-        let mut fragments = Fragments::default();
-        assert!(matches!(
-            fragments.push(true, OpCode::Continuation, part(b"x"), 10),
-            Err(ErrorCode::Malformed)
-        ));
-        assert!(matches!(fragments.push(false, OpCode::Text, part(b"x"), 10), Ok(None)));
-        assert!(matches!(fragments.push(true, OpCode::Binary, part(b"y"), 10), Err(ErrorCode::Malformed)));
-        // A fragmented text message is still text.
-        let mut fragments = Fragments::default();
-        assert!(matches!(fragments.push(false, OpCode::Text, part(b"x"), 10), Ok(None)));
-        assert!(matches!(
-            fragments.push(true, OpCode::Continuation, part(b"y"), 10),
-            Ok(Some(Incoming::Text))
-        ));
     }
 }
