@@ -30,17 +30,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use doorless_frames::{Frame, MailboxId, subscribe_proof_message};
+use doorless_frames::{ErrorCode, Frame, MailboxId, subscribe_proof_message};
 use ed25519_dalek::{Signer as _, SigningKey};
-use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
-use tokio::net::{TcpSocket, TcpStream};
+use futures_util::{FutureExt as _, StreamExt as _};
+use relay::websocket::{Incoming, OutFrame, Reader, Role, reader, write_frames};
+use tokio::net::TcpSocket;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
-type Ws = WebSocketStream<TcpStream>;
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 /// The load generator shares the cores with the relay under test: keep its own allocations cheap.
 #[global_allocator]
@@ -143,25 +142,93 @@ fn run_id() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
-async fn send(ws: &mut Ws, frame: Frame) -> Result<()> {
-    ws.send(Message::binary(frame.encode())).await.context("sending")
+/// Largest message the load generator reads (the relay's own limit is 256 KiB by default).
+const READ_LIMIT: usize = 4 << 20;
+
+/// One connection to the relay, on the same WebSocket layer as the relay's side (`relay::websocket`):
+/// the load generator shares the two cores with the relay under test, so it should cost little.
+struct Ws {
+    incoming: Reader,
+    out: OwnedWriteHalf,
+    /// Frames queued by [`Ws::queue`], masked, each with its opcode and mask.
+    pending: Vec<(OpCode, Vec<u8>, [u8; 4])>,
+    /// State of the mask generator (xorshift64, never zero).
+    masks: u64,
 }
 
-async fn recv(ws: &mut Ws) -> Result<Frame> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(bytes))) => {
-                return Frame::decode(&bytes).map_err(|e| anyhow::anyhow!("bad frame: {e:?}"));
+impl Ws {
+    /// Queues a frame; [`Ws::flush`] writes what is queued, in one go.
+    fn queue(&mut self, opcode: OpCode, mut bytes: Vec<u8>) {
+        // A client masks every frame (RFC 6455 section 5.3). The mask has to be unpredictable to
+        // script in a browser behind the same proxy (section 10.3); a load generator on loopback has
+        // neither, so a cheap generator does.
+        self.masks ^= self.masks << 13;
+        self.masks ^= self.masks >> 7;
+        self.masks ^= self.masks << 17;
+        let mask = (self.masks as u32).to_be_bytes();
+        fastwebsockets::unmask(&mut bytes, mask);
+        self.pending.push((opcode, bytes, mask));
+    }
+
+    /// Queues a protocol frame.
+    fn queue_frame(&mut self, frame: &Frame) {
+        self.queue(OpCode::Data(Data::Binary), frame.encode());
+    }
+
+    /// Writes what is queued.
+    async fn flush(&mut self) -> Result<()> {
+        let frames: Vec<OutFrame<'_>> = self
+            .pending
+            .iter()
+            .map(|(opcode, bytes, mask)| {
+                (
+                    FrameHeader { opcode: *opcode, mask: Some(*mask), ..FrameHeader::default() },
+                    [&bytes[..], &[]],
+                )
+            })
+            .collect();
+        write_frames(&mut self.out, &frames).await.context("sending")?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    async fn send(&mut self, frame: &Frame) -> Result<()> {
+        self.queue_frame(frame);
+        self.flush().await
+    }
+
+    /// What a message from the relay is: a frame, or nothing to act on (a ping is answered with the
+    /// next flush).
+    fn take(&mut self, message: Option<Result<Incoming, ErrorCode>>) -> Result<Option<Frame>> {
+        match message {
+            Some(Ok(Incoming::Binary(bytes))) => {
+                Frame::decode(&bytes).map(Some).map_err(|e| anyhow::anyhow!("bad frame: {e:?}"))
             }
-            Some(Ok(Message::Close(_))) | None => bail!("the relay closed the connection"),
-            Some(Ok(_)) => continue,
-            Some(Err(err)) => return Err(err).context("reading"),
+            Some(Ok(Incoming::Ping(payload))) => {
+                self.queue(OpCode::Control(Control::Pong), payload.to_vec());
+                Ok(None)
+            }
+            Some(Ok(Incoming::Pong | Incoming::Text)) => Ok(None),
+            Some(Ok(Incoming::Close)) | None => bail!("the relay closed the connection"),
+            Some(Err(code)) => bail!("unreadable message from the relay: {code:?}"),
+        }
+    }
+
+    async fn recv(&mut self) -> Result<Frame> {
+        loop {
+            let message = self.incoming.next().await;
+            if let Some(frame) = self.take(message)? {
+                return Ok(frame);
+            }
+            if !self.pending.is_empty() {
+                self.flush().await?;
+            }
         }
     }
 }
 
 /// Connects from source address `127.0.0.(1 + index % sources)`, says Hello and subscribes.
-async fn open(common: &Common, config: WebSocketConfig, key: &SigningKey, index: usize) -> Result<Ws> {
+async fn open(common: &Common, key: &SigningKey, index: usize) -> Result<Ws> {
     let source = Ipv4Addr::new(127, 0, 0, 1 + (index % usize::from(common.sources.max(1))) as u8);
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
@@ -169,33 +236,36 @@ async fn open(common: &Common, config: WebSocketConfig, key: &SigningKey, index:
     let stream = socket.connect(common.addr).await.context("connecting")?;
     stream.set_nodelay(true)?;
     let url = format!("ws://{}/ws", common.addr);
-    let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await.context("upgrading")?;
-    send(&mut ws, Frame::Hello).await?;
-    let Frame::Challenge { challenge, .. } = recv(&mut ws).await? else { bail!("expected Challenge") };
+    // tungstenite does the opening handshake; then the socket is ours. The relay sends nothing
+    // before Hello, so nothing can be left in tungstenite's buffer.
+    let (handshaken, _) = tokio_tungstenite::client_async(url, stream).await.context("upgrading")?;
+    let (read, out) = handshaken.into_inner().into_split();
+    let masks = (run_id() ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+    let mut ws = Ws { incoming: reader(read, READ_LIMIT, Role::Client), out, pending: Vec::new(), masks };
+    ws.send(&Frame::Hello).await?;
+    let Frame::Challenge { challenge, .. } = ws.recv().await? else { bail!("expected Challenge") };
     let public_key = key.verifying_key().to_bytes();
     let signature = key.sign(&subscribe_proof_message(&challenge, &public_key)).to_bytes();
-    send(&mut ws, Frame::Subscribe { request: 0, public_key, signature }).await?;
-    match recv(&mut ws).await? {
+    ws.send(&Frame::Subscribe { request: 0, public_key, signature }).await?;
+    match ws.recv().await? {
         Frame::Subscribed { .. } => Ok(ws),
         other => bail!("expected Subscribed, got {:?}", other.kind()),
     }
 }
 
 /// Opens `keys.len()` connections, `parallel` handshakes at a time, in order.
-async fn open_all(common: &Common, config: WebSocketConfig, keys: &[SigningKey]) -> Vec<Result<Ws>> {
-    open_some(common, config, keys.iter().enumerate(), common.parallel).await
+async fn open_all(common: &Common, keys: &[SigningKey]) -> Vec<Result<Ws>> {
+    open_some(common, keys.iter().enumerate(), common.parallel).await
 }
 
 /// Opens a connection for every `(index, key)`, `parallel` handshakes at a time, in order.
 async fn open_some<'k>(
     common: &Common,
-    config: WebSocketConfig,
     keys: impl Iterator<Item = (usize, &'k SigningKey)>,
     parallel: usize,
 ) -> Vec<Result<Ws>> {
     futures_util::stream::iter(keys)
-        .map(|(index, key)| open(common, config, key, index))
+        .map(|(index, key)| open(common, key, index))
         .buffered(parallel.max(1))
         .collect()
         .await
@@ -309,7 +379,7 @@ async fn pair_task(
             };
             payload[..8].copy_from_slice(&stamp.to_be_bytes());
             let frame = Frame::Deposit { request, mailbox: partner, payload: std::mem::take(&mut payload) };
-            ws.feed(Message::binary(frame.encode())).await?;
+            ws.queue_frame(&frame);
             if let Frame::Deposit { payload: reuse, .. } = frame {
                 payload = reuse;
             }
@@ -319,10 +389,10 @@ async fn pair_task(
             wrote = true;
         }
         if let Some((mailbox, seq)) = ack.take() {
-            ws.feed(Message::binary(Frame::Ack { mailbox, seq }.encode())).await?;
+            ws.queue_frame(&Frame::Ack { mailbox, seq });
             wrote = true;
         }
-        if wrote {
+        if wrote || !ws.pending.is_empty() {
             ws.flush().await?;
         }
 
@@ -338,11 +408,11 @@ async fn pair_task(
         tokio::select! {
             biased;
             _ = &mut stopped => return Ok(latencies),
-            message = ws.next() => {
+            message = ws.incoming.next() => {
                 incoming.push(message);
                 // Take what is already there too, then acknowledge once for the lot.
                 while incoming.len() < BATCH {
-                    match ws.next().now_or_never() {
+                    match ws.incoming.next().now_or_never() {
                         Some(message) => incoming.push(message),
                         None => break,
                     }
@@ -356,13 +426,8 @@ async fn pair_task(
             () = &mut wake, if sending => {}
         }
         for message in incoming {
-            let bytes = match message {
-                Some(Ok(Message::Binary(bytes))) => bytes,
-                Some(Ok(Message::Close(_))) | None => bail!("the relay closed a loaded connection"),
-                Some(Ok(_)) => continue,
-                Some(Err(err)) => return Err(err).context("reading"),
-            };
-            match Frame::decode(&bytes).map_err(|e| anyhow::anyhow!("bad frame: {e:?}"))? {
+            let Some(frame) = ws.take(message)? else { continue };
+            match frame {
                 Frame::Deposited { .. } => unconfirmed = unconfirmed.saturating_sub(1),
                 Frame::Deliver { mailbox, seq, payload } => {
                     let now = Instant::now();
@@ -409,8 +474,6 @@ fn load(args: LoadArgs) -> Result<()> {
     let threads = args.threads.clamp(1, n / 2);
     let run_id = run_id();
     let keys: Arc<Vec<SigningKey>> = Arc::new((0..n).map(|i| signing_key(run_id, i)).collect());
-    // tungstenite zeroes this much before every read: 64 KiB cost more CPU than the extra reads save.
-    let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
     // Closed loop: the budget shared evenly, so every connection takes part.
     let window = match args.rate {
         None => args.budget.div_ceil(n).clamp(1, WINDOW as usize) as u32,
@@ -433,8 +496,7 @@ fn load(args: LoadArgs) -> Result<()> {
             move || -> Result<ThreadResult> {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
                 let parallel = common.parallel.div_ceil(threads);
-                let opened =
-                    rt.block_on(open_some(&common, config, mine.iter().map(|&i| (i, &keys[i])), parallel));
+                let opened = rt.block_on(open_some(&common, mine.iter().map(|&i| (i, &keys[i])), parallel));
                 let sockets: Result<Vec<Ws>> = opened.into_iter().collect();
                 let sockets = match sockets {
                     Ok(sockets) => {
@@ -576,17 +638,15 @@ fn load(args: LoadArgs) -> Result<()> {
 
 async fn idle(args: IdleArgs) -> Result<()> {
     let run_id = run_id();
-    // Small client buffers: tens of thousands of connections live in this process too.
-    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
     // A few connections first, so one-off allocations of the relay are not counted per connection.
     let warm_keys: Vec<SigningKey> = (0..64).map(|i| signing_key(run_id, usize::MAX - i)).collect();
-    let warm = open_all(&args.common, config, &warm_keys).await;
+    let warm = open_all(&args.common, &warm_keys).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(args.pid)?;
 
     let keys: Vec<SigningKey> = (0..args.common.connections).map(|i| signing_key(run_id, i)).collect();
     let opened_at = Instant::now();
-    let results = open_all(&args.common, config, &keys).await;
+    let results = open_all(&args.common, &keys).await;
     let open_s = opened_at.elapsed().as_secs_f64();
     let mut held = Vec::with_capacity(results.len());
     let mut first_failure = None;
@@ -610,9 +670,9 @@ async fn idle(args: IdleArgs) -> Result<()> {
         .map(|(i, ws)| async move {
             let nonce = i as u64;
             let exchange = async {
-                send(ws, Frame::Ping { nonce }).await?;
+                ws.send(&Frame::Ping { nonce }).await?;
                 loop {
-                    if let Frame::Pong { nonce: got } = recv(ws).await? {
+                    if let Frame::Pong { nonce: got } = ws.recv().await? {
                         return anyhow::Ok(got == nonce);
                     }
                 }
