@@ -737,10 +737,10 @@ fn environment(root: &Path, load_before: &str, load_after: &str) -> Result<Strin
     writeln!(
         s,
         "- Rust relay: `cargo build --profile server` (opt-level 3, thin LTO), {}; warp {}, \
-         tungstenite {}, redb {}",
+         fastwebsockets {}, redb {}",
         first_line("rustc", &["--version"]),
         tools::locked_version(root, "warp")?,
-        tools::locked_version(root, "tungstenite")?,
+        tools::locked_version(root, "fastwebsockets")?,
         tools::locked_version(root, "redb")?,
     )?;
     writeln!(
