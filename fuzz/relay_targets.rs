@@ -1,9 +1,14 @@
 //! Fuzz entry points for what the relay decodes from untrusted input beyond `Frame::decode` (which
-//! the `frame` target covers): the subscribe proof. Shared by `fuzz_targets/subscribe.rs` and the
-//! corpus replay test `relay/tests/fuzz_corpus.rs`. Each function must accept any bytes without
-//! panicking.
+//! the `frame` target covers): the subscribe proof, and the WebSocket layer under the frames.
+//! Shared by `fuzz_targets/*.rs` and the corpus replay test `relay/tests/fuzz_corpus.rs`. Each
+//! function must accept any bytes without panicking.
+
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use doorless_frames::{Frame, MailboxId, verify_subscribe_proof};
+use futures_util::Stream;
+use relay::websocket::{Incoming, Role, reader};
 
 /// The relay's challenge for the connection the inputs arrive on (a relay picks it at random).
 pub const CHALLENGE: [u8; 32] = [0x5a; 32];
@@ -26,8 +31,33 @@ pub fn subscribe(data: &[u8]) {
     }
 }
 
+/// The message size limit the `websocket` target reads with.
+pub const WEBSOCKET_LIMIT: usize = 4096;
+
+/// Target `websocket`: the bytes a client sends after the opening handshake, through the relay's
+/// WebSocket reader, to the end. Every message read is within the limit, and nothing is read after
+/// an error.
+pub fn websocket(data: &[u8]) {
+    let mut messages = pin!(reader(std::io::Cursor::new(data.to_vec()), WEBSOCKET_LIMIT, Role::Server));
+    // Reading from memory never waits, so polling with a waker that does nothing is enough.
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut failed = false;
+    while let Poll::Ready(next) = messages.as_mut().poll_next(&mut cx) {
+        match next {
+            None => return,
+            Some(_) if failed => panic!("a message after an error"),
+            Some(Ok(Incoming::Binary(bytes) | Incoming::Ping(bytes))) => {
+                assert!(bytes.len() <= WEBSOCKET_LIMIT)
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) => failed = true,
+        }
+    }
+    panic!("reading from memory waited");
+}
+
 /// One fuzz entry point.
 pub type Target = fn(&[u8]);
 
 /// Every relay-side target by name (the fuzz target and corpus directory names).
-pub const TARGETS: [(&str, Target); 1] = [("subscribe", subscribe)];
+pub const TARGETS: [(&str, Target); 2] = [("subscribe", subscribe), ("websocket", websocket)];

@@ -1,4 +1,4 @@
-//! Replays the committed corpus of the relay-side fuzz targets (`fuzz/corpus/subscribe/*`) through
+//! Replays the committed corpus of the relay-side fuzz targets (`fuzz/corpus/{subscribe,websocket}/*`) through
 //! the same functions the fuzz targets call, as an ordinary test. `DOORLESS_WRITE_CORPUS=1`
 //! (re)writes the seed files. The `frame` target's corpus is replayed by client-wasm's
 //! `core_fuzz_corpus.rs`.
@@ -8,8 +8,12 @@ mod relay_targets;
 
 use std::path::PathBuf;
 
-use doorless_frames::{Frame, MailboxId, subscribe_proof_message, verify_subscribe_proof};
+use doorless_frames::{ErrorCode, Frame, MailboxId, subscribe_proof_message, verify_subscribe_proof};
 use ed25519_dalek::{Signer, SigningKey};
+use futures_util::StreamExt;
+use relay::websocket::{Incoming, OutFrame, Role, reader, write_frames};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
@@ -21,6 +25,60 @@ fn valid_proof() -> ([u8; 32], [u8; 64]) {
     let public = key.verifying_key().to_bytes();
     let signature = key.sign(&subscribe_proof_message(&relay_targets::CHALLENGE, &public)).to_bytes();
     (public, signature)
+}
+
+/// Client frames as they arrive at the relay: `(opcode, final, payload)`, each masked.
+fn client_bytes(frames: &[(OpCode, bool, Vec<u8>)]) -> Vec<u8> {
+    let mask = [0xa1, 0x5e, 0x07, 0x3c];
+    let masked: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|(_, _, payload)| {
+            let mut bytes = payload.clone();
+            fastwebsockets::unmask(&mut bytes, mask);
+            bytes
+        })
+        .collect();
+    let wire: Vec<OutFrame<'_>> = frames
+        .iter()
+        .zip(&masked)
+        .map(|((opcode, is_final, _), bytes)| {
+            let header = FrameHeader {
+                opcode: *opcode,
+                is_final: *is_final,
+                mask: Some(mask),
+                ..FrameHeader::default()
+            };
+            (header, [&bytes[..], &[]])
+        })
+        .collect();
+    let mut out = Vec::new();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(write_frames(&mut out, &wire)).unwrap();
+    out
+}
+
+fn websocket_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let binary = OpCode::Data(Data::Binary);
+    let deposit = Frame::Deposit { request: 1, mailbox: MailboxId([5; 32]), payload: vec![9; 100] }.encode();
+    let (first, rest) = deposit.split_at(50);
+    let too_large = client_bytes(&[(binary, true, vec![0; relay_targets::WEBSOCKET_LIMIT + 1])]);
+    vec![
+        ("websocket", "deposit", client_bytes(&[(binary, true, deposit.clone())])),
+        (
+            "websocket",
+            "fragments-and-ping",
+            client_bytes(&[
+                (binary, false, first.to_vec()),
+                (OpCode::Control(Control::Ping), true, b"hi".to_vec()),
+                (OpCode::Data(Data::Continue), true, rest.to_vec()),
+            ]),
+        ),
+        ("websocket", "close", client_bytes(&[(OpCode::Control(Control::Close), true, vec![0x03, 0xe8])])),
+        ("websocket", "text", client_bytes(&[(OpCode::Data(Data::Text), true, b"hello".to_vec())])),
+        ("websocket", "orphan-continuation", client_bytes(&[(OpCode::Data(Data::Continue), true, vec![1])])),
+        // The header alone: a frame over the limit is refused before its payload.
+        ("websocket", "too-large", too_large[..8].to_vec()),
+    ]
 }
 
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
@@ -43,6 +101,9 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             Frame::Deposit { request: 1, mailbox: MailboxId([5; 32]), payload: vec![9] }.encode(),
         ),
     ]
+    .into_iter()
+    .chain(websocket_seeds())
+    .collect()
 }
 
 #[test]
@@ -84,4 +145,35 @@ fn relay_seed_inputs_reach_the_proof_check() {
     }
     let on_disk = std::fs::read(corpus_dir("subscribe").join("valid")).unwrap();
     assert_eq!(on_disk, seeds()[0].2, "committed seed is stale: rerun with DOORLESS_WRITE_CORPUS=1");
+}
+
+/// Everything the reader yields for `bytes`.
+fn read_all(bytes: &[u8]) -> Vec<Result<Incoming, ErrorCode>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(
+        reader(std::io::Cursor::new(bytes.to_vec()), relay_targets::WEBSOCKET_LIMIT, Role::Server).collect(),
+    )
+}
+
+#[test]
+fn websocket_seed_inputs_reach_their_cases() {
+    // Each seed reaches a different branch of the reader, so the fuzzer starts from all of them.
+    let read = |name: &str| {
+        let (_, _, bytes) = websocket_seeds().into_iter().find(|(_, n, _)| *n == name).unwrap();
+        read_all(&bytes)
+    };
+    let deposit = |bytes: &[u8]| matches!(Frame::decode(bytes), Ok(Frame::Deposit { request: 1, .. }));
+    assert!(matches!(&read("deposit")[..], [Ok(Incoming::Binary(b))] if deposit(b)));
+    assert!(matches!(
+        &read("fragments-and-ping")[..],
+        [Ok(Incoming::Ping(p)), Ok(Incoming::Binary(b))] if &p[..] == b"hi" && deposit(b)
+    ));
+    assert!(matches!(&read("close")[..], [Ok(Incoming::Close)]));
+    assert!(matches!(&read("text")[..], [Ok(Incoming::Text)]));
+    assert!(matches!(&read("orphan-continuation")[..], [Err(ErrorCode::Malformed)]));
+    assert!(matches!(&read("too-large")[..], [Err(ErrorCode::FrameTooLarge)]));
+    for (_, name, bytes) in websocket_seeds() {
+        let on_disk = std::fs::read(corpus_dir("websocket").join(name)).unwrap();
+        assert_eq!(on_disk, bytes, "committed seed {name} is stale: rerun with DOORLESS_WRITE_CORPUS=1");
+    }
 }
