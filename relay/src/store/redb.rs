@@ -27,9 +27,9 @@
 //!
 //! Measured with `loadgen load --connections 1000 --size 1024 --seconds 3 --warmup 1 --budget 16000`
 //! (2 shared cores; medians of interleaved runs; disk writes from `/proc/<pid>/io`), first layout
-//! -> this one: closed loop 64 k -> 85 k msgs/s, relay CPU 16.5 -> 13.1 µs and disk writes 2.9 ->
-//! 2.2 KB per message; asked for 30 k msgs/s, the first layout managed 23 k (p99 0.7 s), this one
-//! keeps up (p99 77 ms, 2.9 KB per message). Below saturation the layout changes little: at 10 k
+//! -> this one: closed loop 64 k -> 85 k msgs/s, relay CPU 16.3 -> 13.3 µs and disk writes 3.0 ->
+//! 2.2 KB per message; asked for 30 k msgs/s, the first layout managed 19 k (p99 1.3 s), this one
+//! keeps up (p99 0.12 s, 2.9 KB per message). Below saturation the layout changes little: at 10 k
 //! msgs/s both write about 14 KB per message, because the writer then commits about 1 600 times a
 //! second, a few messages and about 85 KB each: the cost is per commit there, not per blob. A file
 //! in the first layout is converted on open (`migrate`).
