@@ -37,6 +37,8 @@ pub struct Metrics {
     pub outbound_full_total: AtomicU64,
     /// Connections dropped because they did not read what they were sent in time.
     pub slow_consumer_total: AtomicU64,
+    /// Connection tasks that ended in a panic: a bug (the relay carries on without that connection).
+    pub connection_panics_total: AtomicU64,
     errors: [AtomicU64; ERROR_SLOTS],
 }
 
@@ -103,6 +105,11 @@ impl Metrics {
             c(&self.outbound_full_total),
         );
         counter("slow_consumer_total", "Connections dropped for not reading.", c(&self.slow_consumer_total));
+        counter(
+            "connection_panics_total",
+            "Connection tasks that ended in a panic (a bug; the relay carries on).",
+            c(&self.connection_panics_total),
+        );
         let _ = writeln!(out, "# HELP doorless_errors_total Error frames sent, by code.");
         let _ = writeln!(out, "# TYPE doorless_errors_total counter");
         for (code, counter) in self.errors.iter().enumerate().skip(1) {

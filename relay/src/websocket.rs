@@ -46,7 +46,8 @@ pub enum Incoming {
 
 /// The peer's messages, from a stream that owns the read in progress, so that a `select!` may drop
 /// `next()` without losing a half-read frame. `Err` is the error to answer with; the stream ends
-/// after it, and ends without an error when the peer has gone.
+/// after it, and ends without an error when the peer has gone. Once ended it stays ended: polling it
+/// again yields `None` (a connection's closing drain reads on after the end).
 pub type Reader = BoxStream<'static, Result<Incoming, ErrorCode>>;
 
 /// Reads the peer's messages from the read half of a connection, refusing any above `limit` bytes:
@@ -86,6 +87,7 @@ where
             }
         }
     })
+    .fuse()
     .boxed()
 }
 
@@ -267,6 +269,7 @@ mod tests {
                 }
             }
             assert!(reader.next().await.is_none(), "step {step}: nothing after the frames");
+            assert!(reader.next().await.is_none(), "step {step}: still nothing when asked again");
         }
     }
 
@@ -296,6 +299,8 @@ mod tests {
         socket.written.truncate(4);
         let mut reader = reader(std::io::Cursor::new(socket.written), 1000, Role::Client);
         assert!(matches!(reader.next().await, Some(Err(ErrorCode::FrameTooLarge))));
+        // Ended for good: asked again (as a closing connection does), still nothing, no panic.
+        assert!(reader.next().await.is_none());
         assert!(reader.next().await.is_none());
     }
 

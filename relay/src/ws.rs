@@ -9,6 +9,7 @@
 //! the queue with one vectored write, payloads straight from where they lie (a delivered payload
 //! from the store's own copy).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,21 +115,34 @@ pub struct Shared {
 
 /// Runs one upgraded connection to its end. `slot` is `None` when the connection cap refused it.
 pub async fn run(io: Io, shared: Arc<Shared>, slot: Option<ConnectionSlot>) {
+    let metrics = shared.metrics.clone();
+    // A bug that panics in one connection must not pass unnoticed: it is counted (operators see it
+    // in /metrics, and the tests check the count stays zero) and logged, and the relay carries on.
+    // The slot is given back only afterwards, so a shutdown that waits for the last connection also
+    // waits for the count.
+    if AssertUnwindSafe(connection(io, shared, slot.is_some())).catch_unwind().await.is_err() {
+        metrics.connection_panics_total.fetch_add(1, Relaxed);
+        tracing::error!("a connection task panicked");
+    }
+    drop(slot);
+}
+
+/// One connection from upgrade to close; `admitted` is false when the connection cap refused it.
+async fn connection(io: Io, shared: Arc<Shared>, admitted: bool) {
     let (read, write) = tokio::io::split(io);
     let mut stream = reader(read, socket_limit(shared.limits.max_frame_len), Role::Server);
     let (out, queue) = mpsc::channel(shared.limits.outbound_queue.max(2));
     let writer = tokio::spawn(write_loop(write, queue, shared.metrics.clone()));
-    let Some(slot) = slot else {
+    if !admitted {
         shared.metrics.connections_refused_total.fetch_add(1, Relaxed);
         let conn = Connection::new(shared, out);
         conn.close(Some((0, ErrorCode::TooManyConnections)), writer, stream).await;
         return;
-    };
+    }
     shared.metrics.connections_total.fetch_add(1, Relaxed);
     let mut conn = Connection::new(shared, out);
     let reason = conn.serve(&mut stream).await;
     conn.close(reason, writer, stream).await;
-    drop(slot);
 }
 
 use std::sync::atomic::Ordering::Relaxed;

@@ -29,6 +29,14 @@ async fn start_redb(config: Config, dir: &std::path::Path) -> relay::Relay {
     relay::start(&Config { data_dir: dir.to_path_buf(), ..config }).await.unwrap()
 }
 
+/// Shuts the relay down (which waits for its connections to end) and checks that no connection
+/// task panicked on the way: a panic in a spawned task fails no test by itself.
+async fn finish(relay: relay::Relay) {
+    let metrics = relay.metrics().clone();
+    relay.shutdown().await;
+    assert_eq!(metrics.connection_panics_total.load(Relaxed), 0, "a connection task panicked");
+}
+
 #[tokio::test]
 async fn online_delivery() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,7 +49,7 @@ async fn online_delivery() {
     let (m, seq, payload) = owner.recv_deliver().await;
     assert_eq!((m, payload.as_slice()), (mailbox, &b"hello"[..]));
     assert!(seq > 0);
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 /// Payloads from empty to 200 KiB arrive intact and in order, live and again from the store, with
@@ -69,7 +77,7 @@ async fn payloads_of_every_size_arrive_intact() {
         for (i, len) in sizes.into_iter().enumerate() {
             assert_eq!(again.recv_deliver().await.2, payload(i, len));
         }
-        relay.shutdown().await;
+        finish(relay).await;
     }
 }
 
@@ -113,7 +121,7 @@ async fn delivery_after_reconnect_in_order_and_ack_deletes() {
     let (_, marker_seq, marker) = owner.recv_deliver().await;
     assert_eq!(marker, b"marker");
     assert!(marker_seq > seq4);
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -150,7 +158,7 @@ async fn concurrent_depositors_keep_their_own_order() {
     for sender in senders {
         sender.await.unwrap();
     }
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -176,7 +184,7 @@ async fn ttl_expiry_with_an_injected_clock() {
     clock.advance(60_000);
     relay.store().expire().await.unwrap();
     assert_eq!(relay.store().stats(), relay::store::StoreStats { blobs: 0, bytes: 0, expired: 2 });
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -225,7 +233,7 @@ async fn quotas_are_enforced_with_their_codes() {
     assert_eq!(sender.recv().await, Frame::Error { request: 6, code: ErrorCode::RelayFull });
     // Quota refusals are not fatal: the connection goes on.
     sender.deposit(7, c, &[0; 3]).await;
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -245,7 +253,7 @@ async fn subscribe_without_a_valid_proof_is_refused() {
     let mut client = Client::connect(relay.addr()).await;
     client.send(&Frame::Subscribe { request: 10, public_key, signature: [0; 64] }).await;
     client.expect_error_then_close(10, ErrorCode::BadProof).await;
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -295,7 +303,7 @@ async fn malformed_truncated_and_oversized_frames_get_their_codes() {
     let mut client = Client::connect(addr).await;
     let payload = vec![0; 1024 - Frame::DEPOSIT_OVERHEAD];
     client.deposit(4, MailboxId([0; 32]), &payload).await;
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 /// The fragments of one WebSocket message (RFC 6455 section 5.4): first `Binary`, then
@@ -364,7 +372,7 @@ async fn fragmented_messages_are_joined_within_the_limit() {
     client.ws.send(first).await.unwrap();
     client.send(&Frame::Ping { nonce: 1 }).await;
     client.expect_error_then_close(0, ErrorCode::Malformed).await;
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -379,7 +387,7 @@ async fn websocket_pings_get_their_pongs() {
     // The connection goes on.
     client.send(&Frame::Ping { nonce: 5 }).await;
     assert_eq!(client.recv().await, Frame::Pong { nonce: 5 });
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -388,7 +396,7 @@ async fn keep_alive_ping_is_answered() {
     let mut client = Client::connect(relay.addr()).await;
     client.send(&Frame::Ping { nonce: 42 }).await;
     assert_eq!(client.recv().await, Frame::Pong { nonce: 42 });
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -429,7 +437,7 @@ async fn a_reader_that_never_reads_does_not_grow_the_queue() {
         last = seq;
     }
     drop(stalled);
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -481,7 +489,7 @@ async fn a_flooding_client_does_not_starve_others() {
     assert!(confirmed > 200, "the flood ran ({confirmed} deposits)");
     assert!(flooded_meanwhile > 200);
     assert!(elapsed < std::time::Duration::from_secs(10), "20 round trips took {elapsed:?} under flood");
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -497,7 +505,7 @@ async fn deposit_rate_limit_closes_the_connection() {
     // Others are unaffected.
     let mut other = Client::connect(relay.addr()).await;
     other.deposit(1, MailboxId([1; 32]), b"y").await;
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -520,7 +528,7 @@ async fn connection_and_subscription_caps() {
         k.sign(&doorless_frames::subscribe_proof_message(&first.challenge, &public_key)).to_bytes();
     first.send(&Frame::Subscribe { request: 4, public_key, signature }).await;
     first.expect_error_then_close(4, ErrorCode::TooManySubscriptions).await;
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -532,7 +540,7 @@ async fn idle_connections_are_closed() {
     let metrics = relay.metrics().clone();
     wait_until("the idle timeout fires", || metrics.errors_sent(ErrorCode::IdleTimeout) == 1).await;
     client.expect_error_then_close(0, ErrorCode::IdleTimeout).await;
-    relay.shutdown().await;
+    finish(relay).await;
 }
 
 #[tokio::test]
@@ -545,12 +553,12 @@ async fn shutdown_tells_clients_and_keeps_confirmed_deposits() {
     let mut sender = Client::connect(relay.addr()).await;
     sender.deposit(1, mailbox, b"kept").await;
     assert_eq!(owner.recv_deliver().await.2, b"kept");
-    relay.shutdown().await;
+    finish(relay).await;
     owner.expect_error_then_close(0, ErrorCode::ShuttingDown).await;
 
     let relay = start_redb(test_config(), dir.path()).await;
     let mut owner = Client::connect(relay.addr()).await;
     owner.subscribe(&owner_key, 1).await;
     assert_eq!(owner.recv_deliver().await.2, b"kept");
-    relay.shutdown().await;
+    finish(relay).await;
 }
