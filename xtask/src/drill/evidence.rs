@@ -16,10 +16,11 @@ use super::conversation::Transcript;
 
 // The relay's tables, as documented in relay/src/store/redb.rs. A change of layout makes these
 // opens fail, and an extra table is reported as unknown: either way the drill has to be reviewed.
-const BLOBS: TableDefinition<&[u8; 40], &[u8]> = TableDefinition::new("blobs");
-const EXPIRY: TableDefinition<&[u8; 48], ()> = TableDefinition::new("expiry");
+const PAYLOADS: TableDefinition<u64, &[u8]> = TableDefinition::new("payloads");
+const INDEX: TableDefinition<&[u8; 40], [u64; 3]> = TableDefinition::new("index");
+const EXPIRIES: TableDefinition<u128, &[u8; 40]> = TableDefinition::new("expiries");
 const MAILBOXES: TableDefinition<&[u8; 32], [u64; 4]> = TableDefinition::new("mailboxes");
-const KNOWN_TABLES: [&str; 3] = ["blobs", "expiry", "mailboxes"];
+const KNOWN_TABLES: [&str; 4] = ["payloads", "index", "expiries", "mailboxes"];
 
 /// Everything found, and every problem: a problem is anything identifying.
 #[derive(Default)]
@@ -148,22 +149,18 @@ fn dump_store(store: &Path, ev: &mut Evidence) -> Result<Vec<[u8; 32]>> {
     let sizes: Vec<usize> =
         MESSAGE_ENVELOPE_SIZES.iter().chain(INITIAL_ENVELOPE_SIZES.iter()).copied().collect();
 
-    let blobs = read.open_table(BLOBS)?;
+    let payloads = read.open_table(PAYLOADS)?;
     ev.line(format!(
-        "  table `blobs`, {} row(s): key = mailbox id (32 bytes) || seq (u64); value = expiry (u64 ms) || payload",
-        blobs.len()?
+        "  table `payloads`, {} row(s): key = store-wide number (u64); value = payload",
+        payloads.len()?
     ));
-    for row in blobs.iter()? {
-        let (key, value) = row?;
-        let (key, value) = (key.value(), value.value());
-        let seq = u64::from_be_bytes(key[32..40].try_into()?);
-        let (expires, payload) = value.split_at(8.min(value.len()));
-        let expires = u64::from_be_bytes(expires.try_into().unwrap_or([0; 8]));
+    for row in payloads.iter()? {
+        let (number, payload) = row?;
+        let payload = payload.value();
         let bucket = if sizes.contains(&payload.len()) { "a padding size" } else { "NOT a padding size" };
         ev.line(format!(
-            "    mailbox {} seq {seq}: expires in {:.1} days; payload {} bytes ({bucket}), {:.2} bits/byte",
-            short(&key[..32]),
-            expires.saturating_sub(now) as f64 / 86_400_000.0,
+            "    number {}: payload {} bytes ({bucket}), {:.2} bits/byte",
+            number.value(),
             payload.len(),
             entropy(payload),
         ));
@@ -176,10 +173,27 @@ fn dump_store(store: &Path, ev: &mut Evidence) -> Result<Vec<[u8; 32]>> {
         ev.stored_blobs += 1;
     }
 
-    let expiry = read.open_table(EXPIRY)?;
+    let index = read.open_table(INDEX)?;
     ev.line(format!(
-        "  table `expiry`, {} row(s): key = expiry (u64 ms) || mailbox id || seq; no value",
-        expiry.len()?
+        "  table `index`, {} row(s): key = mailbox id (32 bytes) || seq (u64); value = [number, expiry (ms), payload length]",
+        index.len()?
+    ));
+    for row in index.iter()? {
+        let (key, value) = row?;
+        let key = key.value();
+        let seq = u64::from_be_bytes(key[32..40].try_into()?);
+        let [number, expires, len] = value.value();
+        ev.line(format!(
+            "    mailbox {} seq {seq}: number {number}, expires in {:.1} days, {len} bytes",
+            short(&key[..32]),
+            expires.saturating_sub(now) as f64 / 86_400_000.0,
+        ));
+    }
+
+    let expiries = read.open_table(EXPIRIES)?;
+    ev.line(format!(
+        "  table `expiries`, {} row(s): key = expiry (ms) << 64 | number; value = mailbox id || seq",
+        expiries.len()?
     ));
 
     let metas = read.open_table(MAILBOXES)?;
