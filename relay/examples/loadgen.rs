@@ -354,7 +354,6 @@ async fn pair_task(
     tokio::pin!(stopped);
     loop {
         let sending = Instant::now() < run.send_until;
-        let mut wrote = false;
         while sending && unconfirmed < window {
             let stamp = match &mut plan {
                 Plan::Closed => {
@@ -386,13 +385,12 @@ async fn pair_task(
             request = request.checked_add(1).unwrap_or(1);
             unconfirmed += 1;
             run.sent.fetch_add(1, Relaxed);
-            wrote = true;
         }
         if let Some((mailbox, seq)) = ack.take() {
             ws.queue_frame(&Frame::Ack { mailbox, seq });
-            wrote = true;
         }
-        if wrote || !ws.pending.is_empty() {
+        // Deposits, the ack and any pong queued above go out in one write.
+        if !ws.pending.is_empty() {
             ws.flush().await?;
         }
 
