@@ -100,3 +100,117 @@ async fn records_round_trip_and_are_bound_to_their_names() {
     Vault::open().await.unwrap().wipe().await.unwrap();
     assert!(Vault::open().await.unwrap().load().await.unwrap().is_empty());
 }
+
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function spy_on_transactions() {
+  const proto = IDBDatabase.prototype;
+  if (!proto.__doorlessOriginal) {
+    proto.__doorlessOriginal = proto.transaction;
+    proto.transaction = function (stores, mode, options) {
+      const tx = proto.__doorlessOriginal.call(this, stores, mode, options);
+      if (mode === 'readwrite') globalThis.__doorlessWrites.push(tx.durability ?? 'unsupported');
+      return tx;
+    };
+  }
+  globalThis.__doorlessWrites = [];
+}
+export function write_durabilities() { return globalThis.__doorlessWrites.join(','); }
+"#)]
+extern "C" {
+    fn spy_on_transactions();
+    fn write_durabilities() -> String;
+}
+
+/// Writes the raw generation record, as an older copy of the profile put back would.
+async fn put_generation(value: f64) {
+    let db = Factory::new().unwrap().open("doorless", None).unwrap().await.unwrap();
+    let tx = db.transaction(&["kv"], TransactionMode::ReadWrite).unwrap();
+    tx.object_store("kv")
+        .unwrap()
+        .put(&JsValue::from_f64(value), Some(&JsValue::from_str("generation")))
+        .unwrap();
+    tx.await.unwrap();
+    db.close();
+}
+
+#[wasm_bindgen_test]
+async fn every_write_transaction_is_strictly_durable() {
+    Vault::open().await.unwrap().wipe().await.unwrap();
+    spy_on_transactions();
+    // The first open writes the storage key; then a save; then a second save.
+    let vault = Vault::open().await.unwrap();
+    vault.load().await.unwrap();
+    vault.save(records(&[("profile", b"p1")])).await.unwrap();
+    vault.save(records(&[("profile", b"p2")])).await.unwrap();
+    assert_eq!(
+        write_durabilities(),
+        "strict,strict,strict",
+        "each read-write transaction asks for strict durability"
+    );
+    vault.wipe().await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_second_writer_is_refused_and_the_first_one_kept() {
+    Vault::open().await.unwrap().wipe().await.unwrap();
+    let first = Vault::open().await.unwrap();
+    first.load().await.unwrap();
+    first.save(records(&[("profile", b"start")])).await.unwrap();
+
+    // Two tabs (or two engines) read the same stored state.
+    let a = Vault::open().await.unwrap();
+    let b = Vault::open().await.unwrap();
+    a.load().await.unwrap();
+    b.load().await.unwrap();
+    a.save(records(&[("profile", b"from a")])).await.unwrap();
+    let refused = b.save(records(&[("profile", b"from b")])).await;
+    assert!(refused.is_err(), "a writer that did not see the last save must be refused");
+    assert_eq!(refused.unwrap_err(), StorageError::Conflict);
+    assert_eq!(
+        plain(&Vault::open().await.unwrap().load().await.unwrap()),
+        vec![("profile".to_owned(), b"from a".to_vec())],
+        "the refused save wrote nothing"
+    );
+    // The writer that won goes on.
+    a.save(records(&[("profile", b"a again")])).await.unwrap();
+    a.wipe().await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn an_older_copy_put_back_under_a_running_tab_is_refused() {
+    Vault::open().await.unwrap().wipe().await.unwrap();
+    let vault = Vault::open().await.unwrap();
+    vault.load().await.unwrap();
+    vault.save(records(&[("profile", b"1")])).await.unwrap();
+    vault.save(records(&[("profile", b"2")])).await.unwrap();
+    vault.save(records(&[("profile", b"3")])).await.unwrap();
+    // A backup taken after the first save is restored while the tab runs.
+    put_generation(1.0).await;
+    assert!(
+        vault.save(records(&[("profile", b"4")])).await.is_err(),
+        "the rolled-back store is not written over"
+    );
+    vault.wipe().await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_profile_stored_before_the_counter_opens_and_saves() {
+    Vault::open().await.unwrap().wipe().await.unwrap();
+    let vault = Vault::open().await.unwrap();
+    vault.load().await.unwrap();
+    vault.save(records(&[("profile", b"old")])).await.unwrap();
+    // Remove the counter, as a profile saved by the previous release has none.
+    let db = Factory::new().unwrap().open("doorless", None).unwrap().await.unwrap();
+    let tx = db.transaction(&["kv"], TransactionMode::ReadWrite).unwrap();
+    tx.object_store("kv").unwrap().delete(JsValue::from_str("generation")).unwrap();
+    tx.await.unwrap();
+    db.close();
+    let reopened = Vault::open().await.unwrap();
+    assert_eq!(plain(&reopened.load().await.unwrap()), vec![("profile".to_owned(), b"old".to_vec())]);
+    reopened.save(records(&[("profile", b"new")])).await.unwrap();
+    assert_eq!(
+        plain(&Vault::open().await.unwrap().load().await.unwrap()),
+        vec![("profile".to_owned(), b"new".to_vec())]
+    );
+    reopened.wipe().await.unwrap();
+}

@@ -10,13 +10,28 @@
 //!
 //! The single `state` record of earlier releases was encrypted without additional data; it is still
 //! read, and the first save deletes it in the same transaction that writes its replacement.
+//!
+//! Every write transaction asks for `durability: "strict"`: a save reports success only once the
+//! browser has it on disk, so a power cut after a send cannot roll the ratchet back to a state
+//! whose next message key the relay has already seen (Chromium 121+, Firefox and Safari default to
+//! "relaxed", which reports success before the data is flushed).
+//!
+//! The record `generation` (a plain number, not secret) counts saves. A vault remembers the
+//! generation it read, and a save reads it again inside its own read-write transaction: if it
+//! changed, another writer (a second tab running the engine, or an older copy of the profile put
+//! back under a running tab) got there first, and the save is refused with
+//! [`StorageError::Conflict`] instead of silently forking the ratchet. Profiles stored before the
+//! counter existed have no such record and start at 0.
+
+use std::cell::Cell;
 
 use idb::builder::{DatabaseBuilder, ObjectStoreBuilder};
-use idb::{Database, Factory, TransactionMode};
-use js_sys::{Array, Uint8Array};
+use idb::{Factory, Transaction, TransactionMode};
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AesGcmParams, AesKeyGenParams, CryptoKey, SubtleCrypto};
+use web_sys::{AesGcmParams, AesKeyGenParams, CryptoKey, IdbDatabase, IdbTransaction, SubtleCrypto};
 use zeroize::Zeroizing;
 
 use crate::engine::LEGACY_RECORD;
@@ -24,7 +39,28 @@ use crate::engine::LEGACY_RECORD;
 const DB_NAME: &str = "doorless";
 const STORE: &str = "kv";
 const KEY_RECORD: &str = "key";
+/// The save counter (see the module documentation).
+pub const GENERATION_RECORD: &str = "generation";
 const NONCE_LEN: usize = 12;
+/// Additional data of messages sealed for other tabs; no record name can equal it.
+const TAB_MESSAGE_AAD: &[u8] = b"doorless tab message\0";
+
+#[wasm_bindgen]
+extern "C" {
+    /// `IDBDatabase`, seen through the one method web-sys offers only behind its unstable-API flag.
+    #[wasm_bindgen(js_name = IDBDatabase)]
+    type DatabaseWithOptions;
+
+    /// `IDBDatabase.transaction(stores, mode, options)`. Browsers that do not know `durability`
+    /// ignore it.
+    #[wasm_bindgen(method, catch, js_name = transaction)]
+    fn transaction_with_options(
+        this: &DatabaseWithOptions,
+        stores: &Array,
+        mode: &str,
+        options: &Object,
+    ) -> Result<IdbTransaction, JsValue>;
+}
 
 /// Why storage failed. Carries no data from the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +77,10 @@ pub enum StorageError {
     /// A write failed (the disk may be full); the previous state is still stored.
     #[error("could not save; the previous state is kept")]
     WriteFailed,
+    /// Storage was changed by another writer since this vault read it (another tab running the
+    /// engine, or an older copy of the profile restored); nothing was written.
+    #[error("the stored profile was changed elsewhere; nothing was saved")]
+    Conflict,
 }
 
 /// Records by name, as the engine writes them and the vault stores them.
@@ -48,10 +88,12 @@ pub type NamedRecords = Vec<(String, Zeroizing<Vec<u8>>)>;
 
 /// The encrypted store of one browser profile.
 pub struct Vault {
-    db: Database,
+    db: IdbDatabase,
     key: CryptoKey,
     /// The record of earlier releases is stored (the next save deletes it).
-    legacy: std::cell::Cell<bool>,
+    legacy: Cell<bool>,
+    /// The generation this vault last read or wrote; a save expects to find it.
+    generation: Cell<u64>,
 }
 
 fn subtle() -> Result<SubtleCrypto, StorageError> {
@@ -62,13 +104,45 @@ fn subtle() -> Result<SubtleCrypto, StorageError> {
     Ok(crypto.subtle())
 }
 
-async fn open_db() -> Result<Database, StorageError> {
+async fn open_db() -> Result<IdbDatabase, StorageError> {
     DatabaseBuilder::new(DB_NAME)
         .version(1)
         .add_object_store(ObjectStoreBuilder::new(STORE))
         .build()
         .await
+        .map(IdbDatabase::from)
         .map_err(|_| StorageError::Unavailable)
+}
+
+fn transaction(db: &IdbDatabase, mode: TransactionMode) -> Result<Transaction, StorageError> {
+    let stores = Array::of1(&JsValue::from_str(STORE));
+    match mode {
+        TransactionMode::ReadWrite => {
+            let options = Object::new();
+            Reflect::set(&options, &JsValue::from_str("durability"), &JsValue::from_str("strict"))
+                .map_err(|_| StorageError::WriteFailed)?;
+            db.unchecked_ref::<DatabaseWithOptions>()
+                .transaction_with_options(&stores, "readwrite", &options)
+                .map(Transaction::from)
+                .map_err(|_| StorageError::WriteFailed)
+        }
+        _ => db
+            .transaction_with_str_sequence(&stores)
+            .map(Transaction::from)
+            .map_err(|_| StorageError::Unavailable),
+    }
+}
+
+/// The stored generation; absent (a profile from before the counter) is 0.
+fn generation_of(value: Option<JsValue>) -> Result<u64, StorageError> {
+    match value.filter(|v| !v.is_undefined() && !v.is_null()) {
+        None => Ok(0),
+        Some(v) => v
+            .as_f64()
+            .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= 9_007_199_254_740_991.0)
+            .map(|n| n as u64)
+            .ok_or(StorageError::Corrupt),
+    }
 }
 
 impl Vault {
@@ -90,15 +164,17 @@ impl Vault {
                 key
             }
         };
-        Ok(Self { db, key, legacy: std::cell::Cell::new(false) })
+        Ok(Self { db, key, legacy: Cell::new(false), generation: Cell::new(0) })
+    }
+
+    /// The generation this vault last read or wrote.
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
     }
 
     /// Every stored record, decrypted, by name (empty on first run).
     pub async fn load(&self) -> Result<NamedRecords, StorageError> {
-        let tx = self
-            .db
-            .transaction(&[STORE], TransactionMode::ReadOnly)
-            .map_err(|_| StorageError::Unavailable)?;
+        let tx = transaction(&self.db, TransactionMode::ReadOnly)?;
         let store = tx.object_store(STORE).map_err(|_| StorageError::Unavailable)?;
         let keys = store.get_all_keys(None, None).map_err(|_| StorageError::Unavailable)?;
         let values = store.get_all(None, None).map_err(|_| StorageError::Unavailable)?;
@@ -109,9 +185,14 @@ impl Vault {
         }
         // Start every decryption, then collect: WebCrypto works on them concurrently.
         let mut pending = Vec::new();
+        let mut generation = 0;
         for (key, value) in keys.into_iter().zip(values) {
             let Some(name) = key.as_string() else { return Err(StorageError::Corrupt) };
             if name == KEY_RECORD {
+                continue;
+            }
+            if name == GENERATION_RECORD {
+                generation = generation_of(Some(value))?;
                 continue;
             }
             let sealed = Uint8Array::new(&value).to_vec();
@@ -126,6 +207,7 @@ impl Vault {
             let plain = JsFuture::from(promise).await.map_err(|_| StorageError::Corrupt)?;
             records.push((name, Zeroizing::new(Uint8Array::new(&plain).to_vec())));
         }
+        self.generation.set(generation);
         Ok(records)
     }
 
@@ -143,34 +225,70 @@ impl Vault {
             .map_err(|_| StorageError::Corrupt)
     }
 
-    /// Encrypts and stores these records in one transaction: after a crash, storage holds all of
-    /// them or none (and then the previous ones). Removes the record of earlier releases.
+    /// Starts AES-GCM under the profile's key with a fresh random nonce; [`finish_seal`] makes
+    /// the stored form `nonce (12) || ciphertext`. Started together, WebCrypto runs them
+    /// concurrently.
+    fn start_seal(
+        &self,
+        aad: &[u8],
+        plain: &[u8],
+    ) -> Result<([u8; NONCE_LEN], js_sys::Promise), StorageError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|_| StorageError::Crypto)?;
+        let params = AesGcmParams::new("AES-GCM", &Uint8Array::from(&nonce[..]));
+        params.set_additional_data(&Uint8Array::from(aad));
+        let promise = subtle()?
+            .encrypt_with_object_and_u8_array(&params, &self.key, plain)
+            .map_err(|_| StorageError::Crypto)?;
+        Ok((nonce, promise))
+    }
+
+    /// Seals a message for another tab of this profile (they share the profile's key; nothing
+    /// outside this browser profile can open it). Bound to its purpose by the additional data.
+    pub async fn seal_for_tabs(&self, plain: &[u8]) -> Result<Vec<u8>, StorageError> {
+        let (nonce, promise) = self.start_seal(TAB_MESSAGE_AAD, plain)?;
+        Ok(finish_seal(nonce, promise).await?.to_vec())
+    }
+
+    /// Opens what [`Vault::seal_for_tabs`] sealed in another tab of this profile.
+    pub async fn open_from_tabs(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StorageError> {
+        let promise = self.decrypt(sealed, Some(TAB_MESSAGE_AAD))?;
+        let plain = JsFuture::from(promise).await.map_err(|_| StorageError::Corrupt)?;
+        Ok(Zeroizing::new(Uint8Array::new(&plain).to_vec()))
+    }
+
+    /// Encrypts and stores these records in one strictly durable transaction: after a crash,
+    /// storage holds all of them or none (and then the previous ones). Removes the record of
+    /// earlier releases. Refused with [`StorageError::Conflict`], writing nothing, if the stored
+    /// generation is not the one this vault last read or wrote.
     pub async fn save(&self, records: NamedRecords) -> Result<(), StorageError> {
         let mut pending = Vec::with_capacity(records.len());
         for (name, plain) in records {
-            let mut nonce = [0u8; NONCE_LEN];
-            getrandom::fill(&mut nonce).map_err(|_| StorageError::Crypto)?;
-            let params = AesGcmParams::new("AES-GCM", &Uint8Array::from(&nonce[..]));
-            params.set_additional_data(&Uint8Array::from(name.as_bytes()));
-            let promise = subtle()?
-                .encrypt_with_object_and_u8_array(&params, &self.key, &plain)
-                .map_err(|_| StorageError::Crypto)?;
+            let (nonce, promise) = self.start_seal(name.as_bytes(), &plain)?;
             pending.push((name, nonce, promise));
         }
         let mut sealed = Vec::with_capacity(pending.len());
         for (name, nonce, promise) in pending {
-            let ciphertext = JsFuture::from(promise).await.map_err(|_| StorageError::Crypto)?;
-            let ciphertext = Uint8Array::new(&ciphertext);
-            let record = Uint8Array::new_with_length((NONCE_LEN as u32) + ciphertext.length());
-            record.set(&Uint8Array::from(&nonce[..]), 0);
-            record.set(&ciphertext, NONCE_LEN as u32);
-            sealed.push((name, record));
+            sealed.push((name, finish_seal(nonce, promise).await?));
         }
-        let tx = self
-            .db
-            .transaction(&[STORE], TransactionMode::ReadWrite)
-            .map_err(|_| StorageError::WriteFailed)?;
+        let tx = transaction(&self.db, TransactionMode::ReadWrite)?;
         let store = tx.object_store(STORE).map_err(|_| StorageError::WriteFailed)?;
+        // Read inside this transaction, so no other writer can slip in between check and write.
+        let stored = store
+            .get(JsValue::from_str(GENERATION_RECORD))
+            .map_err(|_| StorageError::WriteFailed)?
+            .await
+            .map_err(|_| StorageError::WriteFailed)?;
+        let expected = self.generation.get();
+        if generation_of(stored)? != expected {
+            let _ = tx.abort();
+            return Err(StorageError::Conflict);
+        }
+        let next = expected + 1;
+        #[allow(clippy::cast_precision_loss)] // far below 2^53
+        store
+            .put(&JsValue::from_f64(next as f64), Some(&JsValue::from_str(GENERATION_RECORD)))
+            .map_err(|_| StorageError::WriteFailed)?;
         for (name, record) in &sealed {
             store.put(record, Some(&JsValue::from_str(name))).map_err(|_| StorageError::WriteFailed)?;
         }
@@ -181,6 +299,7 @@ impl Vault {
         match tx.await {
             Ok(idb::TransactionResult::Committed) => {
                 self.legacy.set(false);
+                self.generation.set(next);
                 Ok(())
             }
             _ => Err(StorageError::WriteFailed),
@@ -207,8 +326,17 @@ impl Drop for Vault {
     }
 }
 
-async fn get(db: &Database, key: &str) -> Result<Option<JsValue>, StorageError> {
-    let tx = db.transaction(&[STORE], TransactionMode::ReadOnly).map_err(|_| StorageError::Unavailable)?;
+async fn finish_seal(nonce: [u8; NONCE_LEN], promise: js_sys::Promise) -> Result<Uint8Array, StorageError> {
+    let ciphertext = JsFuture::from(promise).await.map_err(|_| StorageError::Crypto)?;
+    let ciphertext = Uint8Array::new(&ciphertext);
+    let record = Uint8Array::new_with_length((NONCE_LEN as u32) + ciphertext.length());
+    record.set(&Uint8Array::from(&nonce[..]), 0);
+    record.set(&ciphertext, NONCE_LEN as u32);
+    Ok(record)
+}
+
+async fn get(db: &IdbDatabase, key: &str) -> Result<Option<JsValue>, StorageError> {
+    let tx = transaction(db, TransactionMode::ReadOnly)?;
     let store = tx.object_store(STORE).map_err(|_| StorageError::Unavailable)?;
     let value = store
         .get(JsValue::from_str(key))
@@ -218,8 +346,8 @@ async fn get(db: &Database, key: &str) -> Result<Option<JsValue>, StorageError> 
     Ok(value.filter(|v| !v.is_undefined() && !v.is_null()))
 }
 
-async fn put(db: &Database, key: &str, value: &JsValue) -> Result<(), StorageError> {
-    let tx = db.transaction(&[STORE], TransactionMode::ReadWrite).map_err(|_| StorageError::WriteFailed)?;
+async fn put(db: &IdbDatabase, key: &str, value: &JsValue) -> Result<(), StorageError> {
+    let tx = transaction(db, TransactionMode::ReadWrite)?;
     let store = tx.object_store(STORE).map_err(|_| StorageError::WriteFailed)?;
     // Issue the request, then wait for the transaction itself: a write counts only once committed.
     let _request = store.put(value, Some(&JsValue::from_str(key))).map_err(|_| StorageError::WriteFailed)?;

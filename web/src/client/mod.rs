@@ -10,7 +10,8 @@ pub mod settings;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use client_wasm::browser::{self, TabChannel};
+use client_wasm::browser::{self, TabChannel, Vault};
+use gloo::timers::callback::Timeout;
 use wasm_bindgen::JsValue;
 use yew::Callback;
 
@@ -30,6 +31,8 @@ struct Inner {
     /// Another tab of this profile has spoken on the channel (so there may be someone to tell).
     /// Until then, the owner does not encode its whole state for the channel on every change.
     heard_peer: std::cell::Cell<bool>,
+    /// Without Web Locks: the wait for an owner to answer, before this tab takes ownership.
+    probe: RefCell<Option<Timeout>>,
     dispatch: Callback<Action>,
 }
 
@@ -87,8 +90,9 @@ impl Report for Reporter {
 
 impl Inner {
     fn post(&self, message: &TabMessage) {
-        if let Some(channel) = self.channel.borrow().as_ref() {
-            channel.post(&message.encode());
+        let bytes = message.encode();
+        if let (Some(channel), false) = (self.channel.borrow().as_ref(), bytes.is_empty()) {
+            channel.post(&bytes);
         }
     }
 }
@@ -106,6 +110,7 @@ impl Client {
             owner: RefCell::new(None),
             channel: RefCell::new(None),
             heard_peer: std::cell::Cell::new(false),
+            probe: RefCell::new(None),
             dispatch,
         });
         let weak = Rc::downgrade(&inner);
@@ -131,8 +136,18 @@ impl Client {
             }
         };
         if !browser::request_ownership(become_owner.clone()) {
-            // No Web Locks: this browser cannot coordinate tabs, so each tab runs alone.
-            become_owner();
+            // No Web Locks: this browser cannot hand the engine from tab to tab. Take it only if
+            // no other tab answers the Hello above; otherwise follow that tab, and tell the
+            // person to keep one tab. (Two tabs opened at the same moment can both get here: the
+            // vault's generation check then stops the second one at its first save.)
+            let weak = Rc::downgrade(&inner);
+            *inner.probe.borrow_mut() = Some(Timeout::new(NO_LOCKS_PROBE_MS, move || {
+                if let Some(inner) = weak.upgrade()
+                    && inner.known_owner.get() == 0
+                {
+                    become_owner();
+                }
+            }));
         }
         Self(inner)
     }
@@ -142,13 +157,39 @@ impl Client {
         let owner = self.0.owner.borrow().clone();
         match owner {
             Some(owner) => owner.execute(self.0.tab, command),
+            None if command.carries_secret() => self.post_sealed(command),
             None => {
-                let seq = self.0.next_seq.get();
-                self.0.next_seq.set(seq.wrapping_add(1));
+                let seq = self.next_seq();
                 self.0.pending.borrow_mut().push((seq, command.clone()));
                 self.0.post(&TabMessage::Command { from: self.0.tab, seq, command });
             }
         }
+    }
+
+    fn next_seq(&self) -> u32 {
+        let seq = self.0.next_seq.get();
+        self.0.next_seq.set(seq.wrapping_add(1));
+        seq
+    }
+
+    /// A command with a passphrase goes to the owner sealed under the profile's storage key. It
+    /// is not kept for re-posting: if the owner changes before it arrives, the person asks again.
+    fn post_sealed(&self, command: Command) {
+        let seq = self.next_seq();
+        let weak = Rc::downgrade(&self.0);
+        wasm_bindgen_futures::spawn_local(async move {
+            let plain = zeroize::Zeroizing::new(postcard::to_allocvec(&command).unwrap_or_default());
+            drop(command);
+            let sealed = match Vault::open().await {
+                Ok(vault) => vault.seal_for_tabs(&plain).await.ok(),
+                Err(_) => None,
+            };
+            let Some(inner) = weak.upgrade() else { return };
+            match sealed {
+                Some(sealed) => inner.post(&TabMessage::Sealed { from: inner.tab, seq, sealed }),
+                None => inner.dispatch.emit(Action::Reply(Reply::Notice(SEAL_FAILED.into()))),
+            }
+        });
     }
 
     fn on_tab_message(&self, message: TabMessage) {
@@ -156,13 +197,32 @@ impl Client {
         match (message, owner) {
             (TabMessage::Hello, Some(owner)) => self.0.post(&TabMessage::State(owner.shared())),
             (TabMessage::Command { from, seq, command }, Some(owner)) => {
-                owner.execute(from, command);
+                // A secret must not arrive in clear; a tab that sends one this way is not ours.
+                if !command.carries_secret() {
+                    owner.execute(from, command);
+                }
                 self.0.post(&TabMessage::Done { to: from, seq });
+            }
+            (TabMessage::Sealed { from, seq, sealed }, Some(owner)) => {
+                let weak = Rc::downgrade(&self.0);
+                wasm_bindgen_futures::spawn_local(async move {
+                    let command = owner.open_sealed(&sealed).await;
+                    if let Some(command) = command {
+                        owner.execute(from, command);
+                    }
+                    if let Some(inner) = weak.upgrade() {
+                        inner.post(&TabMessage::Done { to: from, seq });
+                    }
+                });
             }
             (TabMessage::Done { to, seq }, None) if to == self.0.tab => {
                 self.0.pending.borrow_mut().retain(|(s, _)| *s != seq);
             }
             (TabMessage::State(shared), None) => {
+                if self.0.probe.borrow_mut().take().is_some() {
+                    // No Web Locks, and another tab already runs the profile: this one follows it.
+                    self.0.dispatch.emit(Action::Reply(Reply::Notice(NO_LOCKS_FOLLOWER.into())));
+                }
                 let previous = self.0.known_owner.replace(shared.owner_tab);
                 if previous != 0 && previous != shared.owner_tab {
                     // A new owner: it never saw what we asked the old one.
@@ -182,7 +242,14 @@ impl Client {
     }
 }
 
-fn reload() {
+/// Without Web Locks, how long a new tab waits for an owner tab to answer its Hello.
+const NO_LOCKS_PROBE_MS: u32 = 400;
+const NO_LOCKS_FOLLOWER: &str = "This browser cannot coordinate Doorless tabs. Another tab runs this \
+    profile: close the other Doorless tabs and reload this one, or keep using the other tab.";
+const SEAL_FAILED: &str = "The passphrase could not be passed to the tab that runs Doorless. Try again.";
+
+/// Reloads the page.
+pub fn reload() {
     let _ = gloo::utils::window().location().reload();
 }
 

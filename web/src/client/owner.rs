@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
-use client_wasm::browser::{self, NamedRecords, RelaySocket, SocketEvent, Vault};
+use client_wasm::browser::{self, NamedRecords, RelaySocket, SocketEvent, StorageError, Vault};
 use client_wasm::engine::{Engine, EngineError, Event, LEGACY_RECORD, PROFILE_RECORD};
 use client_wasm::lock::{self, LockError, LockKey};
 use doorless_frames::Frame;
@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use gloo::timers::callback::Timeout;
 use zeroize::Zeroizing;
 
-use super::protocol::{Command, Phase, Reply, Shared};
+use super::protocol::{Command, Passphrase, Phase, Reply, Shared};
 use super::settings;
 
 /// Reconnection waits, in milliseconds: doubled from the first up to the last.
@@ -150,9 +150,16 @@ impl Owner {
 
     /// Carries out a command from any tab.
     pub fn execute(&self, from: u32, command: Command) {
-        if self.phase.get() == Phase::Loading {
-            self.waiting.borrow_mut().push((from, command));
-            return;
+        match self.phase.get() {
+            Phase::Loading => {
+                self.waiting.borrow_mut().push((from, command));
+                return;
+            }
+            Phase::Elsewhere => {
+                self.report.reply(from, Reply::Notice(ELSEWHERE.into()));
+                return;
+            }
+            _ => {}
         }
         let now = browser::now();
         let mut rng = browser::rng();
@@ -164,7 +171,7 @@ impl Owner {
                 }
                 Reply::Done
             }
-            Command::Unlock { passphrase } => self.unlock(&passphrase),
+            Command::Unlock { passphrase } => self.unlock(passphrase.as_str()),
             Command::NewInvite { for_contact } => {
                 self.with_engine(|e| e.create_invite(for_contact, now, &mut rng).map(Reply::InviteMade))
             }
@@ -187,7 +194,9 @@ impl Owner {
             Command::SetName { name } => {
                 self.with_engine(|e| e.set_name(&name, now, &mut rng).map(|_| Reply::Done))
             }
-            Command::SetPassphrase { passphrase } => self.set_passphrase(passphrase.as_deref()),
+            Command::SetPassphrase { passphrase } => {
+                self.set_passphrase(passphrase.as_ref().map(Passphrase::as_str))
+            }
             Command::Reconnect => {
                 self.socket.borrow_mut().take();
                 self.disconnected();
@@ -310,9 +319,17 @@ impl Owner {
             // flag again and are shown after their own save.
             let show = owner.publish_after_save.take();
             let vault = owner.vault.borrow().clone();
-            if let (Some(records), Some(vault)) = (records, vault)
-                && vault.save(records).await.is_err()
-            {
+            let saved = match (records, vault) {
+                (Some(records), Some(vault)) => vault.save(records).await,
+                _ => Ok(()),
+            };
+            if saved == Err(StorageError::Conflict) {
+                // Another writer got there first: this tab's engine is behind what is stored, and
+                // going on would fork the ratchet. Nothing it produced is sent.
+                owner.stop_elsewhere();
+                return;
+            }
+            if saved.is_err() {
                 // Not saved: send nothing it produced, and write everything next time. Dropping
                 // the connection makes the engine re-send its outbox after the next successful save.
                 if let Some(engine) = owner.engine.borrow_mut().as_mut() {
@@ -333,6 +350,24 @@ impl Owner {
                 owner.publish();
             }
         }
+    }
+
+    /// Stops running the profile in this tab, sends nothing more, and says why.
+    fn stop_elsewhere(&self) {
+        self.engine.borrow_mut().take();
+        self.socket.borrow_mut().take();
+        self.retry.borrow_mut().take();
+        self.connected.set(false);
+        self.phase.set(Phase::Elsewhere);
+        self.publish();
+        self.report.reply(0, Reply::Notice(ELSEWHERE.into()));
+    }
+
+    /// A command another tab sealed under the profile's storage key (see `TabMessage::Sealed`).
+    pub async fn open_sealed(&self, sealed: &[u8]) -> Option<Command> {
+        let vault = self.vault.borrow().clone()?;
+        let plain = vault.open_from_tabs(sealed).await.ok()?;
+        postcard::from_bytes(&plain).ok()
     }
 
     fn connect(&self) {
@@ -439,6 +474,9 @@ fn open_engine(records: &NamedRecords, key: Option<&LockKey>) -> Option<Engine> 
     Engine::restore(opened.iter().map(|(name, bytes)| (*name, bytes.as_slice()))).ok()
 }
 
+const ELSEWHERE: &str = "This profile is open in another Doorless tab or window, or its storage was \
+    changed outside this tab. This tab stopped so that the two cannot disagree: close the other tabs \
+    and reload this one.";
 const STORED_CORRUPT: &str = "The stored profile could not be read. You can start a new one.";
 const SAVE_FAILED: &str =
     "Could not save (is the disk full?). Nothing unsaved was sent; Doorless will retry when it reconnects.";

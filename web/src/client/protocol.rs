@@ -1,15 +1,42 @@
 //! What tabs of one profile say to each other over the BroadcastChannel (postcard-encoded).
 
+use std::fmt;
+
 use client_wasm::engine::{ContactId, InviteLink, ProfileView};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// A passphrase on its way from the field where it was typed to the owner tab: zeroized when
+/// dropped, never printed, and never posted to other tabs in clear (see [`TabMessage::Sealed`]).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Passphrase(Zeroizing<String>);
+
+impl Passphrase {
+    /// Takes the typed text.
+    pub fn new(text: String) -> Self {
+        Self(Zeroizing::new(text))
+    }
+
+    /// The text, for the key derivation.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(..)")
+    }
+}
 
 /// Something the person asked for. Any tab may ask; the owner tab carries it out.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub enum Command {
     /// Create the profile.
     Start { name: String },
     /// Open a passphrase-locked profile.
-    Unlock { passphrase: String },
+    Unlock { passphrase: Passphrase },
     /// Make an invite (for an existing conversation: re-establish it).
     NewInvite { for_contact: Option<ContactId> },
     /// Accept the invite in a URL fragment.
@@ -25,11 +52,42 @@ pub enum Command {
     /// Change the display name.
     SetName { name: String },
     /// Set or remove (None) the passphrase lock.
-    SetPassphrase { passphrase: Option<String> },
+    SetPassphrase { passphrase: Option<Passphrase> },
     /// Reconnect (after the relay address changed).
     Reconnect,
     /// Delete everything.
     DeleteAll,
+}
+
+impl Command {
+    /// It carries a passphrase: another tab gets it only sealed ([`TabMessage::Sealed`]).
+    pub fn carries_secret(&self) -> bool {
+        matches!(self, Command::Unlock { .. } | Command::SetPassphrase { passphrase: Some(_) })
+    }
+}
+
+/// Names the command and its ids only: no names, texts, invites or passphrases.
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Start { .. } => f.write_str("Start"),
+            Command::Unlock { .. } => f.write_str("Unlock"),
+            Command::NewInvite { for_contact } => write!(f, "NewInvite {{ for_contact: {for_contact:?} }}"),
+            Command::AcceptInvite { .. } => f.write_str("AcceptInvite"),
+            Command::Send { contact, .. } => write!(f, "Send {{ contact: {contact:?} }}"),
+            Command::MarkRead { contact } => write!(f, "MarkRead {{ contact: {contact:?} }}"),
+            Command::MarkVerified { contact } => write!(f, "MarkVerified {{ contact: {contact:?} }}"),
+            Command::AcceptSafetyNumberChange { contact } => {
+                write!(f, "AcceptSafetyNumberChange {{ contact: {contact:?} }}")
+            }
+            Command::SetName { .. } => f.write_str("SetName"),
+            Command::SetPassphrase { passphrase } => {
+                write!(f, "SetPassphrase {{ lock: {} }}", passphrase.is_some())
+            }
+            Command::Reconnect => f.write_str("Reconnect"),
+            Command::DeleteAll => f.write_str("DeleteAll"),
+        }
+    }
 }
 
 /// The owner's answer to the tab that asked.
@@ -57,6 +115,9 @@ pub enum Phase {
     Locked,
     /// Running.
     Ready,
+    /// Stopped: another tab or window runs this profile (or its storage was changed under this
+    /// tab), so this tab must not run the ratchet. Reloading looks again.
+    Elsewhere,
 }
 
 /// The state every tab shows.
@@ -81,8 +142,13 @@ pub struct Shared {
 pub enum TabMessage {
     /// The owner's current state.
     State(Shared),
-    /// A follower asks the owner to do something; `seq` is acknowledged with `Done`.
+    /// A follower asks the owner to do something; `seq` is acknowledged with `Done`. Never a
+    /// command that [carries a secret](Command::carries_secret).
     Command { from: u32, seq: u32, command: Command },
+    /// A command that carries a secret, encoded and sealed under the profile's storage key, which
+    /// every tab of the profile can use and nothing outside the browser profile can
+    /// (`Vault::seal_for_tabs`).
+    Sealed { from: u32, seq: u32, sealed: Vec<u8> },
     /// The owner carried out command `seq` of tab `to`.
     Done { to: u32, seq: u32 },
     /// The owner answers one tab.
@@ -94,7 +160,14 @@ pub enum TabMessage {
 }
 
 impl TabMessage {
+    /// The message's bytes for the channel; empty (and so never posted) for a command that
+    /// carries a secret, which only travels [sealed](TabMessage::Sealed).
     pub fn encode(&self) -> Vec<u8> {
+        if let TabMessage::Command { command, .. } = self
+            && command.carries_secret()
+        {
+            return Vec::new();
+        }
         postcard::to_allocvec(self).unwrap_or_default()
     }
 

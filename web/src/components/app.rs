@@ -61,6 +61,13 @@ fn Shell() -> Html {
         Phase::Loading => html! { <p class="muted onboarding">{ "Opening…" }</p> },
         Phase::NeedsProfile => html! { <Onboarding has_invite={state.incoming_invite.is_some()} /> },
         Phase::Locked => html! { <Unlock /> },
+        Phase::Elsewhere => html! {
+            <section class="onboarding panel">
+                <h2>{ "Doorless stopped in this tab" }</h2>
+                <p>{ "This profile runs in another tab or window. Close the other Doorless tabs, then reload this one." }</p>
+                <button onclick={Callback::from(|_| client::reload())}>{ "Reload" }</button>
+            </section>
+        },
         Phase::Ready => {
             let content = if let Some(fragment) = state.incoming_invite.clone() {
                 html! { <AcceptInvite {fragment} /> }

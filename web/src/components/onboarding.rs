@@ -2,7 +2,7 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::use_ctx;
-use crate::client::protocol::Command;
+use crate::client::protocol::{Command, Passphrase};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -56,7 +56,7 @@ pub fn Unlock() -> Html {
         let client = ctx.client.clone();
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            client.command(Command::Unlock { passphrase: (*passphrase).clone() });
+            client.command(Command::Unlock { passphrase: Passphrase::new((*passphrase).clone()) });
             passphrase.set(String::new());
         })
     };

@@ -2,7 +2,8 @@ use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::use_ctx;
-use crate::client::{self, protocol::Command, settings};
+use crate::client::protocol::{Command, Passphrase};
+use crate::client::{self, settings};
 use crate::state::Action;
 
 fn text_input(state: &UseStateHandle<String>) -> Callback<InputEvent> {
@@ -50,7 +51,9 @@ pub fn SettingsDialog() -> Html {
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             if !passphrase.is_empty() {
-                client.command(Command::SetPassphrase { passphrase: Some((*passphrase).clone()) });
+                client.command(Command::SetPassphrase {
+                    passphrase: Some(Passphrase::new((*passphrase).clone())),
+                });
                 passphrase.set(String::new());
             }
         })
