@@ -187,7 +187,10 @@ pub fn ensure_debian_packages(what: &str, paths: &[&str], packages: &[&str]) -> 
 
 pub fn ensure_e2e_packages(root: &Path) -> Result<()> {
     let dir = root.join("e2e");
-    if dir.join("node_modules/playwright-core/package.json").exists() {
+    let installed = ["playwright-core", "axe-core"]
+        .iter()
+        .all(|package| dir.join("node_modules").join(package).join("package.json").exists());
+    if installed {
         return Ok(());
     }
     run(Command::new("npm").current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]))

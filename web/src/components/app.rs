@@ -83,13 +83,13 @@ fn Shell() -> Html {
                 }
             };
             html! {
-                <main class={classes!((state.selected.is_some() || state.incoming_invite.is_some()).then_some("has-chat"))}>
-                    <aside>
+                <div class={classes!("workspace", (state.selected.is_some() || state.incoming_invite.is_some()).then_some("has-chat"))}>
+                    <div class="sidebar">
                         <InvitePanel />
                         <Conversations />
-                    </aside>
+                    </div>
                     { content }
-                </main>
+                </div>
             }
         }
     };
@@ -115,16 +115,18 @@ fn Shell() -> Html {
                     }
                 </div>
             </header>
-            if let Some(notice) = state.notice.clone() {
-                <div class="notice panel" role="alert">
-                    <span>{ notice }</span>
-                    <button class="secondary" onclick={dismiss} aria-label="Dismiss">{ "×" }</button>
-                </div>
-            }
-            if shared.phase == Phase::Ready && !shared.persistent {
-                <p class="notice panel">{ "This browser does not allow storage here: nothing will be kept after you close the tab." }</p>
-            }
-            { body }
+            <main>
+                if let Some(notice) = state.notice.clone() {
+                    <div class="notice panel" role="alert">
+                        <span>{ notice }</span>
+                        <button class="secondary" onclick={dismiss} aria-label="Dismiss">{ "×" }</button>
+                    </div>
+                }
+                if shared.phase == Phase::Ready && !shared.persistent {
+                    <p class="notice panel">{ "This browser does not allow storage here: nothing will be kept after you close the tab." }</p>
+                }
+                { body }
+            </main>
             { match state.dialog {
                 Some(Dialog::Safety(contact)) => html! { <SafetyDialog {contact} /> },
                 Some(Dialog::Settings) => html! { <SettingsDialog /> },

@@ -5,6 +5,7 @@ mod app;
 mod chat;
 mod conversations;
 mod invite;
+mod modal;
 mod onboarding;
 mod safety;
 mod settings;

@@ -1,6 +1,7 @@
 use client_wasm::engine::ContactId;
 use yew::prelude::*;
 
+use super::modal::Modal;
 use super::use_ctx;
 use crate::client::protocol::Command;
 use crate::qr::QrImage;
@@ -20,24 +21,15 @@ pub fn SafetyDialog(props: &Props) -> Html {
     };
     let close = {
         let state = ctx.state.clone();
-        Callback::from(move |_| state.dispatch(Action::Dialog(None)))
+        Callback::from(move |()| state.dispatch(Action::Dialog(None)))
     };
     let verify = {
         let client = ctx.client.clone();
         let id = contact.id;
         Callback::from(move |_| client.command(Command::MarkVerified { contact: id }))
     };
-    let onkeydown = {
-        let close = close.clone();
-        Callback::from(move |e: KeyboardEvent| {
-            if e.key() == "Escape" {
-                close.emit(MouseEvent::new("click").unwrap_or_else(|_| unreachable!()));
-            }
-        })
-    };
     html! {
-        <div class="backdrop">
-            <div class="dialog panel" role="dialog" aria-modal="true" aria-labelledby="safety-title" {onkeydown}>
+        <Modal labelled_by="safety-title" on_close={close.clone()}>
                 <h2 id="safety-title">{ "Verify safety number" }</h2>
                 <p class="muted">{ format!("Compare these numbers with {} in person or over a call you trust. \
                     If they match, nobody is in the middle.", contact.name) }</p>
@@ -48,8 +40,7 @@ pub fn SafetyDialog(props: &Props) -> Html {
                 } else {
                     <button onclick={verify}>{ "Mark as verified" }</button>
                 }
-                <button class="secondary" onclick={close} autofocus=true>{ "Close" }</button>
-            </div>
-        </div>
+                <button class="secondary" onclick={close.reform(|_| ())} autofocus=true>{ "Close" }</button>
+        </Modal>
     }
 }

@@ -1,6 +1,7 @@
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
+use super::modal::Modal;
 use super::use_ctx;
 use crate::client::protocol::{Command, Passphrase};
 use crate::client::{self, settings};
@@ -24,7 +25,7 @@ pub fn SettingsDialog() -> Html {
 
     let close = {
         let state = ctx.state.clone();
-        Callback::from(move |_| state.dispatch(Action::Dialog(None)))
+        Callback::from(move |()| state.dispatch(Action::Dialog(None)))
     };
     let save_name = {
         let (client, name) = (ctx.client.clone(), name.clone());
@@ -85,8 +86,7 @@ pub fn SettingsDialog() -> Html {
     };
 
     html! {
-        <div class="backdrop">
-            <div class="dialog panel settings" role="dialog" aria-modal="true" aria-labelledby="settings-title">
+        <Modal labelled_by="settings-title" class="settings" on_close={close.clone()}>
                 <h2 id="settings-title">{ "Settings" }</h2>
                 <form onsubmit={save_name}>
                     <label>{ "Display name" }
@@ -119,8 +119,7 @@ pub fn SettingsDialog() -> Html {
                 if *confirm_delete {
                     <p class="error">{ "This deletes your identity, contacts and messages from this browser. It cannot be undone." }</p>
                 }
-                <button class="secondary" onclick={close}>{ "Close" }</button>
-            </div>
-        </div>
+                <button class="secondary" onclick={close.reform(|_| ())}>{ "Close" }</button>
+        </Modal>
     }
 }
