@@ -85,14 +85,14 @@ fn generate() -> String {
         let rest: Vec<_> = pending.drain(..).rev().collect();
         for (id, to, pt, env) in rest {
             let session = if to == "alice" { &mut sa } else { &mut sb };
-            assert_eq!(session.decrypt(&env).unwrap(), pt);
+            assert_eq!(session.decrypt(&env).unwrap().plaintext, pt);
             delivered_order.push(json!(id));
         }
         pending.push(held);
         if burst == 3 {
             for (id, to, pt, env) in pending.drain(..) {
                 let session = if to == "alice" { &mut sa } else { &mut sb };
-                assert_eq!(session.decrypt(&env).unwrap(), pt);
+                assert_eq!(session.decrypt(&env).unwrap().plaintext, pt);
                 delivered_order.push(json!(id));
             }
         }

@@ -145,7 +145,7 @@ impl InviteSecret {
         let (sk, hka, nhkb) = kdf::pqxdh(&dh1, &dh2, &dh3, &ss32, &self.invite_hash);
         let state = State::init_inviter(&sk, &self.prekey, &hka, &nhkb);
         let mut session = Session::new(Role::Inviter, identity.public(), joiner, state);
-        let first = session.decrypt(inner).map_err(|_| HandshakeError::Invalid)?;
+        let first = session.decrypt(inner).map_err(|_| HandshakeError::Invalid)?.plaintext;
         Ok((session, first))
     }
 }
@@ -192,7 +192,7 @@ mod tests {
             let (sk, hka, nhkb) = kdf::pqxdh(&dh1, &dh2, &dh3, &kem_secret, &secret.invite_hash);
             let state = State::init_inviter(&sk, &secret.prekey, &hka, &nhkb);
             let mut session = Session::new(Role::Inviter, bob.public(), alice.public(), state);
-            let first = session.decrypt(inner);
+            let first = session.decrypt(inner).map(|d| d.plaintext);
             assert_eq!(first.as_deref().ok() == Some(&b"attack at dawn"[..]), opens);
         }
     }

@@ -25,7 +25,7 @@
 //! assert_eq!(first, b"hi Bob");
 //!
 //! let reply = bob_session.encrypt(b"hello Alice", &mut rng)?;
-//! assert_eq!(alice_session.decrypt(&reply)?, b"hello Alice");
+//! assert_eq!(alice_session.decrypt(&reply)?.plaintext, b"hello Alice");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -42,6 +42,7 @@ mod invite;
 pub mod kdf;
 mod safety;
 mod session;
+mod skipped;
 
 pub use content::{Content, ContentError, MessageId, Payload};
 pub use envelope::{
@@ -56,7 +57,5 @@ pub use invite::{
     create_invite,
 };
 pub use safety::{SafetyNumber, safety_number};
-pub use session::{
-    DecryptError, MAX_SKIP, MAX_STORED_SKIPPED, Role, SESSION_VERSION, Session, SessionError,
-    SessionStateError,
-};
+pub use session::{DecryptError, Decrypted, Role, SESSION_VERSION, Session, SessionError, SessionStateError};
+pub use skipped::{MAX_JUMP, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_STORED_SKIPPED};
