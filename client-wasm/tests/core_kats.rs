@@ -118,3 +118,15 @@ fn kat_message_keys() {
     assert_eq!(hex::encode(*key), "1b7550ce7a87e7c5f0eb0377fe0f6af8df8ba92ca3bdccae5410910c9ec0d6b6");
     assert_eq!(hex::encode(nonce), "1aa635a86d4f243c0369fef8");
 }
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn kat_message_keys_v2() {
+    let (key, nonce) = kdf::message_keys_v2(&[0x30; 32], &[0x31; 12]);
+    assert_eq!(hex::encode(*key), "9c0be6b14758003abb8dc325200fcc94fc05174d6e5c2af767fd275ca0fc450d");
+    assert_eq!(hex::encode(nonce), "6e0ade223551b29966439d00");
+    // The header nonce enters the derivation: another one gives another key and nonce.
+    let (other_key, other_nonce) = kdf::message_keys_v2(&[0x30; 32], &[0x32; 12]);
+    assert_ne!(*other_key, *key);
+    assert_ne!(other_nonce, nonce);
+}

@@ -13,7 +13,7 @@ use super::aead::{self, NONCE_LEN};
 use super::codec::Reader;
 use super::envelope::{
     ENCRYPTED_IDENTITY_LEN, ENVELOPE_VERSION, INITIAL_ENVELOPE_SIZES, KEM_CIPHERTEXT_LEN, KIND_INITIAL,
-    MAX_PLAINTEXT_LEN,
+    MAX_PLAINTEXT_LEN, OLDEST_ENVELOPE_VERSION,
 };
 use super::identity::{Identity, IdentityPublic};
 use super::invite::{INVITE_RESPONSE_GRACE_SECS, Invite, InviteSecret, parse_kem_key};
@@ -115,7 +115,8 @@ impl InviteSecret {
             return Err(HandshakeError::Malformed);
         }
         let mut r = Reader::new(initial_message);
-        if r.take(2) != Some(&[ENVELOPE_VERSION, KIND_INITIAL][..]) {
+        let version = r.u8().ok_or(HandshakeError::Malformed)?;
+        if !(OLDEST_ENVELOPE_VERSION..=ENVELOPE_VERSION).contains(&version) || r.u8() != Some(KIND_INITIAL) {
             return Err(HandshakeError::Malformed);
         }
         let ek_public = r.array::<32>().ok_or(HandshakeError::Malformed)?;
@@ -123,6 +124,10 @@ impl InviteSecret {
         let identity_aad_len = 2 + 32 + KEM_CIPHERTEXT_LEN;
         let sealed_identity = r.take(ENCRYPTED_IDENTITY_LEN).ok_or(HandshakeError::Malformed)?;
         let inner = r.rest();
+        // The embedded message is of the same version as the initial message around it.
+        if inner.first() != Some(&version) {
+            return Err(HandshakeError::Malformed);
+        }
 
         let ct = Array::try_from(ct).map_err(|_| HandshakeError::Malformed)?;
         let mut ss = self.kem_decapsulation_key().decapsulate(&ct);

@@ -48,7 +48,7 @@ pub use content::{Content, ContentError, MessageId, Payload};
 pub use envelope::{
     ENCRYPTED_HEADER_LEN, ENVELOPE_VERSION, EnvelopeError, EnvelopeKind, HEADER_LEN, Header,
     INITIAL_ENVELOPE_SIZES, KIND_INITIAL, KIND_MESSAGE, MAX_PLAINTEXT_LEN, MESSAGE_ENVELOPE_SIZES,
-    PADDING_BUCKETS, envelope_kind, pad, unpad,
+    OLDEST_ENVELOPE_VERSION, PADDING_BUCKETS, envelope_kind, pad, unpad,
 };
 pub use handshake::{HandshakeError, accept_invite};
 pub use identity::{IDENTITY_LEN, IDENTITY_PUBLIC_LEN, Identity, IdentityError, IdentityPublic};

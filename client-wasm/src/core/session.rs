@@ -12,7 +12,7 @@ use super::aead::{self, NONCE_LEN};
 use super::codec::Reader;
 use super::envelope::{
     self, ENCRYPTED_HEADER_LEN, ENVELOPE_VERSION, HEADER_LEN, Header, KIND_MESSAGE, MAX_PLAINTEXT_LEN,
-    MESSAGE_ENVELOPE_SIZES, MESSAGE_PREFIX_LEN,
+    MESSAGE_ENVELOPE_SIZES, MESSAGE_PREFIX_LEN, OLDEST_ENVELOPE_VERSION,
 };
 use super::identity::{IDENTITY_PUBLIC_LEN, IdentityPublic};
 use super::kdf;
@@ -213,7 +213,7 @@ impl State {
         out.extend_from_slice(&header_nonce);
         out.extend_from_slice(&encrypted_header);
         let body_ad = [ad, &out[..]].concat();
-        let (key, nonce) = kdf::message_keys(&mk);
+        let (key, nonce) = kdf::message_keys_v2(&mk, &header_nonce);
         out.extend_from_slice(&aead::seal(&key, &nonce, &body_ad, &padded));
 
         self.cks = Some(*next_ck);
@@ -230,14 +230,19 @@ impl State {
         }
         let mut r = Reader::new(envelope);
         let prefix = r.take(2).ok_or(DecryptError::Malformed)?;
-        if prefix != [ENVELOPE_VERSION, KIND_MESSAGE] {
+        let version = prefix[0];
+        if !(OLDEST_ENVELOPE_VERSION..=ENVELOPE_VERSION).contains(&version) || prefix[1] != KIND_MESSAGE {
             return Err(DecryptError::Malformed);
         }
         let header_nonce = r.array::<NONCE_LEN>().ok_or(DecryptError::Malformed)?;
         let encrypted_header = r.take(ENCRYPTED_HEADER_LEN).ok_or(DecryptError::Malformed)?;
-        let body = r.rest();
+        let body = Body {
+            version,
+            header_nonce: &header_nonce,
+            ad: [ad, &envelope[..MESSAGE_PREFIX_LEN]].concat(),
+            sealed: r.rest(),
+        };
         let header_ad = [prefix, ad].concat();
-        let body_ad = [ad, &envelope[..MESSAGE_PREFIX_LEN]].concat();
         let open_header = |hk: &[u8; 32]| {
             #[cfg(test)]
             tests::HEADER_OPENS.with(|c| c.set(c.get() + 1));
@@ -257,7 +262,7 @@ impl State {
             hkr_tried |= hk_is_current;
             let Some(header) = open_header(&hk) else { continue };
             if let Some(mk) = self.skipped.take(i, header.n) {
-                let plaintext = open_body(&mk, &body_ad, body)?;
+                let plaintext = body.open(&mk)?;
                 return Ok(Decrypted { plaintext, lost: 0 });
             }
             if !hk_is_current {
@@ -289,7 +294,7 @@ impl State {
         let (next_ck, mk) = kdf::chain(ckr);
         self.ckr = Some(*next_ck);
         self.nr = self.nr.checked_add(1).ok_or(DecryptError::Invalid)?;
-        let plaintext = open_body(&mk, &body_ad, body)?;
+        let plaintext = body.open(&mk)?;
         Ok(Decrypted { plaintext, lost })
     }
 
@@ -409,10 +414,24 @@ impl State {
     }
 }
 
-fn open_body(mk: &[u8; 32], body_ad: &[u8], body: &[u8]) -> Result<Vec<u8>, DecryptError> {
-    let (key, nonce) = kdf::message_keys(mk);
-    let padded = aead::open(&key, &nonce, body_ad, body).ok_or(DecryptError::Invalid)?;
-    envelope::unpad(padded).ok_or(DecryptError::Invalid)
+/// The encrypted body of a message envelope and what its keys depend on.
+struct Body<'a> {
+    version: u8,
+    header_nonce: &'a [u8; NONCE_LEN],
+    ad: Vec<u8>,
+    sealed: &'a [u8],
+}
+
+impl Body<'_> {
+    fn open(&self, mk: &[u8; 32]) -> Result<Vec<u8>, DecryptError> {
+        let (key, nonce) = if self.version == OLDEST_ENVELOPE_VERSION {
+            kdf::message_keys(mk)
+        } else {
+            kdf::message_keys_v2(mk, self.header_nonce)
+        };
+        let padded = aead::open(&key, &nonce, &self.ad, self.sealed).ok_or(DecryptError::Invalid)?;
+        envelope::unpad(padded).ok_or(DecryptError::Invalid)
+    }
 }
 
 /// An established end-to-end encrypted conversation with one peer.
