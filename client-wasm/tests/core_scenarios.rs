@@ -532,3 +532,133 @@ fn a_rolled_back_state_never_reuses_a_keystream() {
     assert_eq!(bob.decrypt(&e1).unwrap().plaintext, p1);
     assert_eq!(bob.decrypt(&e2), Err(DecryptError::Invalid));
 }
+
+/// `Debug` of the core's session types prints neither secrets nor plaintext nor names: only public
+/// parts (a fingerprint prefix, counters, lengths).
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn debug_output_holds_no_secrets_or_plaintext() {
+    let mut rng = rng(45);
+    let alice_id = Identity::generate(&mut rng);
+    let bob_id = Identity::generate(&mut rng);
+    let (invite, secret) = create_invite(&bob_id, [9; 32], "Bobby Tables", NOW, TTL, &mut rng);
+    let stored_secret = secret.to_bytes();
+    let debug_invite = format!("{invite:?} {secret:?}");
+    let (mut alice, initial) = accept_invite(&alice_id, &invite, b"attack at dawn", NOW, &mut rng).unwrap();
+    let (mut bob, _) = secret.respond(&bob_id, &initial, NOW).unwrap();
+    let skipped = alice.encrypt(b"held back", &mut rng).unwrap();
+    let env = alice.encrypt(b"attack at dawn", &mut rng).unwrap();
+    let decrypted = bob.decrypt(&env).unwrap();
+    assert_eq!(bob.skipped_keys(), 1);
+    let debug = format!("{debug_invite} {alice:?} {bob:?} {decrypted:?}");
+
+    let mut secrets: Vec<&[u8]> = Vec::new();
+    let (stored_alice, stored_bob) = (alice.to_bytes(), bob.to_bytes());
+    // Everything after the two public identities of a stored session is ratchet state.
+    let state_at = 2 + 2 * client_wasm::core::IDENTITY_PUBLIC_LEN;
+    for stored in [&stored_alice[state_at..], &stored_bob[state_at..], &stored_secret[1..]] {
+        secrets.extend(stored.chunks(16).filter(|c| c.len() >= 8 && c.iter().any(|&b| b != 0)));
+    }
+    for secret in secrets {
+        assert!(!debug.contains(&hex::encode(secret)), "a secret in {debug}");
+        assert!(!debug.contains(format!("{:?}", &secret[..8]).trim_end_matches(']')), "a secret in {debug}");
+    }
+    for clear in ["attack at dawn", "Bobby Tables"] {
+        assert!(!debug.contains(clear), "{clear:?} in {debug}");
+        let bytes = format!("{:?}", clear.as_bytes());
+        assert!(!debug.contains(bytes.trim_end_matches(']')), "{clear:?} as bytes in {debug}");
+    }
+    assert!(debug.contains("plaintext_len: 14"), "{debug}");
+    assert_eq!(bob.decrypt(&skipped).unwrap().plaintext, b"held back");
+}
+
+/// Invite fragments are strict base64url without padding (RFC 4648 section 5): the standard alphabet's
+/// `+` and `/`, padding `=`, inner whitespace and non-zero trailing bits are all `Corrupt`. Only
+/// whitespace around the fragment (from copying and pasting) is trimmed.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn invite_fragments_are_strict_base64url() {
+    let mut rng = rng(46);
+    let bob = Identity::generate(&mut rng);
+    let (invite, _) = create_invite(&bob, [1; 32], "Bob", NOW, TTL, &mut rng);
+    let fragment = invite.to_fragment();
+    assert_eq!(Invite::from_fragment(&format!(" {fragment}\n"), NOW).unwrap(), invite);
+    // 1451 + 3 bytes: 484 full groups and 2 bytes left, so the last character carries 2 unused bits.
+    assert_eq!(invite.to_bytes().len() % 3, 2);
+    let last = fragment.chars().last().unwrap();
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let with_trailing_bits = alphabet.chars().nth(alphabet.find(last).unwrap() | 1).unwrap();
+    let mid = fragment.len() / 2;
+    let mut bad = vec![
+        format!("{fragment}="),
+        format!("{}{}", &fragment[..fragment.len() - 1], with_trailing_bits),
+        format!("{} {}", &fragment[..mid], &fragment[mid..]),
+    ];
+    for (url_safe, standard) in [('-', '+'), ('_', '/')] {
+        if let Some(pos) = fragment.find(url_safe) {
+            let mut s = fragment.clone();
+            s.replace_range(pos..pos + 1, &standard.to_string());
+            bad.push(s);
+        }
+    }
+    assert!(bad.len() >= 4);
+    for s in bad {
+        assert_eq!(Invite::from_fragment(&s, NOW).err(), Some(InviteError::Corrupt), "{s}");
+    }
+}
+
+/// Stored X25519 secrets are the 32 bytes as drawn, not clamped; clamping happens when they are used
+/// (RFC 7748 `decodeScalar25519`), so a secret and its clamped form are the same key.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn x25519_secrets_are_stored_raw_and_clamped_on_use() {
+    let mut stored = vec![1u8];
+    stored.extend_from_slice(&[0x42; 32]); // Ed25519 seed
+    let raw = [0xFF; 32]; // every clamped bit set the "wrong" way
+    stored.extend_from_slice(&raw);
+    let id = Identity::from_bytes(&stored).unwrap();
+    assert_eq!(&id.to_bytes()[33..], &raw, "the stored secret is kept as it was drawn");
+    let mut clamped = raw;
+    clamped[0] &= 248;
+    clamped[31] &= 127;
+    clamped[31] |= 64;
+    assert_eq!(id.public().x25519(), &client_wasm::core::kdf::x25519_public(&clamped));
+    let peer = client_wasm::core::kdf::x25519_public(&[7; 32]);
+    assert_eq!(
+        *client_wasm::core::kdf::x25519(&raw, &peer).unwrap(),
+        *client_wasm::core::kdf::x25519(&clamped, &peer).unwrap()
+    );
+}
+
+/// Ed25519 is verified strictly: a signature whose scalar is not reduced (S + l, the classic
+/// malleability) is refused, as are small-order public keys.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn ed25519_signatures_are_verified_strictly() {
+    // l = 2^252 + 27742317777372353535851937790883648493, little-endian.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut rng = rng(47);
+    let public = Identity::generate(&mut rng).public().to_bytes();
+    let mut malleated = public.clone();
+    let s = &mut malleated[65 + 32..];
+    let mut carry = 0u16;
+    for (byte, l) in s.iter_mut().zip(L) {
+        let sum = u16::from(*byte) + u16::from(l) + carry;
+        *byte = sum as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0);
+    assert_eq!(IdentityPublic::from_bytes(&malleated).err(), Some(IdentityError::BadSignature));
+    // The identity point (a small-order key) with any signature.
+    let mut weak = public.clone();
+    weak[1..33].copy_from_slice(&{
+        let mut y = [0u8; 32];
+        y[0] = 1;
+        y
+    });
+    assert_eq!(IdentityPublic::from_bytes(&weak).err(), Some(IdentityError::BadSignature));
+    assert!(IdentityPublic::from_bytes(&public).is_ok());
+}

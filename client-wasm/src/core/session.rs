@@ -650,6 +650,27 @@ mod tests {
         assert_eq!(bob.skipped_keys(), 0);
     }
 
+    /// Without a receiving chain (the inviter before the first message) there is nothing to skip: a
+    /// header's `pn` is ignored, whatever it says, and nothing counts as lost.
+    #[test]
+    fn header_pn_is_ignored_without_a_receiving_chain() {
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        let a = Identity::generate(&mut rng);
+        let b = Identity::generate(&mut rng);
+        let bob_ratchet = [5u8; 32];
+        let (sk, hka, nhkb) = ([6u8; 32], [7u8; 32], [8u8; 32]);
+        let joiner =
+            State::init_joiner(&mut rng, &sk, &kdf::x25519_public(&bob_ratchet), &hka, &nhkb).unwrap();
+        let mut alice = Session::new(Role::Joiner, a.public(), b.public(), joiner);
+        let inviter = State::init_inviter(&sk, &bob_ratchet, &hka, &nhkb);
+        let mut bob = Session::new(Role::Inviter, b.public(), a.public(), inviter);
+        assert!(!bob.state.send_pending && bob.state.ckr.is_none());
+        alice.state.pn = u32::MAX;
+        let env = alice.encrypt(b"first", &mut rng).unwrap();
+        assert_eq!(bob.decrypt(&env).unwrap(), Decrypted { plaintext: b"first".to_vec(), lost: 0 });
+        assert_eq!(bob.skipped_keys(), 0);
+    }
+
     #[test]
     fn a_used_skipped_key_leaves_no_copy_behind() {
         let (mut alice, mut bob, mut rng) = pair(2);
