@@ -109,6 +109,7 @@ fn kat_chain_kdf() {
     let (next, mk) = kdf::chain(&[0x20; 32]);
     assert_eq!(hex::encode(*next), "08eeb2f32ea7fced86c132ad038c449e5a777cd58477fe2384989a4091dc6545");
     assert_eq!(hex::encode(*mk), "f5f5383d5678ae547419696e967d8b77e5f26bd16e5ff5440bba81db1308d3f2");
+    assert_eq!(*kdf::chain_next(&[0x20; 32]), *next);
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]

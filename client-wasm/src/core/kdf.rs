@@ -114,6 +114,11 @@ fn hmac32(key: &[u8; 32], byte: u8) -> Secret32 {
     out
 }
 
+/// The next chain key alone, `HMAC(ck, 0x02)`: for chain steps whose message key is given up anyway.
+pub fn chain_next(ck: &[u8; 32]) -> Secret32 {
+    hmac32(ck, CHAIN_NEXT_KEY_BYTE)
+}
+
 /// `KDF_CK(ck)`: returns (next chain key `HMAC(ck, 0x02)`, message key `HMAC(ck, 0x01)`).
 pub fn chain(ck: &[u8; 32]) -> (Secret32, Secret32) {
     (hmac32(ck, CHAIN_NEXT_KEY_BYTE), hmac32(ck, CHAIN_MESSAGE_KEY_BYTE))

@@ -317,7 +317,7 @@ impl State {
         let first_kept = until - gap.min(MAX_SKIP);
         let mut ck = Zeroizing::new(ck);
         for _ in self.nr..first_kept {
-            ck = kdf::chain(&ck).0;
+            ck = kdf::chain_next(&ck);
         }
         let kept = (first_kept..until).map(|n| {
             let (next, mk) = kdf::chain(&ck);
