@@ -25,6 +25,15 @@ fn stored_profiles() -> (Vec<u8>, Vec<u8>) {
     (fuzz_targets::encode_records([("state", &legacy[..])]), current)
 }
 
+/// A stored session with skipped keys in two chains: the previous release's fixture, re-stored.
+fn grouped_skipped_session() -> Vec<u8> {
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/sessions-v1.json")).unwrap();
+    let v1 = hex::decode(fixture["bob_session"].as_str().unwrap()).unwrap();
+    let session = client_wasm::core::Session::from_bytes(&v1).unwrap();
+    assert_eq!(session.retained_chains(), 2);
+    session.to_bytes().to_vec()
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let f = fuzz_targets::fixture();
     let (legacy_profile, current_profile) = stored_profiles();
@@ -49,6 +58,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("session_state", "alice", f.alice_session.to_bytes().to_vec()),
         ("session_state", "bob", f.bob_session.to_bytes().to_vec()),
         ("session_state", "invite-secret", f.invite_secret.to_bytes().to_vec()),
+        ("session_state", "grouped-skipped", grouped_skipped_session()),
         ("identity", "secret", f.bob.to_bytes().to_vec()),
         ("identity", "public", f.bob.public().to_bytes()),
         ("content", "text", payload(Content::Text { body: "hello".into() })),
