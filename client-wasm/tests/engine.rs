@@ -260,6 +260,33 @@ fn a_profile_stored_by_the_previous_release_opens_and_is_migrated() {
     );
 }
 
+/// A profile stored as profile record version 2 (fixture written by `write_profile_v2_fixture`
+/// before the record changed) opens with its conversation, verified contact, open invite and
+/// outbox, and the conversation goes on.
+#[test]
+fn a_profile_stored_as_version_2_opens() {
+    let records: Vec<(String, Vec<u8>)> =
+        postcard::from_bytes(include_bytes!("fixtures/profile-v2.bin")).expect("fixture decodes");
+    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(2));
+    let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
+    assert_eq!(engine.name(), "Alice");
+    let bob = engine.contacts().next().unwrap();
+    assert_eq!(bob.name, "Bob");
+    assert!(bob.verified && !bob.blocked);
+    let texts: Vec<&str> = bob.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts.len(), 141);
+    assert_eq!((texts[0], texts[1], texts[140]), ("a0", "b0", "offline"));
+    assert_eq!(engine.unconfirmed(), 1);
+    // The open invite is still subscribed: its mailbox plus Bob's.
+    let mut engine = engine;
+    engine.on_connected();
+    engine.take_frames();
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([1; 32]);
+    engine.on_frame(Frame::Challenge { challenge: [3; 32], max_frame_len: 262_144 }, NOW, &mut rng);
+    let subscribes = engine.take_frames().iter().filter(|f| matches!(f, Frame::Subscribe { .. })).count();
+    assert_eq!(subscribes, 2);
+}
+
 #[test]
 fn a_verified_contact_with_a_new_key_is_blocked_until_accepted() {
     let (mut w, bob, alice) = pair();
@@ -312,4 +339,29 @@ fn a_name_change_reaches_contacts() {
     w.pump();
     assert_eq!(w.engines[1].contact(alice).unwrap().name, "Alice Liddell");
     assert!(matches!(w.engines[0].set_name("   ", NOW, &mut w.rng), Err(EngineError::InvalidName)));
+}
+
+/// Writes `fixtures/profile-v2.bin` from the current code (run by hand when the format changes:
+/// `cargo test -p client-wasm --test engine -- --ignored write_profile_v2_fixture`). Alice (seed 7)
+/// paired with Bob, 70 messages each, marked Bob verified, has one open invite and wrote
+/// "offline" without a connection. Records as `postcard(Vec<(name, bytes)>)`.
+#[test]
+#[ignore]
+fn write_profile_v2_fixture() {
+    let (mut w, bob, alice) = relay::pair(7);
+    for i in 0..70 {
+        w.engines[0].send_text(bob, &format!("a{i}"), NOW, &mut w.rng).unwrap();
+        w.pump();
+        w.engines[1].send_text(alice, &format!("b{i}"), NOW, &mut w.rng).unwrap();
+        w.pump();
+    }
+    w.engines[0].mark_verified(bob).unwrap();
+    w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.disconnect(0);
+    w.engines[0].send_text(bob, "offline", NOW, &mut w.rng).unwrap();
+    w.save(0);
+    let records: Vec<(String, Vec<u8>)> = w.stores[0].clone().into_iter().collect();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/profile-v2.bin");
+    std::fs::write(path, postcard::to_allocvec(&records).unwrap()).unwrap();
 }
