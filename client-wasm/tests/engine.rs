@@ -5,7 +5,8 @@
 mod relay;
 
 use client_wasm::engine::{
-    CHUNK_LEN, ContactId, Delivery, Engine, EngineError, Event, LEGACY_RECORD, PROFILE_RECORD, SnapshotError,
+    CHUNK_LEN, ContactId, Delivery, Engine, EngineError, Event, InviteConflict, LEGACY_RECORD, PROFILE_RECORD,
+    SnapshotError,
 };
 use doorless_frames::Frame;
 use relay::{NOW, World};
@@ -292,7 +293,8 @@ fn a_verified_contact_with_a_new_key_is_blocked_until_accepted() {
     let (mut w, bob, alice) = pair();
     let old_number = w.engines[0].contact(bob).unwrap().safety_number().digits();
     assert_eq!(old_number, w.engines[1].contact(alice).unwrap().safety_number().digits());
-    w.engines[0].mark_verified(bob).unwrap();
+    let n = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    w.engines[0].mark_verified(bob, &n).unwrap();
 
     // Bob loses everything and starts over with a new identity; Alice re-invites him.
     w.disconnect(1);
@@ -319,17 +321,101 @@ fn a_verified_contact_with_a_new_key_is_blocked_until_accepted() {
 
 #[test]
 fn a_re_invite_answered_by_the_same_identity_is_not_a_key_change() {
-    let (mut w, bob, _) = pair();
-    w.engines[0].mark_verified(bob).unwrap();
+    let (mut w, bob, alice) = pair();
+    let n = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    w.engines[0].mark_verified(bob, &n).unwrap();
     let link = w.engines[0].create_invite(Some(bob), NOW, &mut w.rng).unwrap();
     w.pump();
-    let again = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    // Bob already talks with Alice: his engine says so instead of making a second "Alice".
+    let conflict = match w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng) {
+        Err(EngineError::InviteConflict(conflict)) => conflict,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    assert_eq!(conflict, InviteConflict::KnownContact(alice));
+    // He chooses to re-establish the conversation: same contact, new session.
+    let again = w.engines[1].accept_invite_despite(&link.fragment, conflict, NOW, &mut w.rng).unwrap();
+    assert_eq!(again, alice);
     w.pump();
+    assert_eq!(w.engines[1].contacts().count(), 1);
     let contact = w.engines[0].contact(bob).unwrap();
     assert!(contact.verified && !contact.blocked);
     w.engines[0].send_text(bob, "same keys", NOW, &mut w.rng).unwrap();
     w.pump();
-    assert_eq!(w.texts(1, again), ["same keys"]);
+    assert_eq!(w.texts(1, alice), ["same keys"]);
+    w.engines[1].send_text(alice, "and back", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, bob), ["same keys", "and back"]);
+}
+
+#[test]
+fn an_answer_from_a_known_identity_to_a_fresh_invite_makes_no_twin() {
+    let (mut w, bob, alice) = pair();
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let conflict = InviteConflict::KnownContact(alice);
+    w.engines[1].accept_invite_despite(&link.fragment, conflict, NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[0].contacts().count(), 1, "no unverified twin");
+    assert!(w.events[0].contains(&Event::Reestablished(bob)));
+    w.engines[1].send_text(alice, "still me", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, bob), ["still me"]);
+}
+
+#[test]
+fn an_invite_using_a_verified_contacts_name_says_so() {
+    let mut w = World::new(&["Alice", "Bob", "Bob"], 42);
+    let (bob, _) = relay::invite(&mut w, 0, 1);
+    let n = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    w.engines[0].mark_verified(bob, &n).unwrap();
+    // The second "Bob" (another identity) invites Alice: her engine says whose name that is.
+    let link = w.engines[2].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let conflict = match w.engines[0].accept_invite(&link.fragment, NOW, &mut w.rng) {
+        Err(EngineError::InviteConflict(conflict)) => conflict,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    assert_eq!(conflict, InviteConflict::NameOfVerifiedContact(bob));
+    assert_eq!(w.engines[0].contacts().count(), 1);
+    // Alice invites; the second "Bob" answers: an event names the verified contact.
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.engines[2].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let twin = w.engines[0].contacts().map(|c| c.id).find(|id| *id != bob).unwrap();
+    assert!(w.events[0].contains(&Event::NameOfVerifiedContact { contact: twin, verified: bob }));
+    assert!(!w.engines[0].contact(twin).unwrap().verified);
+}
+
+#[test]
+fn debug_output_has_no_plaintext_names_or_links() {
+    let (mut w, bob, alice) = pair();
+    let secret = "the launch code is 0000";
+    w.engines[1].send_text(alice, secret, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    let payload = client_wasm::core::Payload::new(
+        client_wasm::core::Content::Text { body: secret.into() },
+        NOW,
+        &mut w.rng,
+    );
+    let hello = client_wasm::core::Content::Hello { name: "Bob".into(), reply_mailbox: [0; 32] };
+    let printed = [
+        format!("{:?}", w.engines[0]),
+        format!("{:?}", w.engines[0].contact(bob).unwrap()),
+        format!("{:?}", w.engines[0].contact(bob).unwrap().messages),
+        format!("{:?}", w.engines[0].contact(bob).unwrap().messages[0]),
+        format!("{:?}", w.engines[0].view()),
+        format!("{:?}", w.events),
+        format!("{link:?}"),
+        format!("{payload:?}"),
+        format!("{hello:?}"),
+    ];
+    for (n, text) in printed.iter().enumerate() {
+        assert!(!text.contains("launch code"), "plaintext in Debug output {n}: {text}");
+        assert!(!text.contains("Bob"), "a name in Debug output {n}: {text}");
+        assert!(!text.contains(&link.fragment[..20]), "the invite in Debug output {n}");
+    }
 }
 
 #[test]
@@ -355,7 +441,8 @@ fn write_profile_v2_fixture() {
         w.engines[1].send_text(alice, &format!("b{i}"), NOW, &mut w.rng).unwrap();
         w.pump();
     }
-    w.engines[0].mark_verified(bob).unwrap();
+    let n = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    w.engines[0].mark_verified(bob, &n).unwrap();
     w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
     w.pump();
     w.disconnect(0);

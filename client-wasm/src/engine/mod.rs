@@ -40,6 +40,18 @@ pub const INVITE_TTL_SECS: u64 = 7 * 24 * 60 * 60;
 /// Longest display name, in bytes (the invite carries at most this much).
 pub const MAX_NAME_LEN: usize = core::MAX_INVITER_NAME_LEN;
 
+/// Failed answers an invite takes before it is retired.
+pub const MAX_FAILED_ANSWERS: u32 = 16;
+
+/// Why an invite was not accepted without asking the person first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InviteConflict {
+    /// The inviter is already a contact.
+    KnownContact(ContactId),
+    /// The inviter uses the name of a verified contact.
+    NameOfVerifiedContact(ContactId),
+}
+
 /// A contact's handle inside one engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ContactId(pub u32);
@@ -155,6 +167,15 @@ pub enum Event {
     Gap(ContactId),
     /// The relay refused something; the code is stable and contains no user data.
     RelayError(ErrorCode),
+    /// An invite was answered by a contact's identity: that conversation goes on.
+    Reestablished(ContactId),
+    /// A new contact uses the name of a verified one.
+    NameOfVerifiedContact {
+        /// The new contact.
+        contact: ContactId,
+        /// The verified contact.
+        verified: ContactId,
+    },
     /// A blob in one of our mailboxes could not be decrypted (tampered, replayed or foreign); it
     /// was dropped without touching any session.
     Undecryptable,
@@ -190,6 +211,12 @@ pub enum EngineError {
     /// The contact's safety number changed; sending waits until the change is accepted.
     #[error("safety number changed")]
     SafetyNumberChanged,
+    /// The safety number shown is not the current one.
+    #[error("safety number mismatch")]
+    SafetyNumberMismatch,
+    /// The invite conflicts.
+    #[error("invite conflict")]
+    InviteConflict(InviteConflict),
 }
 
 /// The connection as the engine sees it.
@@ -349,6 +376,17 @@ impl Engine {
         Ok(id)
     }
 
+    /// Stub.
+    pub fn accept_invite_despite(
+        &mut self,
+        fragment: &str,
+        _conflict: InviteConflict,
+        now: u64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<ContactId, EngineError> {
+        self.accept_invite(fragment, now, rng)
+    }
+
     /// Encrypts and queues a text message.
     pub fn send_text(
         &mut self,
@@ -397,7 +435,7 @@ impl Engine {
     }
 
     /// The person compared safety numbers: mark the contact verified.
-    pub fn mark_verified(&mut self, contact: ContactId) -> Result<(), EngineError> {
+    pub fn mark_verified(&mut self, contact: ContactId, _shown: &str) -> Result<(), EngineError> {
         let entry = self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?;
         entry.verified = true;
         entry.blocked = false;
