@@ -5,8 +5,8 @@
 mod relay;
 
 use client_wasm::engine::{
-    CHUNK_LEN, ContactId, Delivery, Engine, EngineError, Event, InviteConflict, LEGACY_RECORD, PROFILE_RECORD,
-    SnapshotError,
+    CHUNK_LEN, ContactId, Delivery, Engine, EngineError, Event, InviteConflict, LEGACY_RECORD,
+    PROFILE_RECORD, SnapshotError,
 };
 use doorless_frames::Frame;
 use relay::{NOW, World};
