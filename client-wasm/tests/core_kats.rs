@@ -2,7 +2,7 @@
 //! core calls, and hex KATs for every protocol KDF step. The KDF expectations were computed with an
 //! independent implementation (Python's `hmac`/`hashlib`), not with this crate.
 
-use client_wasm::core::{aead, kdf};
+use client_wasm::core::{IdentityPublic, aead, kdf, safety_number};
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
@@ -117,4 +117,39 @@ fn kat_message_keys() {
     let (key, nonce) = kdf::message_keys(&[0x30; 32]);
     assert_eq!(hex::encode(*key), "1b7550ce7a87e7c5f0eb0377fe0f6af8df8ba92ca3bdccae5410910c9ec0d6b6");
     assert_eq!(hex::encode(nonce), "1aa635a86d4f243c0369fef8");
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn kat_message_keys_v2() {
+    let (key, nonce) = kdf::message_keys_v2(&[0x30; 32], &[0x31; 12]);
+    assert_eq!(hex::encode(*key), "9c0be6b14758003abb8dc325200fcc94fc05174d6e5c2af767fd275ca0fc450d");
+    assert_eq!(hex::encode(nonce), "6e0ade223551b29966439d00");
+    // The header nonce enters the derivation: another one gives another key and nonce.
+    let (other_key, other_nonce) = kdf::message_keys_v2(&[0x30; 32], &[0x32; 12]);
+    assert_ne!(*other_key, *key);
+    assert_ne!(other_nonce, nonce);
+}
+
+/// The safety number's iterated hash ends at h(5199): h0 and 5,199 further SHA-512 rounds, 5,200
+/// hashes in all (computed independently with Python's hashlib; h(5200) gives another payload).
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn kat_safety_number_ends_at_h5199() {
+    // The identities are those of docs/test-vectors/doorless-v2.json.
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/test-vectors/doorless-v2.json")).unwrap();
+    let identity = |who: &str| {
+        IdentityPublic::from_bytes(&hex::decode(vectors[who]["identity_public"].as_str().unwrap()).unwrap())
+            .unwrap()
+    };
+    let qr = safety_number(&identity("alice"), &identity("bob")).qr_payload();
+    assert_eq!(
+        hex::encode(qr),
+        concat!(
+            "01",
+            "36823517ba597fa7fd9261c49666f77d1ac687c2ec4a179ae5c8dd502a8921ea",
+            "fbb0a8e82666751a37d35634ff8f5996039633b2dea3cbfdc2495788740665cd",
+        )
+    );
 }

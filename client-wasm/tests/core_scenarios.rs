@@ -67,11 +67,11 @@ fn handshake_and_conversation_both_ways() {
             let text = format!("bob {round} {i}");
             let env = bob.encrypt(text.as_bytes(), &mut rng).unwrap();
             assert_eq!(envelope_kind(&env), Ok(EnvelopeKind::Message));
-            assert_eq!(alice.decrypt(&env).unwrap(), text.as_bytes());
+            assert_eq!(alice.decrypt(&env).unwrap().plaintext, text.as_bytes());
         }
         let text = format!("alice {round}");
         let env = alice.encrypt(text.as_bytes(), &mut rng).unwrap();
-        assert_eq!(bob.decrypt(&env).unwrap(), text.as_bytes());
+        assert_eq!(bob.decrypt(&env).unwrap().plaintext, text.as_bytes());
     }
 }
 
@@ -81,56 +81,68 @@ fn out_of_order_and_late_messages_across_ratchet_steps() {
     let Pair { mut alice, mut bob, mut rng } = pair(2);
     let a: Vec<Vec<u8>> = (0..5).map(|i| alice.encrypt(&[b'a', i], &mut rng).unwrap()).collect();
     // Bob sees 4, 2, then answers (a ratchet step), then 0, then Alice ratchets, then 1 and 3 arrive late.
-    assert_eq!(bob.decrypt(&a[4]).unwrap(), [b'a', 4]);
-    assert_eq!(bob.decrypt(&a[2]).unwrap(), [b'a', 2]);
+    assert_eq!(bob.decrypt(&a[4]).unwrap().plaintext, [b'a', 4]);
+    assert_eq!(bob.decrypt(&a[2]).unwrap().plaintext, [b'a', 2]);
     let b0 = bob.encrypt(b"b0", &mut rng).unwrap();
-    assert_eq!(bob.decrypt(&a[0]).unwrap(), [b'a', 0]);
-    assert_eq!(alice.decrypt(&b0).unwrap(), b"b0");
+    assert_eq!(bob.decrypt(&a[0]).unwrap().plaintext, [b'a', 0]);
+    assert_eq!(alice.decrypt(&b0).unwrap().plaintext, b"b0");
     let a5 = alice.encrypt(b"a5", &mut rng).unwrap();
     let b1 = bob.encrypt(b"b1", &mut rng).unwrap();
-    assert_eq!(bob.decrypt(&a5).unwrap(), b"a5");
-    assert_eq!(bob.decrypt(&a[1]).unwrap(), [b'a', 1]);
-    assert_eq!(bob.decrypt(&a[3]).unwrap(), [b'a', 3]);
-    assert_eq!(alice.decrypt(&b1).unwrap(), b"b1");
+    assert_eq!(bob.decrypt(&a5).unwrap().plaintext, b"a5");
+    assert_eq!(bob.decrypt(&a[1]).unwrap().plaintext, [b'a', 1]);
+    assert_eq!(bob.decrypt(&a[3]).unwrap().plaintext, [b'a', 3]);
+    assert_eq!(alice.decrypt(&b1).unwrap().plaintext, b"b1");
     assert_eq!(bob.skipped_keys(), 0);
 }
 
+/// One skip keeps the newest `MAX_SKIP` keys and gives up the older ones (reported as `lost`).
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
-fn skip_limit_is_enforced_without_changing_state() {
+fn a_skip_keeps_the_newest_max_skip_keys() {
     let Pair { mut alice, mut bob, mut rng } = pair(3);
     let envs: Vec<Vec<u8>> = (0..=MAX_SKIP + 1).map(|_| alice.encrypt(b"x", &mut rng).unwrap()).collect();
-    let before = bob.to_bytes();
-    // Message index MAX_SKIP + 1 would skip MAX_SKIP + 1 keys.
-    assert_eq!(bob.decrypt(&envs[MAX_SKIP as usize + 1]), Err(DecryptError::TooManySkipped));
-    assert_eq!(*bob.to_bytes(), *before);
-    // Index MAX_SKIP skips exactly MAX_SKIP keys: allowed.
-    assert_eq!(bob.decrypt(&envs[MAX_SKIP as usize]).unwrap(), b"x");
+    // Message MAX_SKIP + 1 passes over MAX_SKIP + 1 keys: the oldest (message 0) is given up.
+    let d = bob.decrypt(&envs[MAX_SKIP as usize + 1]).unwrap();
+    assert_eq!((d.plaintext.as_slice(), d.lost), (&b"x"[..], 1));
     assert_eq!(bob.skipped_keys(), MAX_SKIP as usize);
-    assert_eq!(bob.decrypt(&envs[0]).unwrap(), b"x");
-    assert_eq!(bob.decrypt(&envs[MAX_SKIP as usize + 1]).unwrap(), b"x");
+    let before = bob.to_bytes();
+    assert_eq!(bob.decrypt(&envs[0]), Err(DecryptError::Invalid));
+    assert_eq!(*bob.to_bytes(), *before);
+    for i in [1, MAX_SKIP as usize] {
+        assert_eq!(
+            bob.decrypt(&envs[i]).unwrap(),
+            client_wasm::core::Decrypted { plaintext: b"x".to_vec(), lost: 0 }
+        );
+    }
+    // Exactly MAX_SKIP passed over: nothing lost.
+    let Pair { mut alice, mut bob, mut rng } = pair(42);
+    let envs: Vec<Vec<u8>> = (0..=MAX_SKIP).map(|_| alice.encrypt(b"y", &mut rng).unwrap()).collect();
+    assert_eq!(bob.decrypt(&envs[MAX_SKIP as usize]).unwrap().lost, 0);
+    assert_eq!(bob.decrypt(&envs[0]).unwrap().plaintext, b"y");
 }
 
+/// The store keeps at most `MAX_STORED_SKIPPED` keys in total; the oldest are forgotten first, and
+/// the decryption that forgot them says how many.
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn total_skipped_keys_are_bounded() {
     let Pair { mut alice, mut bob, mut rng } = pair(4);
     // Chain 1: Bob skips MAX_SKIP keys.
     let chain1: Vec<Vec<u8>> = (0..=MAX_SKIP).map(|_| alice.encrypt(b"1", &mut rng).unwrap()).collect();
-    bob.decrypt(&chain1[MAX_SKIP as usize]).unwrap();
+    assert_eq!(bob.decrypt(&chain1[MAX_SKIP as usize]).unwrap().lost, 0);
     let reply = bob.encrypt(b"r", &mut rng).unwrap();
     alice.decrypt(&reply).unwrap();
-    // Chain 2: a message that needs more new skipped keys than MAX_STORED_SKIPPED allows at once.
-    let n = MAX_STORED_SKIPPED as u32 + 1;
-    let chain2: Vec<Vec<u8>> = (0..=n).map(|_| alice.encrypt(b"2", &mut rng).unwrap()).collect();
-    assert_eq!(bob.decrypt(&chain2[n as usize]), Err(DecryptError::TooManySkipped));
-    // A smaller gap is accepted, and the store is trimmed to its bound (oldest keys forgotten).
+    // Chain 2: another MAX_SKIP keys; the store drops the oldest of chain 1 to stay within its bound.
     let m = MAX_SKIP as usize;
-    assert_eq!(bob.decrypt(&chain2[m]).unwrap(), b"2");
+    let chain2: Vec<Vec<u8>> = (0..=m).map(|_| alice.encrypt(b"2", &mut rng).unwrap()).collect();
+    let over = (2 * m - MAX_STORED_SKIPPED) as u32;
+    assert_eq!(bob.decrypt(&chain2[m]).unwrap().lost, over);
     assert_eq!(bob.skipped_keys(), MAX_STORED_SKIPPED);
-    assert_eq!(bob.decrypt(&chain1[0]), Err(DecryptError::Invalid));
-    assert_eq!(bob.decrypt(&chain1[MAX_SKIP as usize - 1]).unwrap(), b"1");
-    assert_eq!(bob.decrypt(&chain2[0]).unwrap(), b"2");
+    assert_eq!(bob.retained_chains(), 2);
+    assert_eq!(bob.decrypt(&chain1[over as usize - 1]), Err(DecryptError::Invalid));
+    assert_eq!(bob.decrypt(&chain1[over as usize]).unwrap().plaintext, b"1");
+    assert_eq!(bob.decrypt(&chain1[m - 1]).unwrap().plaintext, b"1");
+    assert_eq!(bob.decrypt(&chain2[0]).unwrap().plaintext, b"2");
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
@@ -146,7 +158,7 @@ fn replays_are_rejected_without_changing_state() {
     assert_eq!(bob.decrypt(&e0), Err(DecryptError::Invalid));
     assert_eq!(bob.decrypt(&e2), Err(DecryptError::Invalid));
     assert_eq!(*bob.to_bytes(), *before);
-    assert_eq!(bob.decrypt(&e1).unwrap(), b"one");
+    assert_eq!(bob.decrypt(&e1).unwrap().plaintext, b"one");
     assert_eq!(bob.decrypt(&e1), Err(DecryptError::Invalid));
 }
 
@@ -164,7 +176,7 @@ fn tampering_is_rejected_without_changing_state() {
     }
     assert_eq!(bob.decrypt(&env[..env.len() - 1]), Err(DecryptError::Malformed));
     assert_eq!(bob.decrypt(&[]), Err(DecryptError::Malformed));
-    assert_eq!(bob.decrypt(&env).unwrap(), b"payload");
+    assert_eq!(bob.decrypt(&env).unwrap().plaintext, b"payload");
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
@@ -187,10 +199,10 @@ fn session_state_round_trips() {
     let mut bob = Session::from_bytes(&bob.to_bytes()).unwrap();
     let mut alice = Session::from_bytes(&alice.to_bytes()).unwrap();
     assert_eq!(*Session::from_bytes(&bob.to_bytes()).unwrap().to_bytes(), *bob.to_bytes());
-    assert_eq!(alice.decrypt(&reply).unwrap(), b"reply");
-    assert_eq!(bob.decrypt(&pending).unwrap(), b"late");
+    assert_eq!(alice.decrypt(&reply).unwrap().plaintext, b"reply");
+    assert_eq!(bob.decrypt(&pending).unwrap().plaintext, b"late");
     let again = alice.encrypt(b"again", &mut rng).unwrap();
-    assert_eq!(bob.decrypt(&again).unwrap(), b"again");
+    assert_eq!(bob.decrypt(&again).unwrap().plaintext, b"again");
 
     let bytes = bob.to_bytes();
     let mut wrong_version = bytes.to_vec();
@@ -211,7 +223,7 @@ fn envelopes_have_bucketed_sizes() {
         let msg = vec![0x42; len];
         let env = alice.encrypt(&msg, &mut rng).unwrap();
         assert_eq!(env.len(), MESSAGE_ENVELOPE_SIZES[bucket], "plaintext of {len} bytes");
-        assert_eq!(bob.decrypt(&env).unwrap(), msg);
+        assert_eq!(bob.decrypt(&env).unwrap().plaintext, msg);
     }
     let too_long = vec![0; MAX_PLAINTEXT_LEN + 1];
     assert_eq!(alice.encrypt(&too_long, &mut rng), Err(SessionError::PlaintextTooLong));
@@ -221,12 +233,16 @@ fn envelopes_have_bucketed_sizes() {
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn envelope_kind_routes_and_rejects() {
     assert_eq!(envelope_kind(&[]), Err(EnvelopeError::Malformed));
-    assert_eq!(envelope_kind(&[2, 2]), Err(EnvelopeError::UnsupportedVersion));
+    assert_eq!(envelope_kind(&[0, 2]), Err(EnvelopeError::UnsupportedVersion));
+    assert_eq!(envelope_kind(&[3, 2]), Err(EnvelopeError::UnsupportedVersion));
     assert_eq!(envelope_kind(&[1, 9]), Err(EnvelopeError::UnknownKind));
     assert_eq!(envelope_kind(&[1, 2, 0]), Err(EnvelopeError::Malformed));
     let mut env = vec![0; MESSAGE_ENVELOPE_SIZES[0]];
     env[0] = 1;
     env[1] = 2;
+    // Version 1 is still routed (an old tab's messages), version 2 is what this build writes.
+    assert_eq!(envelope_kind(&env), Ok(EnvelopeKind::Message));
+    env[0] = 2;
     assert_eq!(envelope_kind(&env), Ok(EnvelopeKind::Message));
     env[1] = 1;
     assert_eq!(envelope_kind(&env), Err(EnvelopeError::Malformed));
@@ -383,12 +399,12 @@ fn a_stolen_session_reads_neither_the_past_nor_the_future_after_a_ratchet_round_
     let mut p = pair(30);
     let to_bob = |p: &mut Pair, text: &str| {
         let envelope = p.alice.encrypt(text.as_bytes(), &mut p.rng).unwrap();
-        assert_eq!(p.bob.decrypt(&envelope).unwrap(), text.as_bytes());
+        assert_eq!(p.bob.decrypt(&envelope).unwrap().plaintext, text.as_bytes());
         envelope
     };
     let to_alice = |p: &mut Pair, text: &str| {
         let envelope = p.bob.encrypt(text.as_bytes(), &mut p.rng).unwrap();
-        assert_eq!(p.alice.decrypt(&envelope).unwrap(), text.as_bytes());
+        assert_eq!(p.alice.decrypt(&envelope).unwrap().plaintext, text.as_bytes());
     };
     let mut past = Vec::new();
     for round in 0..3 {
@@ -409,7 +425,7 @@ fn a_stolen_session_reads_neither_the_past_nor_the_future_after_a_ratchet_round_
     // Until Bob sends again, the thief reads along.
     for text in ["right after the theft", "and another"] {
         let envelope = to_bob(&mut p, text);
-        assert_eq!(thief.decrypt(&envelope).unwrap(), text.as_bytes());
+        assert_eq!(thief.decrypt(&envelope).unwrap().plaintext, text.as_bytes());
     }
     // Bob answers with a fresh ratchet key; Alice's replies use it, and the thief is locked out.
     to_alice(&mut p, "bob answers");
@@ -420,4 +436,229 @@ fn a_stolen_session_reads_neither_the_past_nor_the_future_after_a_ratchet_round_
     to_alice(&mut p, "bob again");
     let envelope = to_bob(&mut p, "healed 3");
     assert!(thief.decrypt(&envelope).is_err());
+}
+
+/// Issue 12 item 3: a gap of more than `MAX_SKIP` in one chain (messages the relay dropped or let
+/// expire) must not stop every later chain. The receiver takes the ratchet step, keeps what fits the
+/// skipped-key budget and gives up the rest.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn a_long_gap_in_one_chain_does_not_stop_later_chains() {
+    let Pair { mut alice, mut bob, mut rng } = pair(40);
+    let gap = MAX_SKIP as usize + 500;
+    let lost_chain: Vec<Vec<u8>> = (0..gap).map(|_| alice.encrypt(b"lost", &mut rng).unwrap()).collect();
+    // Bob never sees those; he writes, Alice answers in a new chain (header PN = gap).
+    let reply = bob.encrypt(b"are you there?", &mut rng).unwrap();
+    assert_eq!(alice.decrypt(&reply).unwrap().plaintext, b"are you there?");
+    for round in 0..3 {
+        let text = format!("alice {round}");
+        let env = alice.encrypt(text.as_bytes(), &mut rng).unwrap();
+        let d = bob.decrypt(&env).unwrap();
+        assert_eq!(d.plaintext, text.as_bytes(), "round {round}");
+        // The step keeps the newest MAX_SKIP keys of the gap and reports the rest.
+        assert_eq!(d.lost, if round == 0 { gap as u32 - MAX_SKIP } else { 0 });
+        let env = bob.encrypt(b"ok", &mut rng).unwrap();
+        assert_eq!(alice.decrypt(&env).unwrap().plaintext, b"ok");
+    }
+    // The newest skipped keys were kept: the last message of the gap still opens.
+    assert_eq!(bob.decrypt(&lost_chain[gap - 1]).unwrap().plaintext, b"lost");
+    assert_eq!(bob.decrypt(&lost_chain[gap - MAX_SKIP as usize]).unwrap().plaintext, b"lost");
+    assert_eq!(bob.decrypt(&lost_chain[gap - MAX_SKIP as usize - 1]), Err(DecryptError::Invalid));
+}
+
+/// Issue 12 item 3, within one chain: a jump of more than `MAX_SKIP` keys in the current chain.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn a_long_jump_within_the_current_chain_is_taken() {
+    let Pair { mut alice, mut bob, mut rng } = pair(41);
+    let gap = MAX_SKIP as usize + 500;
+    let chain: Vec<Vec<u8>> = (0..=gap).map(|i| alice.encrypt(&i.to_be_bytes(), &mut rng).unwrap()).collect();
+    let d = bob.decrypt(&chain[gap]).unwrap();
+    assert_eq!((d.plaintext.as_slice(), d.lost), (&gap.to_be_bytes()[..], gap as u32 - MAX_SKIP));
+    assert_eq!(bob.decrypt(&chain[gap - 1]).unwrap().plaintext, (gap - 1).to_be_bytes());
+    let env = bob.encrypt(b"back", &mut rng).unwrap();
+    assert_eq!(alice.decrypt(&env).unwrap().plaintext, b"back");
+    let env = alice.encrypt(b"next chain", &mut rng).unwrap();
+    assert_eq!(bob.decrypt(&env).unwrap().plaintext, b"next chain");
+}
+
+/// Sessions stored by the previous release (stored version 1, written by its code) still open: their
+/// skipped keys are regrouped by chain, v1 envelopes waiting in the relay still decrypt, and the
+/// conversation goes on. Re-stored, they use the current version.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn sessions_stored_by_version_1_still_open() {
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("fixtures/sessions-v1.json")).unwrap();
+    let bytes = |key: &str| hex::decode(fixture[key].as_str().unwrap()).unwrap();
+    let (alice_v1, bob_v1) = (bytes("alice_session"), bytes("bob_session"));
+    assert_eq!((alice_v1[0], bob_v1[0]), (1, 1));
+    let mut alice = Session::from_bytes(&alice_v1).unwrap();
+    let mut bob = Session::from_bytes(&bob_v1).unwrap();
+    assert_eq!((bob.skipped_keys(), bob.retained_chains()), (3, 2));
+    let stored = bob.to_bytes();
+    assert_eq!(stored[0], client_wasm::core::SESSION_VERSION);
+    assert_eq!(*Session::from_bytes(&stored).unwrap().to_bytes(), *stored);
+    for pending in fixture["pending_to_bob"].as_array().unwrap() {
+        let hex_field = |k: &str| hex::decode(pending[k].as_str().unwrap()).unwrap();
+        assert_eq!(bob.decrypt(&hex_field("envelope")).unwrap().plaintext, hex_field("plaintext"));
+    }
+    assert_eq!(bob.skipped_keys(), 0);
+    let mut rng = rng(43);
+    for round in 0..3u8 {
+        let env = bob.encrypt(&[b'b', round], &mut rng).unwrap();
+        assert_eq!(alice.decrypt(&env).unwrap().plaintext, [b'b', round]);
+        let env = alice.encrypt(&[b'a', round], &mut rng).unwrap();
+        assert_eq!(bob.decrypt(&env).unwrap().plaintext, [b'a', round]);
+    }
+}
+
+/// Issue 12 item 1: a state rolled back (a save that never reached the disk) encrypts its next message
+/// with the message key it already used. The AEAD key and nonce also depend on the envelope's fresh
+/// random header nonce, so the two ciphertexts do not share a keystream (on v1 they did: XOR-ing the
+/// bodies gave the XOR of the plaintexts).
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn a_rolled_back_state_never_reuses_a_keystream() {
+    let Pair { mut alice, mut bob, .. } = pair(44);
+    let rolled_back = alice.clone();
+    let (p1, p2) = ([b'A'; 200], [b'B'; 200]);
+    let e1 = alice.encrypt(&p1, &mut rng(1)).unwrap();
+    let e2 = rolled_back.clone().encrypt(&p2, &mut rng(2)).unwrap();
+    let body = 2 + 12 + client_wasm::core::ENCRYPTED_HEADER_LEN;
+    let xor_bodies: Vec<u8> = e1[body..body + 200].iter().zip(&e2[body..]).map(|(a, b)| a ^ b).collect();
+    let xor_plain: Vec<u8> = p1.iter().zip(&p2).map(|(a, b)| a ^ b).collect();
+    assert_ne!(xor_bodies, xor_plain, "both messages were encrypted with the same key and nonce");
+    // Each still decrypts; the second use of the number is refused as a replay, not misread.
+    assert_eq!(bob.decrypt(&e1).unwrap().plaintext, p1);
+    assert_eq!(bob.decrypt(&e2), Err(DecryptError::Invalid));
+}
+
+/// `Debug` of the core's session types prints neither secrets nor plaintext nor names: only public
+/// parts (a fingerprint prefix, counters, lengths).
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn debug_output_holds_no_secrets_or_plaintext() {
+    let mut rng = rng(45);
+    let alice_id = Identity::generate(&mut rng);
+    let bob_id = Identity::generate(&mut rng);
+    let (invite, secret) = create_invite(&bob_id, [9; 32], "Bobby Tables", NOW, TTL, &mut rng);
+    let stored_secret = secret.to_bytes();
+    let debug_invite = format!("{invite:?} {secret:?}");
+    let (mut alice, initial) = accept_invite(&alice_id, &invite, b"attack at dawn", NOW, &mut rng).unwrap();
+    let (mut bob, _) = secret.respond(&bob_id, &initial, NOW).unwrap();
+    let skipped = alice.encrypt(b"held back", &mut rng).unwrap();
+    let env = alice.encrypt(b"attack at dawn", &mut rng).unwrap();
+    let decrypted = bob.decrypt(&env).unwrap();
+    assert_eq!(bob.skipped_keys(), 1);
+    let debug = format!("{debug_invite} {alice:?} {bob:?} {decrypted:?}");
+
+    let mut secrets: Vec<&[u8]> = Vec::new();
+    let (stored_alice, stored_bob) = (alice.to_bytes(), bob.to_bytes());
+    // Everything after the two public identities of a stored session is ratchet state.
+    let state_at = 2 + 2 * client_wasm::core::IDENTITY_PUBLIC_LEN;
+    for stored in [&stored_alice[state_at..], &stored_bob[state_at..], &stored_secret[1..]] {
+        secrets.extend(stored.chunks(16).filter(|c| c.len() >= 8 && c.iter().any(|&b| b != 0)));
+    }
+    for secret in secrets {
+        assert!(!debug.contains(&hex::encode(secret)), "a secret in {debug}");
+        assert!(!debug.contains(format!("{:?}", &secret[..8]).trim_end_matches(']')), "a secret in {debug}");
+    }
+    for clear in ["attack at dawn", "Bobby Tables"] {
+        assert!(!debug.contains(clear), "{clear:?} in {debug}");
+        let bytes = format!("{:?}", clear.as_bytes());
+        assert!(!debug.contains(bytes.trim_end_matches(']')), "{clear:?} as bytes in {debug}");
+    }
+    assert!(debug.contains("plaintext_len: 14"), "{debug}");
+    assert_eq!(bob.decrypt(&skipped).unwrap().plaintext, b"held back");
+}
+
+/// Invite fragments are strict base64url without padding (RFC 4648 section 5): the standard alphabet's
+/// `+` and `/`, padding `=`, inner whitespace and non-zero trailing bits are all `Corrupt`. Only
+/// whitespace around the fragment (from copying and pasting) is trimmed.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn invite_fragments_are_strict_base64url() {
+    let mut rng = rng(46);
+    let bob = Identity::generate(&mut rng);
+    let (invite, _) = create_invite(&bob, [1; 32], "Bob", NOW, TTL, &mut rng);
+    let fragment = invite.to_fragment();
+    assert_eq!(Invite::from_fragment(&format!(" {fragment}\n"), NOW).unwrap(), invite);
+    // 1451 + 3 bytes: 484 full groups and 2 bytes left, so the last character carries 2 unused bits.
+    assert_eq!(invite.to_bytes().len() % 3, 2);
+    let last = fragment.chars().last().unwrap();
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let with_trailing_bits = alphabet.chars().nth(alphabet.find(last).unwrap() | 1).unwrap();
+    let mid = fragment.len() / 2;
+    let mut bad = vec![
+        format!("{fragment}="),
+        format!("{}{}", &fragment[..fragment.len() - 1], with_trailing_bits),
+        format!("{} {}", &fragment[..mid], &fragment[mid..]),
+    ];
+    for (url_safe, standard) in [('-', '+'), ('_', '/')] {
+        if let Some(pos) = fragment.find(url_safe) {
+            let mut s = fragment.clone();
+            s.replace_range(pos..pos + 1, &standard.to_string());
+            bad.push(s);
+        }
+    }
+    assert!(bad.len() >= 4);
+    for s in bad {
+        assert_eq!(Invite::from_fragment(&s, NOW).err(), Some(InviteError::Corrupt), "{s}");
+    }
+}
+
+/// Stored X25519 secrets are the 32 bytes as drawn, not clamped; clamping happens when they are used
+/// (RFC 7748 `decodeScalar25519`), so a secret and its clamped form are the same key.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn x25519_secrets_are_stored_raw_and_clamped_on_use() {
+    let mut stored = vec![1u8];
+    stored.extend_from_slice(&[0x42; 32]); // Ed25519 seed
+    let raw = [0xFF; 32]; // every clamped bit set the "wrong" way
+    stored.extend_from_slice(&raw);
+    let id = Identity::from_bytes(&stored).unwrap();
+    assert_eq!(&id.to_bytes()[33..], &raw, "the stored secret is kept as it was drawn");
+    let mut clamped = raw;
+    clamped[0] &= 248;
+    clamped[31] &= 127;
+    clamped[31] |= 64;
+    assert_eq!(id.public().x25519(), &client_wasm::core::kdf::x25519_public(&clamped));
+    let peer = client_wasm::core::kdf::x25519_public(&[7; 32]);
+    assert_eq!(
+        *client_wasm::core::kdf::x25519(&raw, &peer).unwrap(),
+        *client_wasm::core::kdf::x25519(&clamped, &peer).unwrap()
+    );
+}
+
+/// Ed25519 is verified strictly: a signature whose scalar is not reduced (S + l, the classic
+/// malleability) is refused, as are small-order public keys.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn ed25519_signatures_are_verified_strictly() {
+    // l = 2^252 + 27742317777372353535851937790883648493, little-endian.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut rng = rng(47);
+    let public = Identity::generate(&mut rng).public().to_bytes();
+    let mut malleated = public.clone();
+    let s = &mut malleated[65 + 32..];
+    let mut carry = 0u16;
+    for (byte, l) in s.iter_mut().zip(L) {
+        let sum = u16::from(*byte) + u16::from(l) + carry;
+        *byte = sum as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0);
+    assert_eq!(IdentityPublic::from_bytes(&malleated).err(), Some(IdentityError::BadSignature));
+    // The identity point (a small-order key) with any signature.
+    let mut weak = public.clone();
+    weak[1..33].copy_from_slice(&{
+        let mut y = [0u8; 32];
+        y[0] = 1;
+        y
+    });
+    assert_eq!(IdentityPublic::from_bytes(&weak).err(), Some(IdentityError::BadSignature));
+    assert!(IdentityPublic::from_bytes(&public).is_ok());
 }

@@ -1,4 +1,4 @@
-//! Regenerates `docs/test-vectors/doorless-v1.json` from fixed seeds and compares it byte for byte with
+//! Regenerates `docs/test-vectors/doorless-v2.json` from fixed seeds and compares it byte for byte with
 //! the committed file. Run natively with `DOORLESS_WRITE_VECTORS=1` to rewrite the file after an
 //! intentional protocol change (and say so in the commit message).
 
@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-const COMMITTED: &str = include_str!("../../docs/test-vectors/doorless-v1.json");
+const COMMITTED: &str = include_str!("../../docs/test-vectors/doorless-v2.json");
+/// The vectors of protocol version 1, frozen: what the previous release wrote.
+const V1: &str = include_str!("../../docs/test-vectors/doorless-v1.json");
 const ALICE_SEED: [u8; 32] = [0xA1; 32];
 const BOB_SEED: [u8; 32] = [0xB0; 32];
 const NOW: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -85,14 +87,14 @@ fn generate() -> String {
         let rest: Vec<_> = pending.drain(..).rev().collect();
         for (id, to, pt, env) in rest {
             let session = if to == "alice" { &mut sa } else { &mut sb };
-            assert_eq!(session.decrypt(&env).unwrap(), pt);
+            assert_eq!(session.decrypt(&env).unwrap().plaintext, pt);
             delivered_order.push(json!(id));
         }
         pending.push(held);
         if burst == 3 {
             for (id, to, pt, env) in pending.drain(..) {
                 let session = if to == "alice" { &mut sa } else { &mut sb };
-                assert_eq!(session.decrypt(&env).unwrap(), pt);
+                assert_eq!(session.decrypt(&env).unwrap().plaintext, pt);
                 delivered_order.push(json!(id));
             }
         }
@@ -101,7 +103,7 @@ fn generate() -> String {
 
     let sn = safety_number(&alice.public(), &bob.public());
     let doc = json!({
-        "description": "Doorless protocol v1 test vectors: see docs/test-vectors/README.md",
+        "description": "Doorless protocol v2 test vectors: see docs/test-vectors/README.md",
         "rng": "rand_chacha ChaCha20Rng::from_seed(seed), one stream per party, draws in the order given in README.md",
         "now": NOW,
         "alice": {
@@ -155,9 +157,31 @@ fn test_vectors_match_committed_file() {
     let generated = generate();
     #[cfg(not(target_arch = "wasm32"))]
     if std::env::var_os("DOORLESS_WRITE_VECTORS").is_some() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/test-vectors/doorless-v1.json");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/test-vectors/doorless-v2.json");
         std::fs::write(path, &generated).unwrap();
         return;
     }
-    assert!(generated == COMMITTED, "test vectors differ from docs/test-vectors/doorless-v1.json");
+    assert!(generated == COMMITTED, "test vectors differ from docs/test-vectors/doorless-v2.json");
+}
+
+/// What version 1 wrote still opens: Bob answers the v1 initial message from his stored v1 invite
+/// secret, and both stored v1 sessions open (and are written back as the current version).
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn version_1_vectors_still_open() {
+    let v1: Value = serde_json::from_str(V1).unwrap();
+    let bytes = |v: &Value| hex::decode(v.as_str().unwrap()).unwrap();
+    let bob = Identity::from_bytes(&bytes(&v1["bob"]["identity_secret"])).unwrap();
+    let secret = client_wasm::core::InviteSecret::from_bytes(&bytes(&v1["invite"]["secret"])).unwrap();
+    let initial = bytes(&v1["handshake"]["initial_message"]);
+    assert_eq!(initial[0], client_wasm::core::OLDEST_ENVELOPE_VERSION);
+    let responded_at = v1["handshake"]["responded_at"].as_u64().unwrap();
+    let (_, first) = secret.respond(&bob, &initial, responded_at).unwrap();
+    assert_eq!(first, bytes(&v1["handshake"]["first_plaintext"]));
+    for side in ["alice_session", "bob_session"] {
+        let stored = bytes(&v1["final_state"][side]);
+        assert_eq!(stored[0], 1);
+        let session = client_wasm::core::Session::from_bytes(&stored).unwrap();
+        assert_eq!(session.to_bytes()[0], client_wasm::core::SESSION_VERSION);
+    }
 }

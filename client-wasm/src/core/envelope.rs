@@ -9,8 +9,12 @@ use super::aead::{NONCE_LEN, TAG_LEN};
 use super::codec::Reader;
 use super::identity::IDENTITY_PUBLIC_LEN;
 
-/// The envelope format version this build writes and reads.
-pub const ENVELOPE_VERSION: u8 = 1;
+/// The envelope format version this build writes. Version 2 derives each message's AEAD key and nonce
+/// from the message key and the header nonce; the layout is that of version 1.
+pub const ENVELOPE_VERSION: u8 = 2;
+/// The oldest envelope version this build still reads (never writes): what a peer's tab sent before it
+/// reloaded into this release.
+pub const OLDEST_ENVELOPE_VERSION: u8 = 1;
 /// Kind byte of an initial (handshake) message.
 pub const KIND_INITIAL: u8 = 1;
 /// Kind byte of an ordinary Double Ratchet message.
@@ -83,7 +87,7 @@ pub enum EnvelopeError {
 pub fn envelope_kind(bytes: &[u8]) -> Result<EnvelopeKind, EnvelopeError> {
     let mut r = Reader::new(bytes);
     let version = r.u8().ok_or(EnvelopeError::Malformed)?;
-    if version != ENVELOPE_VERSION {
+    if !(OLDEST_ENVELOPE_VERSION..=ENVELOPE_VERSION).contains(&version) {
         return Err(EnvelopeError::UnsupportedVersion);
     }
     let kind = match r.u8().ok_or(EnvelopeError::Malformed)? {

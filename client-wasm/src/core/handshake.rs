@@ -13,7 +13,7 @@ use super::aead::{self, NONCE_LEN};
 use super::codec::Reader;
 use super::envelope::{
     ENCRYPTED_IDENTITY_LEN, ENVELOPE_VERSION, INITIAL_ENVELOPE_SIZES, KEM_CIPHERTEXT_LEN, KIND_INITIAL,
-    MAX_PLAINTEXT_LEN,
+    MAX_PLAINTEXT_LEN, OLDEST_ENVELOPE_VERSION,
 };
 use super::identity::{Identity, IdentityPublic};
 use super::invite::{INVITE_RESPONSE_GRACE_SECS, Invite, InviteSecret, parse_kem_key};
@@ -115,7 +115,8 @@ impl InviteSecret {
             return Err(HandshakeError::Malformed);
         }
         let mut r = Reader::new(initial_message);
-        if r.take(2) != Some(&[ENVELOPE_VERSION, KIND_INITIAL][..]) {
+        let version = r.u8().ok_or(HandshakeError::Malformed)?;
+        if !(OLDEST_ENVELOPE_VERSION..=ENVELOPE_VERSION).contains(&version) || r.u8() != Some(KIND_INITIAL) {
             return Err(HandshakeError::Malformed);
         }
         let ek_public = r.array::<32>().ok_or(HandshakeError::Malformed)?;
@@ -123,6 +124,10 @@ impl InviteSecret {
         let identity_aad_len = 2 + 32 + KEM_CIPHERTEXT_LEN;
         let sealed_identity = r.take(ENCRYPTED_IDENTITY_LEN).ok_or(HandshakeError::Malformed)?;
         let inner = r.rest();
+        // The embedded message is of the same version as the initial message around it.
+        if inner.first() != Some(&version) {
+            return Err(HandshakeError::Malformed);
+        }
 
         let ct = Array::try_from(ct).map_err(|_| HandshakeError::Malformed)?;
         let mut ss = self.kem_decapsulation_key().decapsulate(&ct);
@@ -145,7 +150,7 @@ impl InviteSecret {
         let (sk, hka, nhkb) = kdf::pqxdh(&dh1, &dh2, &dh3, &ss32, &self.invite_hash);
         let state = State::init_inviter(&sk, &self.prekey, &hka, &nhkb);
         let mut session = Session::new(Role::Inviter, identity.public(), joiner, state);
-        let first = session.decrypt(inner).map_err(|_| HandshakeError::Invalid)?;
+        let first = session.decrypt(inner).map_err(|_| HandshakeError::Invalid)?.plaintext;
         Ok((session, first))
     }
 }
@@ -192,7 +197,7 @@ mod tests {
             let (sk, hka, nhkb) = kdf::pqxdh(&dh1, &dh2, &dh3, &kem_secret, &secret.invite_hash);
             let state = State::init_inviter(&sk, &secret.prekey, &hka, &nhkb);
             let mut session = Session::new(Role::Inviter, bob.public(), alice.public(), state);
-            let first = session.decrypt(inner);
+            let first = session.decrypt(inner).map(|d| d.plaintext);
             assert_eq!(first.as_deref().ok() == Some(&b"attack at dawn"[..]), opens);
         }
     }

@@ -16,8 +16,12 @@ pub const INFO_PQXDH: &[u8] = b"Doorless-v1 PQXDH X25519 SHA-256 ML-KEM-768";
 pub const INFO_INITIAL_IDENTITY: &[u8] = b"Doorless-v1 initial identity";
 /// HKDF info for the Double Ratchet root KDF.
 pub const INFO_ROOT: &[u8] = b"Doorless-v1 root ratchet";
-/// HKDF info for expanding a message key into an AEAD key and nonce.
+/// HKDF info for expanding a message key into an AEAD key and nonce in version 1 envelopes (still
+/// read, never written).
 pub const INFO_MESSAGE_KEYS: &[u8] = b"Doorless-v1 message keys";
+/// HKDF info for expanding a message key and the envelope's header nonce into an AEAD key and nonce
+/// (followed by the 12-byte header nonce), version 2 envelopes.
+pub const INFO_MESSAGE_KEYS_V2: &[u8] = b"Doorless-v2 message keys";
 /// The 32 bytes of `0xFF` prepended to the PQXDH key material (X3DH/PQXDH section 2.2 `F`).
 pub const PQXDH_F: [u8; 32] = [0xFF; 32];
 /// HMAC input that derives a message key from a chain key.
@@ -115,10 +119,21 @@ pub fn chain(ck: &[u8; 32]) -> (Secret32, Secret32) {
     (hmac32(ck, CHAIN_NEXT_KEY_BYTE), hmac32(ck, CHAIN_MESSAGE_KEY_BYTE))
 }
 
-/// Expands a message key into a ChaCha20-Poly1305 key and nonce:
+/// Version 1 envelopes: expands a message key into a ChaCha20-Poly1305 key and nonce:
 /// `HKDF-SHA256(salt = 32 zero bytes, ikm = mk, info = INFO_MESSAGE_KEYS)`, 44 bytes split 32 + 12.
 pub fn message_keys(mk: &[u8; 32]) -> (Secret32, [u8; 12]) {
-    let okm = hkdf_expand::<44>(&[0u8; 32], mk, &[INFO_MESSAGE_KEYS]);
+    split_message_keys(&hkdf_expand::<44>(&[0u8; 32], mk, &[INFO_MESSAGE_KEYS]))
+}
+
+/// Version 2 envelopes: expands a message key and the envelope's random header nonce into a
+/// ChaCha20-Poly1305 key and nonce: `HKDF-SHA256(salt = 32 zero bytes, ikm = mk,
+/// info = INFO_MESSAGE_KEYS_V2 || header_nonce)`, 44 bytes split 32 + 12. A state rolled back to reuse
+/// `mk` still draws a fresh header nonce, so it never encrypts twice under one key and nonce.
+pub fn message_keys_v2(mk: &[u8; 32], header_nonce: &[u8; 12]) -> (Secret32, [u8; 12]) {
+    split_message_keys(&hkdf_expand::<44>(&[0u8; 32], mk, &[INFO_MESSAGE_KEYS_V2, header_nonce]))
+}
+
+fn split_message_keys(okm: &[u8; 44]) -> (Secret32, [u8; 12]) {
     let mut key = Zeroizing::new([0u8; 32]);
     key.copy_from_slice(&okm[..32]);
     let mut nonce = [0u8; 12];

@@ -25,7 +25,7 @@
 //! assert_eq!(first, b"hi Bob");
 //!
 //! let reply = bob_session.encrypt(b"hello Alice", &mut rng)?;
-//! assert_eq!(alice_session.decrypt(&reply)?, b"hello Alice");
+//! assert_eq!(alice_session.decrypt(&reply)?.plaintext, b"hello Alice");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -42,12 +42,13 @@ mod invite;
 pub mod kdf;
 mod safety;
 mod session;
+mod skipped;
 
 pub use content::{Content, ContentError, MessageId, Payload};
 pub use envelope::{
     ENCRYPTED_HEADER_LEN, ENVELOPE_VERSION, EnvelopeError, EnvelopeKind, HEADER_LEN, Header,
     INITIAL_ENVELOPE_SIZES, KIND_INITIAL, KIND_MESSAGE, MAX_PLAINTEXT_LEN, MESSAGE_ENVELOPE_SIZES,
-    PADDING_BUCKETS, envelope_kind, pad, unpad,
+    OLDEST_ENVELOPE_VERSION, PADDING_BUCKETS, envelope_kind, pad, unpad,
 };
 pub use handshake::{HandshakeError, accept_invite};
 pub use identity::{IDENTITY_LEN, IDENTITY_PUBLIC_LEN, Identity, IdentityError, IdentityPublic};
@@ -56,7 +57,5 @@ pub use invite::{
     create_invite,
 };
 pub use safety::{SafetyNumber, safety_number};
-pub use session::{
-    DecryptError, MAX_SKIP, MAX_STORED_SKIPPED, Role, SESSION_VERSION, Session, SessionError,
-    SessionStateError,
-};
+pub use session::{DecryptError, Decrypted, Role, SESSION_VERSION, Session, SessionError, SessionStateError};
+pub use skipped::{MAX_JUMP, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_STORED_SKIPPED};

@@ -12,18 +12,15 @@ use super::aead::{self, NONCE_LEN};
 use super::codec::Reader;
 use super::envelope::{
     self, ENCRYPTED_HEADER_LEN, ENVELOPE_VERSION, HEADER_LEN, Header, KIND_MESSAGE, MAX_PLAINTEXT_LEN,
-    MESSAGE_ENVELOPE_SIZES, MESSAGE_PREFIX_LEN,
+    MESSAGE_ENVELOPE_SIZES, MESSAGE_PREFIX_LEN, OLDEST_ENVELOPE_VERSION,
 };
 use super::identity::{IDENTITY_PUBLIC_LEN, IdentityPublic};
 use super::kdf;
+use super::skipped::{MAX_JUMP, MAX_SKIP, Skipped};
 
-/// Most message keys one chain may skip in a single step (a larger gap is refused).
-pub const MAX_SKIP: u32 = 1000;
-/// Most skipped message keys kept in total; one message needing more is refused, and when older
-/// entries push the store past this, the oldest are forgotten first.
-pub const MAX_STORED_SKIPPED: usize = 1500;
-/// Version byte of the stored session encoding.
-pub const SESSION_VERSION: u8 = 1;
+/// Version byte of the stored session encoding this build writes. Version 1 (a flat list of skipped
+/// keys) is still read.
+pub const SESSION_VERSION: u8 = 2;
 
 /// Why a message could not be encrypted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -48,8 +45,7 @@ pub enum DecryptError {
     /// Authentication failed, the keys are unknown, or the message was already received.
     #[error("message could not be decrypted")]
     Invalid,
-    /// The message would require skipping more than [`MAX_SKIP`] keys in one chain or storing more
-    /// than [`MAX_STORED_SKIPPED`] keys at once.
+    /// The message is more than [`MAX_JUMP`] messages ahead in its own chain.
     #[error("message skips too many keys")]
     TooManySkipped,
 }
@@ -75,11 +71,24 @@ pub enum Role {
     Inviter,
 }
 
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-struct SkippedKey {
-    hk: [u8; 32],
-    n: u32,
-    mk: [u8; 32],
+/// A decrypted message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Decrypted {
+    /// The plaintext, padding removed.
+    pub plaintext: Vec<u8>,
+    /// How many message keys this decryption gave up for good: keys beyond what the skipped-key
+    /// store keeps ([`MAX_SKIP`] per skip, [`MAX_JUMP`] for an old chain, [`MAX_STORED_SKIPPED`](super::MAX_STORED_SKIPPED)
+    /// and [`MAX_RECEIVING_CHAINS`](super::MAX_RECEIVING_CHAINS) in total). Those messages, if they ever arrive, no longer decrypt.
+    pub lost: u32,
+}
+
+impl fmt::Debug for Decrypted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("plaintext_len", &self.plaintext.len())
+            .field("lost", &self.lost)
+            .finish()
+    }
 }
 
 /// The ratchet variables, named as in the specification.
@@ -101,7 +110,7 @@ pub(crate) struct State {
     nhkr: [u8; 32],
     /// Set by a receiving DH ratchet step; the next `encrypt` generates a new `DHs` first.
     send_pending: bool,
-    skipped: Vec<SkippedKey>,
+    skipped: Skipped,
 }
 
 use kdf::{x25519 as dh, x25519_public as public_of};
@@ -134,7 +143,7 @@ impl State {
             nhks: *nhks,
             nhkr: *shared_nhkb,
             send_pending: false,
-            skipped: Vec::new(),
+            skipped: Skipped::default(),
         })
     }
 
@@ -160,7 +169,7 @@ impl State {
             nhks: *shared_nhkb,
             nhkr: *shared_hka,
             send_pending: false,
-            skipped: Vec::new(),
+            skipped: Skipped::default(),
         }
     }
 
@@ -204,7 +213,7 @@ impl State {
         out.extend_from_slice(&header_nonce);
         out.extend_from_slice(&encrypted_header);
         let body_ad = [ad, &out[..]].concat();
-        let (key, nonce) = kdf::message_keys(&mk);
+        let (key, nonce) = kdf::message_keys_v2(&mk, &header_nonce);
         out.extend_from_slice(&aead::seal(&key, &nonce, &body_ad, &padded));
 
         self.cks = Some(*next_ck);
@@ -212,98 +221,113 @@ impl State {
         Ok(out)
     }
 
-    /// `RatchetDecryptHE`. Mutates `self` even on failure: callers run it on a copy.
-    pub(crate) fn decrypt(&mut self, ad: &[u8], envelope: &[u8]) -> Result<Vec<u8>, DecryptError> {
+    /// `RatchetDecryptHE`, with the skipped-key policy of `docs/protocol.md` section 5.4. Returns the
+    /// plaintext and how many message keys were given up. Mutates `self` even on failure: callers run
+    /// it on a copy.
+    pub(crate) fn decrypt(&mut self, ad: &[u8], envelope: &[u8]) -> Result<Decrypted, DecryptError> {
         if !MESSAGE_ENVELOPE_SIZES.contains(&envelope.len()) {
             return Err(DecryptError::Malformed);
         }
         let mut r = Reader::new(envelope);
         let prefix = r.take(2).ok_or(DecryptError::Malformed)?;
-        if prefix != [ENVELOPE_VERSION, KIND_MESSAGE] {
+        let version = prefix[0];
+        if !(OLDEST_ENVELOPE_VERSION..=ENVELOPE_VERSION).contains(&version) || prefix[1] != KIND_MESSAGE {
             return Err(DecryptError::Malformed);
         }
         let header_nonce = r.array::<NONCE_LEN>().ok_or(DecryptError::Malformed)?;
         let encrypted_header = r.take(ENCRYPTED_HEADER_LEN).ok_or(DecryptError::Malformed)?;
-        let body = r.rest();
+        let body = Body {
+            version,
+            header_nonce: &header_nonce,
+            ad: [ad, &envelope[..MESSAGE_PREFIX_LEN]].concat(),
+            sealed: r.rest(),
+        };
         let header_ad = [prefix, ad].concat();
-        let body_ad = [ad, &envelope[..MESSAGE_PREFIX_LEN]].concat();
         let open_header = |hk: &[u8; 32]| {
+            #[cfg(test)]
+            tests::HEADER_OPENS.with(|c| c.set(c.get() + 1));
             aead::open(hk, &header_nonce, &header_ad, encrypted_header)
                 .filter(|h| h.len() == HEADER_LEN)
                 .and_then(|h| Header::decode(&h))
         };
 
-        // TrySkippedMessageKeysHE.
-        let mut tried: Vec<[u8; 32]> = Vec::new();
-        for i in 0..self.skipped.len() {
-            let hk = self.skipped[i].hk;
-            if tried.iter().any(|t| bool::from(t.ct_eq(&hk))) {
-                continue;
+        // TrySkippedMessageKeysHE: one header decryption per retained chain. A header that a stored
+        // chain's key opens but whose number is not stored is a replay or a message beyond what was
+        // skipped; it is refused, unless that chain is the current one (then it continues below).
+        let mut current = None;
+        let mut hkr_tried = false;
+        for i in 0..self.skipped.chains() {
+            let hk = *self.skipped.header_key(i);
+            let hk_is_current = self.hkr.is_some_and(|hkr| bool::from(hkr.ct_eq(&hk)));
+            hkr_tried |= hk_is_current;
+            let Some(header) = open_header(&hk) else { continue };
+            if let Some(mk) = self.skipped.take(i, header.n) {
+                let plaintext = body.open(&mk)?;
+                return Ok(Decrypted { plaintext, lost: 0 });
             }
-            tried.push(hk);
-            if let Some(header) = open_header(&hk) {
-                let found = self.skipped.iter().position(|s| bool::from(s.hk.ct_eq(&hk)) && s.n == header.n);
-                if let Some(pos) = found {
-                    let entry = self.skipped.remove(pos);
-                    tried.zeroize();
-                    return open_body(&entry.mk, &body_ad, body);
-                }
+            if !hk_is_current {
+                return Err(DecryptError::Invalid);
             }
+            current = Some(header);
+            break;
         }
-        tried.zeroize();
 
         // DecryptHeader: the current receiving header key, then the next one (a new ratchet key).
-        let (header, ratchet) = if let Some(h) = self.hkr.as_ref().and_then(&open_header) {
-            (h, false)
-        } else if let Some(h) = open_header(&self.nhkr) {
-            (h, true)
-        } else {
-            return Err(DecryptError::Invalid);
+        if current.is_none() && !hkr_tried {
+            current = self.hkr.as_ref().and_then(&open_header);
+        }
+        let (header, ratchet) = match current {
+            Some(h) => (h, false),
+            None => (open_header(&self.nhkr).ok_or(DecryptError::Invalid)?, true),
         };
 
-        let mut budget = MAX_STORED_SKIPPED;
+        let mut lost = 0u32;
         if ratchet {
-            self.skip(header.pn, &mut budget)?;
+            lost = lost.saturating_add(self.skip(header.pn, true)?);
             self.ratchet_receive(&header)?;
         } else if header.n < self.nr {
             // Already received (its key is neither current nor stored as skipped): a replay.
             return Err(DecryptError::Invalid);
         }
-        self.skip(header.n, &mut budget)?;
+        lost = lost.saturating_add(self.skip(header.n, false)?);
         let ckr = self.ckr.as_ref().ok_or(DecryptError::Invalid)?;
         let (next_ck, mk) = kdf::chain(ckr);
         self.ckr = Some(*next_ck);
         self.nr = self.nr.checked_add(1).ok_or(DecryptError::Invalid)?;
-        let plaintext = open_body(&mk, &body_ad, body)?;
-        if self.skipped.len() > MAX_STORED_SKIPPED {
-            let excess = self.skipped.len() - MAX_STORED_SKIPPED;
-            self.skipped.drain(..excess);
-        }
-        Ok(plaintext)
+        let plaintext = body.open(&mk)?;
+        Ok(Decrypted { plaintext, lost })
     }
 
-    /// `SkipMessageKeysHE`: stores the keys of messages `nr..until` of the current receiving chain.
-    fn skip(&mut self, until: u32, budget: &mut usize) -> Result<(), DecryptError> {
+    /// `SkipMessageKeysHE`: advances the receiving chain to message `until`, storing the keys of the
+    /// newest [`MAX_SKIP`] messages passed over; returns how many keys were given up (passed over and
+    /// not stored, or forgotten by the store's bounds). A gap over [`MAX_JUMP`] is refused for the
+    /// current chain, and given up without deriving anything for an `old` chain (one that a new ratchet
+    /// key is about to replace). Without a receiving chain there is nothing to skip or lose.
+    fn skip(&mut self, until: u32, old: bool) -> Result<u32, DecryptError> {
         if until <= self.nr {
-            return Ok(());
+            return Ok(0);
         }
-        let gap = until - self.nr;
-        if gap > MAX_SKIP || gap as usize > *budget {
-            return Err(DecryptError::TooManySkipped);
-        }
-        let (Some(mut ck), Some(hk)) = (self.ckr, self.hkr) else {
-            return Ok(());
+        let (Some(ck), Some(hk)) = (self.ckr, self.hkr) else {
+            return Ok(0);
         };
-        *budget -= gap as usize;
-        while self.nr < until {
-            let (next_ck, mk) = kdf::chain(&ck);
-            self.skipped.push(SkippedKey { hk, n: self.nr, mk: *mk });
-            ck = *next_ck;
-            self.nr += 1;
+        let gap = until - self.nr;
+        if gap > MAX_JUMP {
+            return if old { Ok(gap) } else { Err(DecryptError::TooManySkipped) };
         }
-        self.ckr = Some(ck);
-        ck.zeroize();
-        Ok(())
+        let first_kept = until - gap.min(MAX_SKIP);
+        let mut ck = Zeroizing::new(ck);
+        for _ in self.nr..first_kept {
+            ck = kdf::chain(&ck).0;
+        }
+        let kept = (first_kept..until).map(|n| {
+            let (next, mk) = kdf::chain(&ck);
+            ck = next;
+            (n, *mk)
+        });
+        let forgotten = self.skipped.extend(&hk, kept);
+        self.ckr = Some(*ck);
+        self.nr = until;
+        Ok((first_kept - (until - gap)).saturating_add(forgotten))
     }
 
     /// The receiving half of `DHRatchetHE`; the sending half waits for the next `encrypt`.
@@ -344,16 +368,11 @@ impl State {
         out.extend_from_slice(&self.ns.to_be_bytes());
         out.extend_from_slice(&self.nr.to_be_bytes());
         out.extend_from_slice(&self.pn.to_be_bytes());
-        // The count fits: the store never exceeds MAX_STORED_SKIPPED (< 2^16) entries.
-        out.extend_from_slice(&(self.skipped.len() as u16).to_be_bytes());
-        for s in &self.skipped {
-            out.extend_from_slice(&s.hk);
-            out.extend_from_slice(&s.n.to_be_bytes());
-            out.extend_from_slice(&s.mk);
-        }
+        self.skipped.write(out);
     }
 
-    fn read(r: &mut Reader<'_>) -> Option<Self> {
+    /// Reads the state of a stored session of `version` 1 or 2 (they differ only in the skipped keys).
+    fn read(r: &mut Reader<'_>, version: u8) -> Option<Self> {
         let flags = r.u8()?;
         if flags & !0x3f != 0 {
             return None;
@@ -385,26 +404,34 @@ impl State {
             nhks: r.array()?,
             nhkr: r.array()?,
             send_pending: flags & (1 << 5) != 0,
-            skipped: Vec::new(),
+            skipped: Skipped::default(),
         };
         state.ns = r.u32()?;
         state.nr = r.u32()?;
         state.pn = r.u32()?;
-        let count = usize::from(r.u16()?);
-        if count > MAX_STORED_SKIPPED {
-            return None;
-        }
-        for _ in 0..count {
-            state.skipped.push(SkippedKey { hk: r.array()?, n: r.u32()?, mk: r.array()? });
-        }
+        state.skipped = if version == 1 { Skipped::read_v1(r)? } else { Skipped::read(r)? };
         Some(state)
     }
 }
 
-fn open_body(mk: &[u8; 32], body_ad: &[u8], body: &[u8]) -> Result<Vec<u8>, DecryptError> {
-    let (key, nonce) = kdf::message_keys(mk);
-    let padded = aead::open(&key, &nonce, body_ad, body).ok_or(DecryptError::Invalid)?;
-    envelope::unpad(padded).ok_or(DecryptError::Invalid)
+/// The encrypted body of a message envelope and what its keys depend on.
+struct Body<'a> {
+    version: u8,
+    header_nonce: &'a [u8; NONCE_LEN],
+    ad: Vec<u8>,
+    sealed: &'a [u8],
+}
+
+impl Body<'_> {
+    fn open(&self, mk: &[u8; 32]) -> Result<Vec<u8>, DecryptError> {
+        let (key, nonce) = if self.version == OLDEST_ENVELOPE_VERSION {
+            kdf::message_keys(mk)
+        } else {
+            kdf::message_keys_v2(mk, self.header_nonce)
+        };
+        let padded = aead::open(&key, &nonce, &self.ad, self.sealed).ok_or(DecryptError::Invalid)?;
+        envelope::unpad(padded).ok_or(DecryptError::Invalid)
+    }
 }
 
 /// An established end-to-end encrypted conversation with one peer.
@@ -451,13 +478,14 @@ impl Session {
     }
 
     /// Decrypts a message envelope. On any error the session is left exactly as it was, so replays,
-    /// forgeries and corrupted blobs cannot damage it.
-    pub fn decrypt(&mut self, envelope: &[u8]) -> Result<Vec<u8>, DecryptError> {
+    /// forgeries and corrupted blobs cannot damage it. [`Decrypted::lost`] says how many earlier
+    /// messages this step gave up (a gap the application can show).
+    pub fn decrypt(&mut self, envelope: &[u8]) -> Result<Decrypted, DecryptError> {
         let ad = self.ad();
         let mut next = self.state.clone();
-        let plaintext = next.decrypt(&ad, envelope)?;
+        let decrypted = next.decrypt(&ad, envelope)?;
         self.state = next;
-        Ok(plaintext)
+        Ok(decrypted)
     }
 
     /// The peer's identity, fixed for the life of the session.
@@ -480,6 +508,12 @@ impl Session {
         self.state.skipped.len()
     }
 
+    /// Number of receiving chains whose skipped keys are kept (each costs one header decryption per
+    /// incoming blob); at most [`MAX_RECEIVING_CHAINS`](super::MAX_RECEIVING_CHAINS).
+    pub fn retained_chains(&self) -> usize {
+        self.state.skipped.chains()
+    }
+
     /// Encodes for storage: `version(1) || role(1) || own identity(129) || peer identity(129) ||
     /// ratchet state` (layout in `docs/protocol.md`). Contains secrets: store it encrypted.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
@@ -498,7 +532,8 @@ impl Session {
     /// Decodes a stored session.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SessionStateError> {
         let mut r = Reader::new(bytes);
-        if r.u8().ok_or(SessionStateError::Corrupt)? != SESSION_VERSION {
+        let version = r.u8().ok_or(SessionStateError::Corrupt)?;
+        if !(1..=SESSION_VERSION).contains(&version) {
             return Err(SessionStateError::UnsupportedVersion);
         }
         let role = match r.u8() {
@@ -513,7 +548,7 @@ impl Session {
         };
         let own = identity()?;
         let peer = identity()?;
-        let state = State::read(&mut r).ok_or(SessionStateError::Corrupt)?;
+        let state = State::read(&mut r, version).ok_or(SessionStateError::Corrupt)?;
         if !r.is_empty() {
             return Err(SessionStateError::Corrupt);
         }
@@ -536,5 +571,126 @@ impl fmt::Debug for Session {
             .field("received_in_chain", &self.state.nr)
             .field("skipped_keys", &self.state.skipped.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    use super::*;
+    use crate::core::{Identity, MAX_RECEIVING_CHAINS, accept_invite, create_invite};
+
+    thread_local! {
+        pub(super) static HEADER_OPENS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn pair(seed: u8) -> (Session, Session, ChaCha20Rng) {
+        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+        let a = Identity::generate(&mut rng);
+        let b = Identity::generate(&mut rng);
+        let (invite, secret) = create_invite(&b, [1; 32], "B", 1_000, 3_600, &mut rng);
+        let (alice, initial) = accept_invite(&a, &invite, b"hi", 1_000, &mut rng).unwrap();
+        let (bob, _) = secret.respond(&b, &initial, 1_000).unwrap();
+        (alice, bob, rng)
+    }
+
+    /// What a modified client can do: start a new sending chain without having received anything.
+    fn force_step(s: &mut Session) {
+        s.state.pn = s.state.ns;
+        s.state.ns = 0;
+        s.state.hks = Some(s.state.nhks);
+        s.state.send_pending = true;
+    }
+
+    #[test]
+    fn forced_ratchet_steps_do_not_multiply_header_trials() {
+        let (mut alice, mut bob, mut rng) = pair(1);
+        for _ in 0..100 {
+            // Each chain: message 1 arrives, message 0 never does (one skipped key per chain).
+            let _lost = alice.encrypt(b"0", &mut rng).unwrap();
+            let env = alice.encrypt(b"1", &mut rng).unwrap();
+            bob.decrypt(&env).unwrap();
+            force_step(&mut alice);
+        }
+        let garbage = {
+            let mut g = alice.encrypt(b"x", &mut rng).unwrap();
+            g[20] ^= 1;
+            g
+        };
+        HEADER_OPENS.with(|c| c.set(0));
+        assert!(bob.decrypt(&garbage).is_err());
+        let opens = HEADER_OPENS.with(Cell::get);
+        assert!(opens <= MAX_RECEIVING_CHAINS as u64 + 2, "{opens} header decryptions for one blob");
+    }
+
+    /// A message more than MAX_JUMP ahead in its own chain is refused (nothing changes); an old chain
+    /// that far behind is given up without deriving a single key, and the new chain works.
+    #[test]
+    fn jumps_beyond_max_jump() {
+        let (mut alice, mut bob, mut rng) = pair(3);
+        let first = alice.encrypt(b"0", &mut rng).unwrap();
+        bob.decrypt(&first).unwrap();
+        // A modified sender skips MAX_JUMP + 1 numbers (its chain key is not what that number needs,
+        // but the check comes before any derivation).
+        assert_eq!(bob.state.nr, alice.state.ns);
+        alice.state.ns += MAX_JUMP + 1;
+        let far = alice.encrypt(b"far", &mut rng).unwrap();
+        let before = bob.to_bytes();
+        assert_eq!(bob.decrypt(&far), Err(DecryptError::TooManySkipped));
+        assert_eq!(*bob.to_bytes(), *before);
+        // The sender moves to a new chain; the rest of the old one (MAX_JUMP + 2 numbers) is given up.
+        force_step(&mut alice);
+        let next = alice.encrypt(b"next", &mut rng).unwrap();
+        let d = bob.decrypt(&next).unwrap();
+        assert_eq!((d.plaintext.as_slice(), d.lost), (&b"next"[..], MAX_JUMP + 2));
+        assert_eq!(bob.skipped_keys(), 0);
+    }
+
+    /// Without a receiving chain (the inviter before the first message) there is nothing to skip: a
+    /// header's `pn` is ignored, whatever it says, and nothing counts as lost.
+    #[test]
+    fn header_pn_is_ignored_without_a_receiving_chain() {
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        let a = Identity::generate(&mut rng);
+        let b = Identity::generate(&mut rng);
+        let bob_ratchet = [5u8; 32];
+        let (sk, hka, nhkb) = ([6u8; 32], [7u8; 32], [8u8; 32]);
+        let joiner =
+            State::init_joiner(&mut rng, &sk, &kdf::x25519_public(&bob_ratchet), &hka, &nhkb).unwrap();
+        let mut alice = Session::new(Role::Joiner, a.public(), b.public(), joiner);
+        let inviter = State::init_inviter(&sk, &bob_ratchet, &hka, &nhkb);
+        let mut bob = Session::new(Role::Inviter, b.public(), a.public(), inviter);
+        assert!(!bob.state.send_pending && bob.state.ckr.is_none());
+        alice.state.pn = u32::MAX;
+        let env = alice.encrypt(b"first", &mut rng).unwrap();
+        assert_eq!(bob.decrypt(&env).unwrap(), Decrypted { plaintext: b"first".to_vec(), lost: 0 });
+        assert_eq!(bob.skipped_keys(), 0);
+    }
+
+    #[test]
+    fn a_used_skipped_key_leaves_no_copy_behind() {
+        let (mut alice, mut bob, mut rng) = pair(2);
+        let envs: Vec<_> = (0..4).map(|_| alice.encrypt(b"m", &mut rng).unwrap()).collect();
+        bob.decrypt(&envs[3]).unwrap();
+        let mk = bob.state.skipped.newest_key();
+        bob.decrypt(&envs[2]).unwrap();
+        let bytes = bob.state.skipped.spare_bytes();
+        assert!(!bytes.is_empty());
+        assert!(!bytes.windows(32).any(|w| w == mk), "the used message key is still in memory");
+        // The last key of a chain takes the chain with it; neither its key nor its header key stays.
+        let hk = *bob.state.skipped.header_key(0);
+        let mk = bob.state.skipped.newest_key();
+        bob.decrypt(&envs[1]).unwrap();
+        let mk0 = bob.state.skipped.newest_key();
+        bob.decrypt(&envs[0]).unwrap();
+        assert_eq!(bob.skipped_keys(), 0);
+        let bytes = bob.state.skipped.spare_bytes();
+        for secret in [hk, mk, mk0] {
+            assert!(!bytes.windows(32).any(|w| w == secret), "a removed secret is still in memory");
+        }
     }
 }

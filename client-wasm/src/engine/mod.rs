@@ -716,7 +716,7 @@ impl Engine {
         if let Some((contact, on_current)) = found {
             let id = contact.id;
             let missing_before = contact.session.skipped_keys();
-            let Ok(plaintext) = contact.session.decrypt(payload) else {
+            let Ok(plaintext) = contact.session.decrypt(payload).map(|d| d.plaintext) else {
                 events.push(Event::Undecryptable);
                 return Handled::Done;
             };

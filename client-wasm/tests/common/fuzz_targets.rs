@@ -69,10 +69,17 @@ pub fn header(data: &[u8]) {
     }
 }
 
-/// Target `session_state`: a stored session; a decoded one must re-encode identically and keep working.
+/// Target `session_state`: a stored session; a decoded one must re-encode identically (a session of
+/// an older stored version is re-encoded in the current one, which then round-trips) and keep working.
 pub fn session_state(data: &[u8]) {
     if let Ok(mut s) = Session::from_bytes(data) {
-        assert_eq!(&*s.to_bytes(), data);
+        let encoded = s.to_bytes();
+        if data.first() == Some(&client_wasm::core::SESSION_VERSION) {
+            assert_eq!(&*encoded, data);
+        } else {
+            let again = Session::from_bytes(&encoded).expect("a re-encoded session decodes");
+            assert_eq!(*again.to_bytes(), *encoded);
+        }
         let _ = s.decrypt(&fixture().message);
         let mut rng = ChaCha20Rng::from_seed([1; 32]);
         let _ = s.encrypt(b"x", &mut rng);
