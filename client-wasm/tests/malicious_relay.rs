@@ -9,7 +9,8 @@
 mod relay;
 
 use client_wasm::core::{INITIAL_ENVELOPE_SIZES, MESSAGE_ENVELOPE_SIZES};
-use client_wasm::engine::{ContactId, Delivery, EngineError, Event};
+use client_wasm::engine::{ContactId, Delivery, EngineError, Event, MessageKind};
+use doorless_frames::Frame;
 use doorless_frames::MailboxId;
 use relay::{NOW, World, invite};
 
@@ -475,4 +476,46 @@ fn a_hello_must_name_a_mailbox_that_is_not_ours_or_another_contacts() {
     let (_, initial) = accept_invite(&identity, &invite, &hello.encode().unwrap(), NOW, &mut w.rng).unwrap();
     w.inject(MailboxId(invite.reply_mailbox()), initial);
     assert_eq!(w.engines[0].contacts().count(), 1);
+}
+
+#[test]
+fn messages_given_up_after_a_long_gap_show_in_the_conversation() {
+    let (mut w, bob, alice) = pair();
+    // The relay drops 1,100 of Bob's messages in a row: more than the skipped keys one step keeps.
+    w.relay.hold.insert(0);
+    for n in 0..1_100 {
+        w.engines[1].send_text(alice, &format!("lost {n}"), NOW, &mut w.rng).unwrap();
+        w.pump();
+    }
+    w.relay.hold.remove(&0);
+    w.relay.held.clear();
+    let stored: Vec<(MailboxId, u64)> =
+        w.relay.stored.iter().flat_map(|(m, blobs)| blobs.iter().map(|(s, _)| (*m, *s))).collect();
+    // Dropped for good: the relay deletes them as if acknowledged.
+    for (mailbox, seq) in stored {
+        w.relay.handle(0, Frame::Ack { mailbox, seq });
+    }
+    let events = {
+        let h = w.send_held(1, alice, "after the gap", 0);
+        w.deliver_held(&h)
+    };
+    assert!(events.contains(&Event::MessagesLost(bob)));
+    let log: Vec<_> = w.engines[0].contact(bob).unwrap().messages.iter().cloned().collect();
+    let lost: Vec<_> = log.iter().filter(|m| matches!(m.kind, MessageKind::Lost { .. })).collect();
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].kind, MessageKind::Lost { count: 1_100 - client_wasm::core::MAX_SKIP });
+    assert_eq!(log.last().unwrap().text, "after the gap");
+    // The notice stays through a reload.
+    w.reload(0);
+    assert_eq!(
+        w.engines[0]
+            .contact(bob)
+            .unwrap()
+            .messages
+            .iter()
+            .filter(|m| matches!(m.kind, MessageKind::Lost { .. }))
+            .count(),
+        1
+    );
+    still_works(&mut w, bob, alice, "and on");
 }

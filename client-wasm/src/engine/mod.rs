@@ -81,6 +81,12 @@ pub enum MessageKind {
     Text,
     /// A notice: the contact's safety number changed.
     SafetyNumberChanged,
+    /// A notice: this many of the contact's messages can no longer be received (a gap longer than
+    /// the ratchet keeps keys for: the relay dropped them, or they expired while nobody read them).
+    Lost {
+        /// How many.
+        count: u32,
+    },
 }
 
 /// One entry in a conversation. `Debug` prints no text.
@@ -242,6 +248,8 @@ pub enum Event {
     SafetyNumberChanged(ContactId),
     /// The contact's display name changed.
     ProfileChanged(ContactId),
+    /// Messages of this contact were given up for good (see [`MessageKind::Lost`]).
+    MessagesLost(ContactId),
     /// The ratchet saw message numbers that have not arrived: dropped or delayed by the relay.
     Gap(ContactId),
     /// The relay refused something; the code is stable and contains no user data.
@@ -716,10 +724,25 @@ impl Engine {
         if let Some((contact, on_current)) = found {
             let id = contact.id;
             let missing_before = contact.session.skipped_keys();
-            let Ok(plaintext) = contact.session.decrypt(payload).map(|d| d.plaintext) else {
+            // Every failure here is for good: tampered, replayed, foreign, or too far ahead in its
+            // chain (the messages before it were dropped: no later state brings them).
+            let Ok(decrypted) = contact.session.decrypt(payload) else {
                 events.push(Event::Undecryptable);
                 return Handled::Done;
             };
+            let plaintext = decrypted.plaintext;
+            if decrypted.lost > 0 {
+                contact.messages.push(Message {
+                    id: [0; 16],
+                    kind: MessageKind::Lost { count: decrypted.lost },
+                    outgoing: false,
+                    text: String::new(),
+                    sent_at: now,
+                    received_at: now,
+                    delivery: Delivery::Delivered,
+                });
+                events.push(Event::MessagesLost(id));
+            }
             if on_current && let Some(retiring) = contact.retiring.as_mut() {
                 // The joiner writes to the fresh mailbox: the printed one goes at the next connection.
                 retiring.switched = true;

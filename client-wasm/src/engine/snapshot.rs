@@ -6,8 +6,10 @@
 //!   after the move to a fresh one (`retiring`) and whether that move is still to be announced,
 //!   and per invite the count of failed answers; version 2 records are still read (no invite
 //!   mailbox to retire, no failures counted).
-//! - `log/<contact>/<chunk>` (hex): `version: u8 = 1 | postcard(Vec<Message>)` — one chunk of a
-//!   conversation ([`super::log::CHUNK_LEN`] messages). Written only when it changed.
+//! - `log/<contact>/<chunk>` (hex): `version: u8 = 2 | postcard(Vec<Message>)` — one chunk of a
+//!   conversation ([`super::log::CHUNK_LEN`] messages). Written only when it changed. Version 2
+//!   adds the message kind `Lost` (index 2, with a count); version 1 chunks (kinds 0 and 1 only)
+//!   are still read, and an older build refuses a version 2 chunk as unsupported rather than corrupt.
 //! - `state`: the version-1 snapshot of earlier releases (everything in one record, messages
 //!   included). Still read; the first save replaces it with the records above.
 //!
@@ -33,7 +35,9 @@ const PROFILE_V2: u8 = 2;
 /// The version of the single-record snapshot of earlier releases.
 const LEGACY_VERSION: u8 = 1;
 /// The current version of a log chunk record.
-const CHUNK_VERSION: u8 = 1;
+const CHUNK_VERSION: u8 = 2;
+/// The previous version of a log chunk record (a subset of the current one).
+const CHUNK_V1: u8 = 1;
 
 /// The profile record's name.
 pub const PROFILE_RECORD: &str = "profile";
@@ -357,7 +361,7 @@ impl Engine {
                 legacy = Some(bytes);
             } else if let Some(key) = ChunkKey::parse(name) {
                 let (&version, body) = bytes.split_first().ok_or(SnapshotError::Corrupt)?;
-                if version != CHUNK_VERSION {
+                if version != CHUNK_VERSION && version != CHUNK_V1 {
                     return Err(SnapshotError::UnsupportedVersion);
                 }
                 let messages: Vec<Message> =
