@@ -400,6 +400,8 @@ fn the_printed_mailbox_is_dropped_when_its_time_is_up_even_if_the_joiner_is_sile
     let printed = link_mailbox(&link.fragment);
     w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
     w.pump();
+    // What is kept, and until when, is stored.
+    w.reload(0);
     w.now = NOW + client_wasm::engine::INVITE_TTL_SECS;
     assert!(w.subscribed_on_reconnect(0).contains(&printed));
     w.now += 1;

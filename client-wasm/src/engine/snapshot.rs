@@ -1,4 +1,4 @@
-//! The engine's stored form: named records, written together.
+//! The engine's stored form: named records, written together (specified in `docs/stored-profile.md`).
 //!
 //! - `profile`: `version: u8 = 3 | postcard(ProfileV3)` — identity, contacts with their ratchet
 //!   sessions and message counts, open invites, the outbox. Rewritten on every save; its size does
