@@ -261,7 +261,7 @@ fn a_profile_stored_by_the_previous_release_opens_and_is_migrated() {
     );
 }
 
-/// A profile stored as profile record version 2 (fixture written by `write_profile_v2_fixture`
+/// A profile stored as profile record version 2 (fixture written by `write_profile_fixture`
 /// before the record changed) opens with its conversation, verified contact, open invite and
 /// outbox, and the conversation goes on.
 #[test]
@@ -427,13 +427,15 @@ fn a_name_change_reaches_contacts() {
     assert!(matches!(w.engines[0].set_name("   ", NOW, &mut w.rng), Err(EngineError::InvalidName)));
 }
 
-/// Writes `fixtures/profile-v2.bin` from the current code (run by hand when the format changes:
-/// `cargo test -p client-wasm --test engine -- --ignored write_profile_v2_fixture`). Alice (seed 7)
-/// paired with Bob, 70 messages each, marked Bob verified, has one open invite and wrote
-/// "offline" without a connection. Records as `postcard(Vec<(name, bytes)>)`.
+/// Writes `fixtures/profile-v<N>.bin`, N the current profile record version, from the current code
+/// (run by hand before the format changes, so the old format keeps a test:
+/// `cargo test -p client-wasm --test engine -- --ignored write_profile_fixture`). `profile-v2.bin`
+/// was written by it before version 3. Alice (seed 7) paired with Bob, 70 messages each, marked Bob
+/// verified, has one open invite and wrote "offline" without a connection. Records as
+/// `postcard(Vec<(name, bytes)>)`.
 #[test]
 #[ignore]
-fn write_profile_v2_fixture() {
+fn write_profile_fixture() {
     let (mut w, bob, alice) = relay::pair(7);
     for i in 0..70 {
         w.engines[0].send_text(bob, &format!("a{i}"), NOW, &mut w.rng).unwrap();
@@ -449,6 +451,7 @@ fn write_profile_v2_fixture() {
     w.engines[0].send_text(bob, "offline", NOW, &mut w.rng).unwrap();
     w.save(0);
     let records: Vec<(String, Vec<u8>)> = w.stores[0].clone().into_iter().collect();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/profile-v2.bin");
+    let version = w.stores[0][PROFILE_RECORD][0];
+    let path = format!("{}/tests/fixtures/profile-v{version}.bin", env!("CARGO_MANIFEST_DIR"));
     std::fs::write(path, postcard::to_allocvec(&records).unwrap()).unwrap();
 }

@@ -278,9 +278,13 @@ fn fresh_bob(w: &mut World) {
     w.connect(1);
 }
 
-/// The mailbox an invite link names (public: anyone who saw the link or the QR code knows it).
-fn link_mailbox(fragment: &str) -> MailboxId {
-    MailboxId(client_wasm::core::Invite::from_fragment(fragment, NOW).unwrap().reply_mailbox())
+/// Alice makes an invite; returns it and the mailbox its link names (public: anyone who saw the
+/// link or the QR code knows it).
+fn open_invite(w: &mut World) -> (client_wasm::engine::InviteLink, MailboxId) {
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let mailbox = client_wasm::core::Invite::from_fragment(&link.fragment, NOW).unwrap().reply_mailbox();
+    (link, MailboxId(mailbox))
 }
 
 /// Bob answers `fragment`; the relay keeps the initial message back and returns it.
@@ -295,10 +299,8 @@ fn held_answer(w: &mut World, joiner: usize, fragment: &str) -> relay::Held {
 #[test]
 fn blobs_that_do_not_answer_an_invite_do_not_consume_it() {
     let mut w = World::new(&["Alice", "Bob", "Carol"], 7);
-    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
-    let other = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
-    w.pump();
-    let target = link_mailbox(&link.fragment);
+    let (link, target) = open_invite(&mut w);
+    let (other, _) = open_invite(&mut w);
     // Five garbage bytes from someone who saw the link.
     w.inject(target, vec![1, 2, 3, 4, 5]);
     // Carol's honest answer to the *other* invite, replayed into this one's mailbox.
@@ -318,9 +320,7 @@ fn blobs_that_do_not_answer_an_invite_do_not_consume_it() {
 #[test]
 fn an_invite_is_retired_after_sixteen_failed_answers() {
     let mut w = World::new(&["Alice", "Bob"], 7);
-    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
-    w.pump();
-    let target = link_mailbox(&link.fragment);
+    let (link, target) = open_invite(&mut w);
     for n in 0..client_wasm::engine::MAX_FAILED_ANSWERS {
         assert!(w.subscribed_on_reconnect(0).contains(&target), "still open after {n} failures");
         w.inject(target, vec![n as u8; INITIAL_ENVELOPE_SIZES[0]]);
@@ -355,9 +355,7 @@ fn a_second_message_delivered_before_the_initial_one_waits_for_it() {
 #[test]
 fn expired_invites_are_forgotten_and_no_longer_subscribed() {
     let mut w = World::new(&["Alice", "Bob"], 7);
-    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
-    w.pump();
-    let target = link_mailbox(&link.fragment);
+    let (link, target) = open_invite(&mut w);
     w.now = link.expires_at + client_wasm::core::INVITE_RESPONSE_GRACE_SECS;
     assert!(w.subscribed_on_reconnect(0).contains(&target), "answers are taken until the grace ends");
     w.now += 1;
@@ -370,9 +368,7 @@ fn expired_invites_are_forgotten_and_no_longer_subscribed() {
 #[test]
 fn the_inviter_moves_off_the_mailbox_printed_in_the_link() {
     let mut w = World::new(&["Alice", "Bob"], 7);
-    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
-    w.pump();
-    let printed = link_mailbox(&link.fragment);
+    let (link, printed) = open_invite(&mut w);
     let alice = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
     w.pump();
     let bob = w.engines[0].contacts().next().unwrap().id;
@@ -395,9 +391,7 @@ fn the_inviter_moves_off_the_mailbox_printed_in_the_link() {
 #[test]
 fn the_printed_mailbox_is_dropped_when_its_time_is_up_even_if_the_joiner_is_silent() {
     let mut w = World::new(&["Alice", "Bob"], 7);
-    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
-    w.pump();
-    let printed = link_mailbox(&link.fragment);
+    let (link, printed) = open_invite(&mut w);
     w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
     w.pump();
     // What is kept, and until when, is stored.

@@ -19,8 +19,10 @@
 //! a migration in [`Engine::restore`]; old records stay readable.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::mem::take;
 
 use serde::{Deserialize, Serialize};
+
 use zeroize::{Zeroize, Zeroizing};
 
 use super::log::{Log, MissingChunk};
@@ -232,6 +234,48 @@ impl Drop for RetiringV1 {
     }
 }
 
+/// Version 2 is version 3 with nothing to retire, no announcement due and no failed answers.
+/// (Fields are taken, not moved: both types zeroize their secrets on drop.)
+impl From<ProfileV2> for ProfileV3 {
+    fn from(mut p: ProfileV2) -> Self {
+        Self {
+            identity: take(&mut p.identity),
+            name: take(&mut p.name),
+            contacts: p
+                .contacts
+                .iter_mut()
+                .map(|c| ContactV3 {
+                    id: c.id,
+                    name: take(&mut c.name),
+                    session: take(&mut c.session),
+                    inbox: c.inbox,
+                    outbox: c.outbox,
+                    messages: c.messages,
+                    unread: c.unread,
+                    verified: c.verified,
+                    blocked: c.blocked,
+                    retiring: None,
+                    announce: false,
+                })
+                .collect(),
+            invites: p
+                .invites
+                .iter_mut()
+                .map(|i| InviteV3 {
+                    secret: take(&mut i.secret),
+                    inbox: i.inbox,
+                    for_contact: i.for_contact,
+                    failed: 0,
+                })
+                .collect(),
+            next_contact: p.next_contact,
+            unconfirmed: take(&mut p.unconfirmed),
+            next_request: p.next_request,
+            undecryptable: p.undecryptable,
+        }
+    }
+}
+
 /// One contact as stored, whatever the version.
 struct StoredContact<'a> {
     id: ContactId,
@@ -389,52 +433,33 @@ impl Engine {
         let mut log = |id: ContactId, messages: u32| {
             Log::from_chunks(messages as usize, chunks.remove(&id).unwrap_or_default())
         };
-        let engine = match version {
-            PROFILE_VERSION => {
-                let p: ProfileV3 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
-                let mut contacts = Vec::new();
-                for c in &p.contacts {
-                    contacts.push(StoredContact {
-                        id: c.id,
-                        name: &c.name,
-                        session: &c.session,
-                        inbox: &c.inbox,
-                        outbox: c.outbox,
-                        log: log(c.id, c.messages)?,
-                        unread: c.unread,
-                        verified: c.verified,
-                        blocked: c.blocked,
-                        retiring: c.retiring.clone(),
-                        announce: c.announce,
-                    });
-                }
-                let invites = p.invites.iter().map(StoredInvite::from).collect();
-                Self::assemble(&p.identity, &p.name, contacts, invites, &p.unconfirmed, counters(&p))?
-            }
+        let p: ProfileV3 = match version {
+            PROFILE_VERSION => postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?,
             PROFILE_V2 => {
                 let p: ProfileV2 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
-                let mut contacts = Vec::new();
-                for c in &p.contacts {
-                    contacts.push(StoredContact {
-                        id: c.id,
-                        name: &c.name,
-                        session: &c.session,
-                        inbox: &c.inbox,
-                        outbox: c.outbox,
-                        log: log(c.id, c.messages)?,
-                        unread: c.unread,
-                        verified: c.verified,
-                        blocked: c.blocked,
-                        retiring: None,
-                        announce: false,
-                    });
-                }
-                let invites = p.invites.iter().map(StoredInvite::from).collect();
-                Self::assemble(&p.identity, &p.name, contacts, invites, &p.unconfirmed, counters(&p))?
+                p.into()
             }
             v if v > PROFILE_VERSION => return Err(SnapshotError::UnsupportedVersion),
             _ => return Err(SnapshotError::Corrupt),
         };
+        let mut contacts = Vec::new();
+        for c in &p.contacts {
+            contacts.push(StoredContact {
+                id: c.id,
+                name: &c.name,
+                session: &c.session,
+                inbox: &c.inbox,
+                outbox: c.outbox,
+                log: log(c.id, c.messages)?,
+                unread: c.unread,
+                verified: c.verified,
+                blocked: c.blocked,
+                retiring: c.retiring.clone(),
+                announce: c.announce,
+            });
+        }
+        let invites = p.invites.iter().map(StoredInvite::from).collect();
+        let engine = Self::assemble(&p.identity, &p.name, contacts, invites, &p.unconfirmed, counters(&p))?;
         if !chunks.is_empty() {
             // Chunks of a conversation the profile does not have.
             return Err(SnapshotError::Corrupt);
