@@ -349,6 +349,7 @@ fn a_second_message_delivered_before_the_initial_one_waits_for_it() {
     w.deliver_held(&initial);
     let bob = w.engines[0].contacts().next().expect("the invite was answered").id;
     assert_eq!(w.texts(0, bob), ["right after the hello"]);
+    assert_eq!(w.engines[0].undecryptable(), 0, "the answer is not delivered a second time");
     still_works(&mut w, bob, alice, "in order again");
 }
 

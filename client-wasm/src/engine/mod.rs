@@ -345,6 +345,9 @@ pub struct Engine {
     next_request: u32,
     /// Blobs in our mailboxes that did not decrypt (tampering, replays, foreign data): a count only.
     undecryptable: u32,
+    /// A mailbox to subscribe again once the current delivery is acknowledged (an answered
+    /// invite's, where a blob was left for later), so the relay delivers that blob again.
+    resubscribe: Option<Mailbox>,
     /// Frames for the socket.
     out: VecDeque<Frame>,
 }
@@ -394,6 +397,7 @@ impl Engine {
             unconfirmed: VecDeque::new(),
             next_request: 1,
             undecryptable: 0,
+            resubscribe: None,
             out: VecDeque::new(),
         }
     }
@@ -693,6 +697,10 @@ impl Engine {
                 if handled == Handled::Done && self.may_acknowledge(mailbox, seq) {
                     self.out.push_back(Frame::Ack { mailbox, seq });
                 }
+                // After the acknowledgement, so the answer itself is not delivered again.
+                if let Some(inbox) = self.resubscribe.take() {
+                    self.subscribe(&inbox);
+                }
             }
             Frame::Error { code, .. } => events.push(Event::RelayError(code)),
             Frame::Ping { nonce } => self.out.push_back(Frame::Pong { nonce }),
@@ -860,7 +868,7 @@ impl Engine {
         self.subscribe(&fresh);
         if pending.deferred.is_some() {
             // Subscribing again makes the relay deliver what was left for this answer.
-            self.subscribe(&pending.inbox);
+            self.resubscribe = Some(pending.inbox.clone());
         }
         let retiring = Retiring { inbox: pending.inbox.clone(), until: u64::MAX, switched: false };
         let target = pending

@@ -554,6 +554,7 @@ impl Engine {
             unconfirmed: unconfirmed.iter().cloned().collect::<VecDeque<_>>(),
             next_request,
             undecryptable,
+            resubscribe: None,
             out: VecDeque::new(),
         })
     }
