@@ -516,3 +516,24 @@ fn messages_given_up_after_a_long_gap_show_in_the_conversation() {
     );
     still_works(&mut w, bob, alice, "and on");
 }
+
+#[test]
+fn a_stranger_cannot_retire_an_invite_by_waiting_for_reconnects() {
+    let mut w = World::new(&["Alice", "Bob"], 7);
+    let (link, target) = open_invite(&mut w);
+    // Something shaped like a ratchet message (left for later, not acknowledged), then garbage
+    // behind it, which the relay therefore delivers again on every connection.
+    let mut message_like = vec![0x33; MESSAGE_ENVELOPE_SIZES[0]];
+    message_like[..2].copy_from_slice(&[client_wasm::core::ENVELOPE_VERSION, client_wasm::core::KIND_MESSAGE]);
+    w.inject(target, message_like);
+    for n in 0..4 {
+        w.inject(target, vec![n; INITIAL_ENVELOPE_SIZES[0]]);
+    }
+    for _ in 0..client_wasm::engine::MAX_FAILED_ANSWERS {
+        assert!(w.subscribed_on_reconnect(0).contains(&target));
+    }
+    let alice = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let bob = w.engines[0].contacts().next().expect("the invite still works").id;
+    still_works(&mut w, bob, alice, "despite the stranger");
+}
