@@ -279,13 +279,9 @@ fn a_profile_stored_as_version_2_opens() {
     assert_eq!((texts[0], texts[1], texts[140]), ("a0", "b0", "offline"));
     assert_eq!(engine.unconfirmed(), 1);
     // The open invite is still subscribed: its mailbox plus Bob's.
-    let mut engine = engine;
-    engine.on_connected();
-    engine.take_frames();
-    let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([1; 32]);
-    engine.on_frame(Frame::Challenge { challenge: [3; 32], max_frame_len: 262_144 }, NOW, &mut rng);
-    let subscribes = engine.take_frames().iter().filter(|f| matches!(f, Frame::Subscribe { .. })).count();
-    assert_eq!(subscribes, 2);
+    let mut w = World::new(&[], 1);
+    let alice = w.adopt(engine);
+    assert_eq!(w.subscribed_on_reconnect(alice).len(), 2);
 }
 
 #[test]

@@ -524,7 +524,8 @@ fn a_stranger_cannot_retire_an_invite_by_waiting_for_reconnects() {
     // Something shaped like a ratchet message (left for later, not acknowledged), then garbage
     // behind it, which the relay therefore delivers again on every connection.
     let mut message_like = vec![0x33; MESSAGE_ENVELOPE_SIZES[0]];
-    message_like[..2].copy_from_slice(&[client_wasm::core::ENVELOPE_VERSION, client_wasm::core::KIND_MESSAGE]);
+    message_like[..2]
+        .copy_from_slice(&[client_wasm::core::ENVELOPE_VERSION, client_wasm::core::KIND_MESSAGE]);
     w.inject(target, message_like);
     for n in 0..4 {
         w.inject(target, vec![n; INITIAL_ENVELOPE_SIZES[0]]);

@@ -131,6 +131,17 @@ impl World {
         world
     }
 
+    /// Adds a profile (a restored one, say) and connects it; returns its index.
+    pub fn adopt(&mut self, engine: Engine) -> usize {
+        self.engines.push(engine);
+        self.online.push(false);
+        self.events.push(Vec::new());
+        self.stores.push(Default::default());
+        let i = self.engines.len() - 1;
+        self.connect(i);
+        i
+    }
+
     /// Stores what engine `i` changed since its last save, as the owner tab does; returns the
     /// number of records written.
     pub fn save(&mut self, i: usize) -> usize {
