@@ -5,7 +5,8 @@
 mod relay;
 
 use client_wasm::engine::{
-    CHUNK_LEN, ContactId, Delivery, Engine, EngineError, Event, LEGACY_RECORD, PROFILE_RECORD, SnapshotError,
+    CHUNK_LEN, ContactId, Delivery, Engine, EngineError, Event, InviteConflict, LEGACY_RECORD,
+    PROFILE_RECORD, SnapshotError,
 };
 use doorless_frames::Frame;
 use relay::{NOW, World};
@@ -260,12 +261,36 @@ fn a_profile_stored_by_the_previous_release_opens_and_is_migrated() {
     );
 }
 
+/// A profile stored as profile record version 2 (fixture written by `write_profile_fixture`
+/// before the record changed) opens with its conversation, verified contact, open invite and
+/// outbox, and the conversation goes on.
+#[test]
+fn a_profile_stored_as_version_2_opens() {
+    let records: Vec<(String, Vec<u8>)> =
+        postcard::from_bytes(include_bytes!("fixtures/profile-v2.bin")).expect("fixture decodes");
+    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(2));
+    let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
+    assert_eq!(engine.name(), "Alice");
+    let bob = engine.contacts().next().unwrap();
+    assert_eq!(bob.name, "Bob");
+    assert!(bob.verified && !bob.blocked);
+    let texts: Vec<&str> = bob.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts.len(), 141);
+    assert_eq!((texts[0], texts[1], texts[140]), ("a0", "b0", "offline"));
+    assert_eq!(engine.unconfirmed(), 1);
+    // The open invite is still subscribed: its mailbox plus Bob's.
+    let mut w = World::new(&[], 1);
+    let alice = w.adopt(engine);
+    assert_eq!(w.subscribed_on_reconnect(alice).len(), 2);
+}
+
 #[test]
 fn a_verified_contact_with_a_new_key_is_blocked_until_accepted() {
     let (mut w, bob, alice) = pair();
     let old_number = w.engines[0].contact(bob).unwrap().safety_number().digits();
     assert_eq!(old_number, w.engines[1].contact(alice).unwrap().safety_number().digits());
-    w.engines[0].mark_verified(bob).unwrap();
+    let n = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    w.engines[0].mark_verified(bob, &n).unwrap();
 
     // Bob loses everything and starts over with a new identity; Alice re-invites him.
     w.disconnect(1);
@@ -292,17 +317,101 @@ fn a_verified_contact_with_a_new_key_is_blocked_until_accepted() {
 
 #[test]
 fn a_re_invite_answered_by_the_same_identity_is_not_a_key_change() {
-    let (mut w, bob, _) = pair();
-    w.engines[0].mark_verified(bob).unwrap();
+    let (mut w, bob, alice) = pair();
+    let n = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    w.engines[0].mark_verified(bob, &n).unwrap();
     let link = w.engines[0].create_invite(Some(bob), NOW, &mut w.rng).unwrap();
     w.pump();
-    let again = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    // Bob already talks with Alice: his engine says so instead of making a second "Alice".
+    let conflict = match w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng) {
+        Err(EngineError::InviteConflict(conflict)) => conflict,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    assert_eq!(conflict, InviteConflict::KnownContact(alice));
+    // He chooses to re-establish the conversation: same contact, new session.
+    let again = w.engines[1].accept_invite_despite(&link.fragment, conflict, NOW, &mut w.rng).unwrap();
+    assert_eq!(again, alice);
     w.pump();
+    assert_eq!(w.engines[1].contacts().count(), 1);
     let contact = w.engines[0].contact(bob).unwrap();
     assert!(contact.verified && !contact.blocked);
     w.engines[0].send_text(bob, "same keys", NOW, &mut w.rng).unwrap();
     w.pump();
-    assert_eq!(w.texts(1, again), ["same keys"]);
+    assert_eq!(w.texts(1, alice), ["same keys"]);
+    w.engines[1].send_text(alice, "and back", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, bob), ["same keys", "and back"]);
+}
+
+#[test]
+fn an_answer_from_a_known_identity_to_a_fresh_invite_makes_no_twin() {
+    let (mut w, bob, alice) = pair();
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let conflict = InviteConflict::KnownContact(alice);
+    w.engines[1].accept_invite_despite(&link.fragment, conflict, NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[0].contacts().count(), 1, "no unverified twin");
+    assert!(w.events[0].contains(&Event::Reestablished(bob)));
+    w.engines[1].send_text(alice, "still me", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, bob), ["still me"]);
+}
+
+#[test]
+fn an_invite_using_a_verified_contacts_name_says_so() {
+    let mut w = World::new(&["Alice", "Bob", "Bob"], 42);
+    let (bob, _) = relay::invite(&mut w, 0, 1);
+    let n = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    w.engines[0].mark_verified(bob, &n).unwrap();
+    // The second "Bob" (another identity) invites Alice: her engine says whose name that is.
+    let link = w.engines[2].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let conflict = match w.engines[0].accept_invite(&link.fragment, NOW, &mut w.rng) {
+        Err(EngineError::InviteConflict(conflict)) => conflict,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    assert_eq!(conflict, InviteConflict::NameOfVerifiedContact(bob));
+    assert_eq!(w.engines[0].contacts().count(), 1);
+    // Alice invites; the second "Bob" answers: an event names the verified contact.
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.engines[2].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let twin = w.engines[0].contacts().map(|c| c.id).find(|id| *id != bob).unwrap();
+    assert!(w.events[0].contains(&Event::NameOfVerifiedContact { contact: twin, verified: bob }));
+    assert!(!w.engines[0].contact(twin).unwrap().verified);
+}
+
+#[test]
+fn debug_output_has_no_plaintext_names_or_links() {
+    let (mut w, bob, alice) = pair();
+    let secret = "the launch code is 0000";
+    w.engines[1].send_text(alice, secret, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    let payload = client_wasm::core::Payload::new(
+        client_wasm::core::Content::Text { body: secret.into() },
+        NOW,
+        &mut w.rng,
+    );
+    let hello = client_wasm::core::Content::Hello { name: "Bob".into(), reply_mailbox: [0; 32] };
+    let printed = [
+        format!("{:?}", w.engines[0]),
+        format!("{:?}", w.engines[0].contact(bob).unwrap()),
+        format!("{:?}", w.engines[0].contact(bob).unwrap().messages),
+        format!("{:?}", w.engines[0].contact(bob).unwrap().messages[0]),
+        format!("{:?}", w.engines[0].view()),
+        format!("{:?}", w.events),
+        format!("{link:?}"),
+        format!("{payload:?}"),
+        format!("{hello:?}"),
+    ];
+    for (n, text) in printed.iter().enumerate() {
+        assert!(!text.contains("launch code"), "plaintext in Debug output {n}: {text}");
+        assert!(!text.contains("Bob"), "a name in Debug output {n}: {text}");
+        assert!(!text.contains(&link.fragment[..20]), "the invite in Debug output {n}");
+    }
 }
 
 #[test]
@@ -312,4 +421,33 @@ fn a_name_change_reaches_contacts() {
     w.pump();
     assert_eq!(w.engines[1].contact(alice).unwrap().name, "Alice Liddell");
     assert!(matches!(w.engines[0].set_name("   ", NOW, &mut w.rng), Err(EngineError::InvalidName)));
+}
+
+/// Writes `fixtures/profile-v<N>.bin`, N the current profile record version, from the current code
+/// (run by hand before the format changes, so the old format keeps a test:
+/// `cargo test -p client-wasm --test engine -- --ignored write_profile_fixture`). `profile-v2.bin`
+/// was written by it before version 3. Alice (seed 7) paired with Bob, 70 messages each, marked Bob
+/// verified, has one open invite and wrote "offline" without a connection. Records as
+/// `postcard(Vec<(name, bytes)>)`.
+#[test]
+#[ignore]
+fn write_profile_fixture() {
+    let (mut w, bob, alice) = relay::pair(7);
+    for i in 0..70 {
+        w.engines[0].send_text(bob, &format!("a{i}"), NOW, &mut w.rng).unwrap();
+        w.pump();
+        w.engines[1].send_text(alice, &format!("b{i}"), NOW, &mut w.rng).unwrap();
+        w.pump();
+    }
+    let n = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    w.engines[0].mark_verified(bob, &n).unwrap();
+    w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.disconnect(0);
+    w.engines[0].send_text(bob, "offline", NOW, &mut w.rng).unwrap();
+    w.save(0);
+    let records: Vec<(String, Vec<u8>)> = w.stores[0].clone().into_iter().collect();
+    let version = w.stores[0][PROFILE_RECORD][0];
+    let path = format!("{}/tests/fixtures/profile-v{version}.bin", env!("CARGO_MANIFEST_DIR"));
+    std::fs::write(path, postcard::to_allocvec(&records).unwrap()).unwrap();
 }

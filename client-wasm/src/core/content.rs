@@ -4,7 +4,9 @@
 //! - `Text` (type 1): `len(4) || UTF-8`;
 //! - `Hello` (type 2): `len(1) || UTF-8 name || reply_mailbox(32)`;
 //! - `Receipt` (type 3): `count(2) || count × id(16)`;
-//! - `Profile` (type 4): `len(1) || UTF-8 name`.
+//! - `Profile` (type 4): `len(1) || UTF-8 name`;
+//! - `Inbox` (type 5): `format(1) = 1 || mailbox(32) || len(1) || UTF-8 relay origin` (len 0: the
+//!   relay this message came through).
 
 use rand_core::CryptoRng;
 
@@ -21,17 +23,22 @@ pub const CONTENT_HEADER_LEN: usize = 1 + 1 + 16 + 8;
 pub const MAX_TEXT_LEN: usize = MAX_PLAINTEXT_LEN - CONTENT_HEADER_LEN - 4;
 /// Most message ids one `Receipt` may carry.
 pub const MAX_RECEIPT_IDS: usize = 1024;
+/// Version of the `Inbox` body (its first byte), so later fields can be added.
+pub const INBOX_FORMAT: u8 = 1;
+/// Longest relay origin in `Inbox`, in bytes of UTF-8.
+pub const MAX_ORIGIN_LEN: usize = 255;
 
 const TYPE_TEXT: u8 = 1;
 const TYPE_HELLO: u8 = 2;
 const TYPE_RECEIPT: u8 = 3;
 const TYPE_PROFILE: u8 = 4;
+const TYPE_INBOX: u8 = 5;
 
 /// A 16-byte random message id, unique per message.
 pub type MessageId = [u8; 16];
 
-/// What a message says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a message says. `Debug` shows the kind and sizes only, never the text or names.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Content {
     /// A chat message.
     Text {
@@ -55,10 +62,33 @@ pub enum Content {
         /// The new display name.
         name: String,
     },
+    /// The sender reads this conversation from another mailbox from now on. The inviter sends it
+    /// first, so that the mailbox printed in the invite link is used for the answer only.
+    Inbox {
+        /// The new mailbox id.
+        mailbox: [u8; 32],
+        /// The relay that holds it (its origin, as `https://host:port`); `None` for the relay this
+        /// message came through. Reserved for addresses on other relays: this version sends
+        /// `None` and does not follow an announcement naming another relay.
+        relay: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text { body } => f.debug_struct("Text").field("len", &body.len()).finish(),
+            Self::Hello { .. } => f.write_str("Hello(..)"),
+            Self::Receipt { delivered } => f.debug_struct("Receipt").field("ids", &delivered.len()).finish(),
+            Self::Profile { .. } => f.write_str("Profile(..)"),
+            Self::Inbox { .. } => f.write_str("Inbox(..)"),
+        }
+    }
 }
 
 /// A content with its id and sending time: the unit that is encrypted.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// `Debug` is derived: the id and time are metadata, and `Content`'s `Debug` hides the rest.
 pub struct Payload {
     /// Random unique id (receipts refer to it).
     pub id: MessageId,
@@ -102,6 +132,7 @@ impl Payload {
             Content::Hello { .. } => TYPE_HELLO,
             Content::Receipt { .. } => TYPE_RECEIPT,
             Content::Profile { .. } => TYPE_PROFILE,
+            Content::Inbox { .. } => TYPE_INBOX,
         });
         out.extend_from_slice(&self.id);
         out.extend_from_slice(&self.sent_at.to_be_bytes());
@@ -127,6 +158,17 @@ impl Payload {
                 }
             }
             Content::Profile { name } => push_name(&mut out, name)?,
+            Content::Inbox { mailbox, relay } => {
+                let origin = relay.as_deref().unwrap_or_default();
+                if origin.len() > MAX_ORIGIN_LEN {
+                    return Err(ContentError::TooLong);
+                }
+                out.push(INBOX_FORMAT);
+                out.extend_from_slice(mailbox);
+                // At most MAX_ORIGIN_LEN (255) bytes: fits in one byte.
+                out.push(origin.len() as u8);
+                out.extend_from_slice(origin.as_bytes());
+            }
         }
         Ok(out)
     }
@@ -164,6 +206,15 @@ impl Payload {
                 Content::Receipt { delivered }
             }
             TYPE_PROFILE => Content::Profile { name: read_name(&mut r)? },
+            TYPE_INBOX => {
+                if r.u8().ok_or(ContentError::Corrupt)? != INBOX_FORMAT {
+                    return Err(ContentError::UnsupportedVersion);
+                }
+                let mailbox = r.array().ok_or(ContentError::Corrupt)?;
+                let len = usize::from(r.u8().ok_or(ContentError::Corrupt)?);
+                let origin = utf8(r.take(len))?;
+                Content::Inbox { mailbox, relay: (!origin.is_empty()).then_some(origin) }
+            }
             _ => return Err(ContentError::UnknownType),
         };
         if !r.is_empty() {
@@ -194,4 +245,42 @@ fn read_name(r: &mut Reader<'_>) -> Result<String, ContentError> {
 fn utf8(bytes: Option<&[u8]>) -> Result<String, ContentError> {
     let bytes = bytes.ok_or(ContentError::Corrupt)?;
     Ok(std::str::from_utf8(bytes).map_err(|_| ContentError::Corrupt)?.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_announcements_round_trip_with_and_without_a_relay() {
+        for relay in [None, Some("https://relay.example:8443".to_owned())] {
+            let p = Payload { id: [5; 16], sent_at: 9, content: Content::Inbox { mailbox: [7; 32], relay } };
+            let bytes = p.encode().unwrap();
+            assert_eq!(Payload::decode(&bytes).unwrap(), p);
+        }
+        let p =
+            Payload { id: [0; 16], sent_at: 0, content: Content::Inbox { mailbox: [7; 32], relay: None } };
+        let bytes = p.encode().unwrap();
+        // Exactly: header, format, mailbox, empty origin.
+        assert_eq!(bytes.len(), CONTENT_HEADER_LEN + 1 + 32 + 1);
+        assert_eq!(&bytes[..2], &[CONTENT_VERSION, TYPE_INBOX]);
+        assert_eq!(bytes[CONTENT_HEADER_LEN], INBOX_FORMAT);
+        let mut newer = bytes.clone();
+        newer[CONTENT_HEADER_LEN] = 2;
+        assert_eq!(Payload::decode(&newer), Err(ContentError::UnsupportedVersion));
+        assert_eq!(Payload::decode(&bytes[..bytes.len() - 1]), Err(ContentError::Corrupt));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(Payload::decode(&trailing), Err(ContentError::Corrupt));
+        let long = Content::Inbox { mailbox: [0; 32], relay: Some("x".repeat(MAX_ORIGIN_LEN + 1)) };
+        assert_eq!(Payload { id: [0; 16], sent_at: 0, content: long }.encode(), Err(ContentError::TooLong));
+    }
+
+    #[test]
+    fn debug_shows_no_text_or_names() {
+        let text = Content::Text { body: "secret words".into() };
+        let hello = Content::Hello { name: "Zelda".into(), reply_mailbox: [1; 32] };
+        let printed = format!("{text:?} {hello:?} {:?}", Content::Profile { name: "Zelda".into() });
+        assert!(!printed.contains("secret") && !printed.contains("Zelda"), "{printed}");
+    }
 }

@@ -5,10 +5,10 @@
 //! reference count, so building it costs one pointer copy per chunk. A chunk the view still holds
 //! is copied on write ([`Arc::make_mut`]); the view keeps what it showed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::Message;
+use super::{Message, MessageId, MessageKind};
 
 /// Messages per chunk. A full chunk of short texts is a few kilobytes.
 pub const CHUNK_LEN: usize = 64;
@@ -16,12 +16,30 @@ pub const CHUNK_LEN: usize = 64;
 /// One chunk: `CHUNK_LEN` messages, except the last chunk of a log, which holds 1 to `CHUNK_LEN`.
 pub type Chunk = Arc<Vec<Message>>;
 
-/// The messages of one conversation, oldest first.
-#[derive(Debug, Clone, Default)]
+/// The messages of one conversation, oldest first, with an index of their ids.
+///
+/// The index makes a receipt naming [`crate::core::content::MAX_RECEIPT_IDS`] ids, or a duplicate
+/// delivery, cost one hash lookup per id however long the conversation is (a peer chooses how
+/// many ids it names; it must not choose how much of the log is scanned). It is rebuilt when a
+/// log is restored, not stored.
+#[derive(Clone, Default)]
 pub struct Log {
     chunks: Vec<Chunk>,
     /// Chunks changed since [`Log::take_dirty`] last ran.
     dirty: BTreeSet<u32>,
+    /// Outgoing text id to its position (the newest, should a random id ever repeat).
+    outgoing: HashMap<MessageId, usize>,
+    /// Incoming text ids.
+    incoming: HashSet<MessageId>,
+    /// Index lookups made (tests assert the work a receipt does).
+    #[cfg(test)]
+    pub(super) lookups: std::cell::Cell<u64>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("len", &self.len()).finish_non_exhaustive()
+    }
 }
 
 /// Why stored chunks do not make a log.
@@ -63,6 +81,7 @@ impl Log {
     }
 
     pub(super) fn push(&mut self, message: Message) {
+        self.index(self.len(), &message);
         match self.chunks.last_mut() {
             Some(last) if last.len() < CHUNK_LEN => Arc::make_mut(last).push(message),
             _ => self.chunks.push(Arc::new(vec![message])),
@@ -70,18 +89,32 @@ impl Log {
         self.mark(self.chunks.len() - 1);
     }
 
-    /// The index of the newest message matching `f` (recent messages are the ones that change).
-    pub(super) fn rposition(&self, mut f: impl FnMut(&Message) -> bool) -> Option<usize> {
-        let mut index = self.len();
-        for chunk in self.chunks.iter().rev() {
-            for message in chunk.iter().rev() {
-                index -= 1;
-                if f(message) {
-                    return Some(index);
-                }
-            }
+    fn index(&mut self, position: usize, message: &Message) {
+        if message.kind != MessageKind::Text {
+            return;
         }
-        None
+        if message.outgoing {
+            self.outgoing.insert(message.id, position);
+        } else {
+            self.incoming.insert(message.id);
+        }
+    }
+
+    fn count_lookup(&self) {
+        #[cfg(test)]
+        self.lookups.set(self.lookups.get() + 1);
+    }
+
+    /// The position of the outgoing text with this id.
+    pub(super) fn find_outgoing(&self, id: &MessageId) -> Option<usize> {
+        self.count_lookup();
+        self.outgoing.get(id).copied()
+    }
+
+    /// Whether an incoming text with this id is in the log.
+    pub(super) fn has_incoming(&self, id: &MessageId) -> bool {
+        self.count_lookup();
+        self.incoming.contains(id)
     }
 
     /// Changes the message at `index` (and marks its chunk for saving).
@@ -128,6 +161,9 @@ impl Log {
             let expected = if position + 1 == count { len - position * CHUNK_LEN } else { CHUNK_LEN };
             if index as usize != position || messages.len() != expected {
                 return Err(MissingChunk);
+            }
+            for (offset, message) in messages.iter().enumerate() {
+                log.index(position * CHUNK_LEN + offset, message);
             }
             log.chunks.push(Arc::new(messages));
         }
@@ -177,12 +213,14 @@ mod tests {
         assert!(log.take_dirty().is_empty());
 
         let held = log.chunks()[0].clone();
-        let index = log.rposition(|m| m.sent_at == 5).unwrap();
-        assert_eq!(index, 5);
+        let index = log.find_outgoing(&[4; 16]).unwrap();
+        assert_eq!(index, 4);
+        assert_eq!(log.find_outgoing(&[5; 16]), None, "message 5 is incoming");
+        assert!(log.has_incoming(&[5; 16]));
         log.update(index, |m| m.delivery = Delivery::Delivered);
         // Copy on write: what a view holds does not change under it.
-        assert_eq!(held[5].delivery, Delivery::Pending);
-        assert_eq!(log[5].delivery, Delivery::Delivered);
+        assert_eq!(held[4].delivery, Delivery::Pending);
+        assert_eq!(log[4].delivery, Delivery::Delivered);
         let dirty = log.take_dirty();
         assert_eq!(dirty.len(), 1);
         assert_eq!(dirty[0].0, 0);
@@ -199,6 +237,8 @@ mod tests {
         let len = log.len();
         let back = Log::from_chunks(len, chunks.iter().rev().cloned().collect()).unwrap();
         assert_eq!(back.iter().collect::<Vec<_>>(), log.iter().collect::<Vec<_>>());
+        // The index is rebuilt: the last (outgoing) message is found by id.
+        assert_eq!(back.find_outgoing(&[CHUNK_LEN as u8; 16]), Some(CHUNK_LEN));
         assert_eq!(Log::from_chunks(len, chunks[..1].to_vec()).unwrap_err(), MissingChunk);
         assert_eq!(Log::from_chunks(len - 1, chunks.clone()).unwrap_err(), MissingChunk);
         assert_eq!(Log::from_chunks(len + CHUNK_LEN, chunks.clone()).unwrap_err(), MissingChunk);

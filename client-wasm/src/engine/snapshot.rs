@@ -1,10 +1,15 @@
-//! The engine's stored form: named records, written together.
+//! The engine's stored form: named records, written together (specified in `docs/stored-profile.md`).
 //!
-//! - `profile`: `version: u8 = 2 | postcard(ProfileV2)` — identity, contacts with their ratchet
+//! - `profile`: `version: u8 = 3 | postcard(ProfileV3)` — identity, contacts with their ratchet
 //!   sessions and message counts, open invites, the outbox. Rewritten on every save; its size does
-//!   not grow with the conversations.
-//! - `log/<contact>/<chunk>` (hex): `version: u8 = 1 | postcard(Vec<Message>)` — one chunk of a
-//!   conversation ([`super::log::CHUNK_LEN`] messages). Written only when it changed.
+//!   not grow with the conversations. Version 3 adds, per contact, the invite mailbox still read
+//!   after the move to a fresh one (`retiring`) and whether that move is still to be announced,
+//!   and per invite the count of failed answers; version 2 records are still read (no invite
+//!   mailbox to retire, no failures counted).
+//! - `log/<contact>/<chunk>` (hex): `version: u8 = 2 | postcard(Vec<Message>)` — one chunk of a
+//!   conversation ([`super::log::CHUNK_LEN`] messages). Written only when it changed. Version 2
+//!   adds the message kind `Lost` (index 2, with a count); version 1 chunks (kinds 0 and 1 only)
+//!   are still read, and an older build refuses a version 2 chunk as unsupported rather than corrupt.
 //! - `state`: the version-1 snapshot of earlier releases (everything in one record, messages
 //!   included). Still read; the first save replaces it with the records above.
 //!
@@ -14,21 +19,27 @@
 //! a migration in [`Engine::restore`]; old records stay readable.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::mem::take;
 
 use serde::{Deserialize, Serialize};
+
 use zeroize::{Zeroize, Zeroizing};
 
 use super::log::{Log, MissingChunk};
-use super::{Contact, ContactId, Engine, Link, Mailbox, Message, Outgoing, PendingInvite};
+use super::{Contact, ContactId, Engine, Link, Mailbox, Message, Outgoing, PendingInvite, Retiring};
 use crate::core::{self, Identity, InviteSecret, Session};
 use doorless_frames::MailboxId;
 
 /// The current version of the profile record.
-pub const PROFILE_VERSION: u8 = 2;
+pub const PROFILE_VERSION: u8 = 3;
+/// The previous version of the profile record (read, never written).
+const PROFILE_V2: u8 = 2;
 /// The version of the single-record snapshot of earlier releases.
 const LEGACY_VERSION: u8 = 1;
 /// The current version of a log chunk record.
-const CHUNK_VERSION: u8 = 1;
+const CHUNK_VERSION: u8 = 2;
+/// The previous version of a log chunk record (a subset of the current one).
+const CHUNK_V1: u8 = 1;
 
 /// The profile record's name.
 pub const PROFILE_RECORD: &str = "profile";
@@ -90,6 +101,50 @@ impl Records {
         std::iter::once((PROFILE_RECORD.to_owned(), self.profile))
             .chain(self.chunks.into_iter().map(|(key, bytes)| (key.record_name(), bytes)))
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProfileV3 {
+    identity: Vec<u8>,
+    name: String,
+    contacts: Vec<ContactV3>,
+    invites: Vec<InviteV3>,
+    next_contact: u32,
+    unconfirmed: Vec<(u32, Outgoing)>,
+    next_request: u32,
+    undecryptable: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContactV3 {
+    id: ContactId,
+    name: String,
+    session: Vec<u8>,
+    inbox: [u8; 32],
+    outbox: [u8; 32],
+    /// Messages in the log: its chunks must add up to exactly this.
+    messages: u32,
+    unread: u32,
+    verified: bool,
+    blocked: bool,
+    retiring: Option<RetiringV1>,
+    announce: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct RetiringV1 {
+    /// The mailbox's private seed.
+    inbox: [u8; 32],
+    until: u64,
+    switched: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InviteV3 {
+    secret: Vec<u8>,
+    inbox: [u8; 32],
+    for_contact: Option<ContactId>,
+    failed: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -171,7 +226,55 @@ macro_rules! zeroize_on_drop {
     )*};
 }
 
-zeroize_on_drop!(ProfileV2, SnapshotV1);
+zeroize_on_drop!(ProfileV3, ProfileV2, SnapshotV1);
+
+impl Drop for RetiringV1 {
+    fn drop(&mut self) {
+        self.inbox.zeroize();
+    }
+}
+
+/// Version 2 is version 3 with nothing to retire, no announcement due and no failed answers.
+/// (Fields are taken, not moved: both types zeroize their secrets on drop.)
+impl From<ProfileV2> for ProfileV3 {
+    fn from(mut p: ProfileV2) -> Self {
+        Self {
+            identity: take(&mut p.identity),
+            name: take(&mut p.name),
+            contacts: p
+                .contacts
+                .iter_mut()
+                .map(|c| ContactV3 {
+                    id: c.id,
+                    name: take(&mut c.name),
+                    session: take(&mut c.session),
+                    inbox: c.inbox,
+                    outbox: c.outbox,
+                    messages: c.messages,
+                    unread: c.unread,
+                    verified: c.verified,
+                    blocked: c.blocked,
+                    retiring: None,
+                    announce: false,
+                })
+                .collect(),
+            invites: p
+                .invites
+                .iter_mut()
+                .map(|i| InviteV3 {
+                    secret: take(&mut i.secret),
+                    inbox: i.inbox,
+                    for_contact: i.for_contact,
+                    failed: 0,
+                })
+                .collect(),
+            next_contact: p.next_contact,
+            unconfirmed: take(&mut p.unconfirmed),
+            next_request: p.next_request,
+            undecryptable: p.undecryptable,
+        }
+    }
+}
 
 /// One contact as stored, whatever the version.
 struct StoredContact<'a> {
@@ -184,6 +287,28 @@ struct StoredContact<'a> {
     unread: u32,
     verified: bool,
     blocked: bool,
+    retiring: Option<RetiringV1>,
+    announce: bool,
+}
+
+/// One invite as stored, whatever the version.
+struct StoredInvite<'a> {
+    secret: &'a [u8],
+    inbox: &'a [u8; 32],
+    for_contact: Option<ContactId>,
+    failed: u32,
+}
+
+impl<'a> From<&'a InviteV1> for StoredInvite<'a> {
+    fn from(i: &'a InviteV1) -> Self {
+        Self { secret: &i.secret, inbox: &i.inbox, for_contact: i.for_contact, failed: 0 }
+    }
+}
+
+impl<'a> From<&'a InviteV3> for StoredInvite<'a> {
+    fn from(i: &'a InviteV3) -> Self {
+        Self { secret: &i.secret, inbox: &i.inbox, for_contact: i.for_contact, failed: i.failed }
+    }
 }
 
 fn versioned(version: u8, value: &impl Serialize) -> Zeroizing<Vec<u8>> {
@@ -207,13 +332,13 @@ impl Engine {
                 chunks.push((key, versioned(CHUNK_VERSION, &*chunk)));
             }
         }
-        let profile = ProfileV2 {
+        let profile = ProfileV3 {
             identity: self.identity.to_bytes().to_vec(),
             name: self.name.clone(),
             contacts: self
                 .contacts
                 .values()
-                .map(|c| ContactV2 {
+                .map(|c| ContactV3 {
                     id: c.id,
                     name: c.name.clone(),
                     session: c.session.to_bytes().to_vec(),
@@ -223,6 +348,12 @@ impl Engine {
                     unread: c.unread,
                     verified: c.verified,
                     blocked: c.blocked,
+                    retiring: c.retiring.as_ref().map(|r| RetiringV1 {
+                        inbox: *r.inbox.seed(),
+                        until: r.until,
+                        switched: r.switched,
+                    }),
+                    announce: c.announce,
                 })
                 .collect(),
             invites: self.stored_invites(),
@@ -246,13 +377,14 @@ impl Engine {
         }
     }
 
-    fn stored_invites(&self) -> Vec<InviteV1> {
+    fn stored_invites(&self) -> Vec<InviteV3> {
         self.invites
             .iter()
-            .map(|i| InviteV1 {
+            .map(|i| InviteV3 {
                 secret: i.secret.to_bytes().to_vec(),
                 inbox: *i.inbox.seed(),
                 for_contact: i.for_contact,
+                failed: i.failed,
             })
             .collect()
     }
@@ -273,7 +405,7 @@ impl Engine {
                 legacy = Some(bytes);
             } else if let Some(key) = ChunkKey::parse(name) {
                 let (&version, body) = bytes.split_first().ok_or(SnapshotError::Corrupt)?;
-                if version != CHUNK_VERSION {
+                if version != CHUNK_VERSION && version != CHUNK_V1 {
                     return Err(SnapshotError::UnsupportedVersion);
                 }
                 let messages: Vec<Message> =
@@ -298,43 +430,41 @@ impl Engine {
         mut chunks: BTreeMap<ContactId, Vec<(u32, Vec<Message>)>>,
     ) -> Result<Self, SnapshotError> {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Corrupt)?;
-        if version != PROFILE_VERSION {
-            return Err(if version > PROFILE_VERSION {
-                SnapshotError::UnsupportedVersion
-            } else {
-                SnapshotError::Corrupt
-            });
-        }
-        let p: ProfileV2 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
+        let mut log = |id: ContactId, messages: u32| {
+            Log::from_chunks(messages as usize, chunks.remove(&id).unwrap_or_default())
+        };
+        let p: ProfileV3 = match version {
+            PROFILE_VERSION => postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?,
+            PROFILE_V2 => {
+                let p: ProfileV2 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
+                p.into()
+            }
+            v if v > PROFILE_VERSION => return Err(SnapshotError::UnsupportedVersion),
+            _ => return Err(SnapshotError::Corrupt),
+        };
         let mut contacts = Vec::new();
         for c in &p.contacts {
-            let log = Log::from_chunks(c.messages as usize, chunks.remove(&c.id).unwrap_or_default())?;
             contacts.push(StoredContact {
                 id: c.id,
                 name: &c.name,
                 session: &c.session,
                 inbox: &c.inbox,
                 outbox: c.outbox,
-                log,
+                log: log(c.id, c.messages)?,
                 unread: c.unread,
                 verified: c.verified,
                 blocked: c.blocked,
+                retiring: c.retiring.clone(),
+                announce: c.announce,
             });
         }
+        let invites = p.invites.iter().map(StoredInvite::from).collect();
+        let engine = Self::assemble(&p.identity, &p.name, contacts, invites, &p.unconfirmed, counters(&p))?;
         if !chunks.is_empty() {
             // Chunks of a conversation the profile does not have.
             return Err(SnapshotError::Corrupt);
         }
-        Self::assemble(
-            &p.identity,
-            &p.name,
-            contacts,
-            &p.invites,
-            p.next_contact,
-            &p.unconfirmed,
-            p.next_request,
-            p.undecryptable,
-        )
+        Ok(engine)
     }
 
     /// Restores an engine from the single-record snapshot of earlier releases.
@@ -362,31 +492,22 @@ impl Engine {
                     unread: c.unread,
                     verified: c.verified,
                     blocked: c.blocked,
+                    retiring: None,
+                    announce: false,
                 }
             })
             .collect();
-        Self::assemble(
-            &s.identity,
-            &s.name,
-            contacts,
-            &s.invites,
-            s.next_contact,
-            &s.unconfirmed,
-            s.next_request,
-            s.undecryptable,
-        )
+        let invites = s.invites.iter().map(StoredInvite::from).collect();
+        Self::assemble(&s.identity, &s.name, contacts, invites, &s.unconfirmed, counters(&s))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn assemble(
         identity: &[u8],
         name: &str,
         stored: Vec<StoredContact<'_>>,
-        stored_invites: &[InviteV1],
-        next_contact: u32,
+        stored_invites: Vec<StoredInvite<'_>>,
         unconfirmed: &[(u32, Outgoing)],
-        next_request: u32,
-        undecryptable: u32,
+        Counters { next_contact, next_request, undecryptable }: Counters,
     ) -> Result<Self, SnapshotError> {
         let identity = Identity::from_bytes(identity).map_err(|_| SnapshotError::Corrupt)?;
         let own = identity.public();
@@ -407,16 +528,21 @@ impl Engine {
                     verified: c.verified,
                     blocked: c.blocked,
                     safety,
+                    retiring: c.retiring.as_ref().map(|r| Retiring {
+                        inbox: Mailbox::from_seed(&r.inbox),
+                        until: r.until,
+                        switched: r.switched,
+                    }),
+                    announce: c.announce,
                 },
             );
         }
         let mut invites = Vec::new();
         for i in stored_invites {
-            invites.push(PendingInvite {
-                secret: InviteSecret::from_bytes(&i.secret).map_err(|_| SnapshotError::Corrupt)?,
-                inbox: Mailbox::from_seed(&i.inbox),
-                for_contact: i.for_contact,
-            });
+            let secret = InviteSecret::from_bytes(i.secret).map_err(|_| SnapshotError::Corrupt)?;
+            let mut invite = PendingInvite::new(secret, Mailbox::from_seed(i.inbox), i.for_contact);
+            invite.failed = i.failed;
+            invites.push(invite);
         }
         Ok(Self {
             identity,
@@ -428,7 +554,32 @@ impl Engine {
             unconfirmed: unconfirmed.iter().cloned().collect::<VecDeque<_>>(),
             next_request,
             undecryptable,
+            resubscribe: None,
             out: VecDeque::new(),
         })
     }
+}
+
+/// The plain counters of a stored profile.
+struct Counters {
+    next_contact: u32,
+    next_request: u32,
+    undecryptable: u32,
+}
+
+/// The counters of any stored profile version.
+macro_rules! counters_of {
+    ($($t:ty),*) => {$(
+        impl From<&$t> for Counters {
+            fn from(p: &$t) -> Self {
+                Self { next_contact: p.next_contact, next_request: p.next_request, undecryptable: p.undecryptable }
+            }
+        }
+    )*};
+}
+
+counters_of!(ProfileV3, ProfileV2, SnapshotV1);
+
+fn counters(p: impl Into<Counters>) -> Counters {
+    p.into()
 }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Chunk, ContactId, Engine, Message};
 
-/// One conversation as shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One conversation as shown. `Debug` prints no name or message.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactView {
     /// Handle.
     pub id: ContactId,
@@ -41,8 +41,20 @@ impl ContactView {
     }
 }
 
-/// The whole profile as shown.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+impl std::fmt::Debug for ContactView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContactView")
+            .field("id", &self.id)
+            .field("messages", &self.message_count())
+            .field("unread", &self.unread)
+            .field("verified", &self.verified)
+            .field("blocked", &self.blocked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The whole profile as shown. `Debug` prints no name or message.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileView {
     /// Own display name.
     pub name: String,
@@ -52,6 +64,16 @@ pub struct ProfileView {
     pub outbox: u32,
     /// Blobs that failed to decrypt (tampered, replayed or foreign), ever.
     pub undecryptable: u32,
+}
+
+impl std::fmt::Debug for ProfileView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileView")
+            .field("contacts", &self.contacts)
+            .field("outbox", &self.outbox)
+            .field("undecryptable", &self.undecryptable)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {

@@ -13,6 +13,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 pub const NOW: u64 = 1_750_000_000;
+/// The connection of someone without a profile who deposits by hand (no padding checked).
+pub const STRANGER: usize = 99;
 
 /// A delivery the relay kept back instead of passing on.
 #[derive(Clone, Debug)]
@@ -69,7 +71,8 @@ impl TestRelay {
             }
             Frame::Deposit { request, mailbox, payload } => {
                 assert!(
-                    MESSAGE_ENVELOPE_SIZES.contains(&payload.len())
+                    conn == STRANGER
+                        || MESSAGE_ENVELOPE_SIZES.contains(&payload.len())
                         || INITIAL_ENVELOPE_SIZES.contains(&payload.len()),
                     "every deposit is padded to an envelope size, got {}",
                     payload.len()
@@ -103,6 +106,8 @@ pub struct World {
     /// Each engine's storage, as the browser vault keeps it: named records, each save replacing
     /// the ones it names.
     pub stores: Vec<std::collections::BTreeMap<String, Vec<u8>>>,
+    /// The clock every engine sees when frames are moved.
+    pub now: u64,
 }
 
 impl World {
@@ -118,11 +123,23 @@ impl World {
             rng,
             events: vec![vec![]; n],
             stores: vec![Default::default(); n],
+            now: NOW,
         };
         for i in 0..n {
             world.connect(i);
         }
         world
+    }
+
+    /// Adds a profile (a restored one, say) and connects it; returns its index.
+    pub fn adopt(&mut self, engine: Engine) -> usize {
+        self.engines.push(engine);
+        self.online.push(false);
+        self.events.push(Vec::new());
+        self.stores.push(Default::default());
+        let i = self.engines.len() - 1;
+        self.connect(i);
+        i
     }
 
     /// Stores what engine `i` changed since its last save, as the owner tab does; returns the
@@ -170,7 +187,7 @@ impl World {
                     moved = true;
                     for (to, reply) in self.relay.handle(i, frame) {
                         if self.online[to] {
-                            let events = self.engines[to].on_frame(reply, NOW, &mut self.rng);
+                            let events = self.engines[to].on_frame(reply, self.now, &mut self.rng);
                             self.events[to].extend(events);
                         }
                     }
@@ -185,10 +202,30 @@ impl World {
     /// The relay hands `to` a blob of its choosing; returns the events it caused (then pumps, so
     /// acknowledgements and receipts flow).
     pub fn deliver(&mut self, to: usize, mailbox: MailboxId, seq: u64, payload: Vec<u8>) -> Vec<Event> {
-        let events = self.engines[to].on_frame(Frame::Deliver { mailbox, seq, payload }, NOW, &mut self.rng);
+        let events =
+            self.engines[to].on_frame(Frame::Deliver { mailbox, seq, payload }, self.now, &mut self.rng);
         self.events[to].extend(events.clone());
         self.pump();
         events
+    }
+
+    /// Someone without a profile ([`STRANGER`]) deposits `payload` into
+    /// `mailbox` through the relay, as anyone who knows a mailbox id can; then pumps.
+    pub fn inject(&mut self, mailbox: MailboxId, payload: Vec<u8>) {
+        for (to, reply) in self.relay.handle(STRANGER, Frame::Deposit { request: 1, mailbox, payload }) {
+            if to < self.engines.len() && self.online[to] {
+                let events = self.engines[to].on_frame(reply, self.now, &mut self.rng);
+                self.events[to].extend(events);
+            }
+        }
+        self.pump();
+    }
+
+    /// The mailboxes engine `i` subscribes to on a fresh connection at the world's clock.
+    pub fn subscribed_on_reconnect(&mut self, i: usize) -> HashSet<MailboxId> {
+        self.disconnect(i);
+        self.connect(i);
+        self.relay.subscribers.iter().filter(|(_, c)| **c == i).map(|(m, _)| *m).collect()
     }
 
     pub fn deliver_held(&mut self, h: &Held) -> Vec<Event> {

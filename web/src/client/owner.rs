@@ -185,8 +185,8 @@ impl Owner {
                 e.mark_read(contact);
                 Ok(Reply::Done)
             }),
-            Command::MarkVerified { contact } => {
-                self.with_engine(|e| e.mark_verified(contact).map(|_| Reply::Done))
+            Command::MarkVerified { contact, shown } => {
+                self.with_engine(|e| e.mark_verified(contact, &shown).map(|_| Reply::Done))
             }
             Command::AcceptSafetyNumberChange { contact } => {
                 self.with_engine(|e| e.accept_safety_number_change(contact).map(|_| Reply::Done))
@@ -498,6 +498,16 @@ pub fn describe(err: &EngineError) -> String {
         EngineError::InvalidName => "A name needs 1 to 64 characters.".into(),
         EngineError::SafetyNumberChanged => {
             "The safety number changed. Accept the new safety number before sending.".into()
+        }
+        EngineError::SafetyNumberMismatch => {
+            "The safety number changed while it was shown. Compare the new one.".into()
+        }
+        EngineError::InviteConflict(client_wasm::engine::InviteConflict::KnownContact(_)) => {
+            "This invite is from someone already in your conversations. Open that conversation instead.".into()
+        }
+        EngineError::InviteConflict(client_wasm::engine::InviteConflict::NameOfVerifiedContact(_)) => {
+            "This invite uses the name of a contact you verified, but it is someone else's key. It was not accepted."
+                .into()
         }
     }
 }

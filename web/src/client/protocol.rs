@@ -45,8 +45,8 @@ pub enum Command {
     Send { contact: ContactId, text: String },
     /// The conversation was seen.
     MarkRead { contact: ContactId },
-    /// Safety numbers were compared.
-    MarkVerified { contact: ContactId },
+    /// Safety numbers were compared: `shown` is the number the person saw.
+    MarkVerified { contact: ContactId, shown: String },
     /// Accept a changed safety number.
     AcceptSafetyNumberChange { contact: ContactId },
     /// Change the display name.

@@ -254,6 +254,12 @@ fn Entry(props: &EntryProps) -> Html {
         MessageKind::SafetyNumberChanged => html! {
             <div class="system">{ format!("{}'s safety number changed. Compare it again to be sure it is really them.", props.name) }</div>
         },
+        MessageKind::Lost { count } => html! {
+            <div class="system">{ match count {
+                1 => "1 message could not be received.".to_owned(),
+                n => format!("{n} messages could not be received."),
+            } }</div>
+        },
         MessageKind::Text => {
             let class = if m.outgoing { "message mine" } else { "message" };
             let state = match (m.outgoing, m.delivery) {

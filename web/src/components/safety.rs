@@ -26,7 +26,9 @@ pub fn SafetyDialog(props: &Props) -> Html {
     let verify = {
         let client = ctx.client.clone();
         let id = contact.id;
-        Callback::from(move |_| client.command(Command::MarkVerified { contact: id }))
+        // The number this dialog shows: the owner refuses it if it changed meanwhile.
+        let shown = contact.safety_digits.clone();
+        Callback::from(move |_| client.command(Command::MarkVerified { contact: id, shown: shown.clone() }))
     };
     html! {
         <Modal labelled_by="safety-title" on_close={close.clone()}>
