@@ -353,6 +353,11 @@ fn payloads() -> Value {
         ("receipt", Content::Receipt { delivered: vec![[0x44; 16], [0x55; 16], [0x66; 16]] }),
         ("receipt_empty", Content::Receipt { delivered: Vec::new() }),
         ("profile", Content::Profile { name: "Ægir Åsmundsson".into() }),
+        ("inbox", Content::Inbox { mailbox: [0x88; 32], relay: None }),
+        (
+            "inbox_with_relay",
+            Content::Inbox { mailbox: [0x99; 32], relay: Some("https://relay.example".into()) },
+        ),
     ];
     let mut out = serde_json::Map::new();
     for (name, content) in samples {
@@ -375,6 +380,9 @@ fn content_json(p: &Payload) -> Value {
             json!({"type": "Receipt", "delivered": delivered.iter().map(hex::encode).collect::<Vec<_>>()})
         }
         Content::Profile { name } => json!({"type": "Profile", "name": name}),
+        Content::Inbox { mailbox, relay } => {
+            json!({"type": "Inbox", "mailbox": hex::encode(mailbox), "relay": relay})
+        }
     };
     json!({"id": hex::encode(p.id), "sent_at": p.sent_at, "content": content})
 }
