@@ -76,7 +76,7 @@ impl fmt::Debug for Command {
             Command::AcceptInvite { .. } => f.write_str("AcceptInvite"),
             Command::Send { contact, .. } => write!(f, "Send {{ contact: {contact:?} }}"),
             Command::MarkRead { contact } => write!(f, "MarkRead {{ contact: {contact:?} }}"),
-            Command::MarkVerified { contact } => write!(f, "MarkVerified {{ contact: {contact:?} }}"),
+            Command::MarkVerified { contact, .. } => write!(f, "MarkVerified {{ contact: {contact:?} }}"),
             Command::AcceptSafetyNumberChange { contact } => {
                 write!(f, "AcceptSafetyNumberChange {{ contact: {contact:?} }}")
             }
