@@ -261,7 +261,7 @@ fn a_profile_stored_by_the_previous_release_opens_and_is_migrated() {
     );
 }
 
-/// A profile stored as profile record version 2 (fixture written by `write_profile_fixture`
+/// A profile stored as profile record version 2 (fixture written by `the_fixture_profile_opens_and_can_be_written`
 /// before the record changed) opens with its conversation, verified contact, open invite and
 /// outbox, and the conversation goes on.
 #[test]
