@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{Client, DEADLINE, key, mailbox_of};
 use doorless_frames::{ErrorCode, Frame, MailboxId};
 use futures_util::StreamExt as _;
-use relay::websocket::{Incoming, Role, reader};
 use relay::store::{Blob, BoxFuture, Inbox, StoreError, StoreStats};
+use relay::websocket::{Incoming, Role, reader};
 use relay::{Config, ManualClock, MemoryStore, Store};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -196,7 +196,12 @@ impl Store for SlowAcks {
     fn deposit(&self, mailbox: MailboxId, payload: Vec<u8>) -> BoxFuture<'static, Result<u64, StoreError>> {
         self.0.deposit(mailbox, payload)
     }
-    fn fetch(&self, mailbox: MailboxId, after: u64, max: usize) -> BoxFuture<'static, Result<Vec<Blob>, StoreError>> {
+    fn fetch(
+        &self,
+        mailbox: MailboxId,
+        after: u64,
+        max: usize,
+    ) -> BoxFuture<'static, Result<Vec<Blob>, StoreError>> {
         self.0.fetch(mailbox, after, max)
     }
     fn ack(&self, mailbox: MailboxId, upto: u64) -> BoxFuture<'static, Result<u64, StoreError>> {
@@ -266,7 +271,11 @@ async fn a_truncated_or_oversized_request_carries_its_id() {
         // Not even the id is there: the connection itself.
         (short[..5].to_vec(), 0, ErrorCode::Malformed),
         // Far past the limit: refused from the WebSocket header, before the id is read.
-        (Frame::Deposit { request: 80, mailbox: MailboxId([0; 32]), payload: vec![0; 8000] }.encode(), 0, ErrorCode::FrameTooLarge),
+        (
+            Frame::Deposit { request: 80, mailbox: MailboxId([0; 32]), payload: vec![0; 8000] }.encode(),
+            0,
+            ErrorCode::FrameTooLarge,
+        ),
     ];
     for (bytes, request, code) in cases {
         let mut client = Client::connect(addr).await;

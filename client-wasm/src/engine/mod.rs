@@ -25,13 +25,13 @@ mod view;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use doorless_frames::{ErrorCode, Frame, MailboxId};
+use doorless_frames::{ErrorCode, Frame, MailboxId, RelayOrigin};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::core::{self, Content, Identity, Invite, InviteSecret, MessageId, Payload, SafetyNumber, Session};
 pub use log::{CHUNK_LEN, Chunk, Log};
-pub use mailbox::Mailbox;
+pub use mailbox::{Mailbox, SUBSCRIBE_BATCH};
 pub use snapshot::{ChunkKey, LEGACY_RECORD, PROFILE_RECORD, Records, SnapshotError};
 pub use view::{ContactView, ProfileView};
 
@@ -190,6 +190,9 @@ pub enum EngineError {
     /// The contact's safety number changed; sending waits until the change is accepted.
     #[error("safety number changed")]
     SafetyNumberChanged,
+    /// The relay's address is not an `http(s)://` or `ws(s)://` URL with a plain host.
+    #[error("invalid relay address")]
+    InvalidRelayUrl,
 }
 
 /// The connection as the engine sees it.
@@ -198,10 +201,10 @@ enum Link {
     /// No socket.
     #[default]
     Down,
-    /// Hello sent, waiting for the challenge.
-    Greeting,
-    /// Subscribed (or subscribing) with this challenge.
-    Ready { challenge: [u8; 32] },
+    /// Hello sent to the relay at this origin, waiting for the challenge.
+    Greeting { origin: RelayOrigin },
+    /// Subscribed (or subscribing) to the relay at this origin, with this challenge.
+    Ready { origin: RelayOrigin, challenge: [u8; 32] },
 }
 
 /// A deposit waiting for the relay's `Deposited`.
@@ -419,10 +422,15 @@ impl Engine {
         }
     }
 
-    /// The socket opened: greet the relay.
-    pub fn on_connected(&mut self) {
-        self.link = Link::Greeting;
+    /// The socket to the relay at `relay_url` opened: greet the relay. `relay_url` is the URL the
+    /// socket was opened with (`wss://relay.example/ws`) or the relay's origin
+    /// (`https://relay.example`): subscribe proofs are bound to that origin, so that no other relay
+    /// can use them (docs/relay-protocol.md, "The subscribe proof").
+    pub fn on_connected(&mut self, relay_url: &str) -> Result<(), EngineError> {
+        let origin = RelayOrigin::parse(relay_url).map_err(|_| EngineError::InvalidRelayUrl)?;
+        self.link = Link::Greeting { origin };
         self.out.push_back(Frame::Hello);
+        Ok(())
     }
 
     /// The socket closed: unconfirmed deposits wait for the next connection.
@@ -441,16 +449,19 @@ impl Engine {
         let mut events = Vec::new();
         match frame {
             Frame::Challenge { challenge, .. } => {
-                self.link = Link::Ready { challenge };
+                let origin = match std::mem::take(&mut self.link) {
+                    Link::Greeting { origin } | Link::Ready { origin, .. } => origin,
+                    // Not connected as far as the engine knows: nothing to sign for.
+                    Link::Down => return events,
+                };
+                self.link = Link::Ready { origin, challenge };
                 let inboxes: Vec<Mailbox> = self
                     .contacts
                     .values()
                     .map(|c| c.inbox.clone())
                     .chain(self.invites.iter().map(|i| i.inbox.clone()))
                     .collect();
-                for inbox in &inboxes {
-                    self.subscribe(inbox);
-                }
+                self.subscribe_all(&inboxes);
                 let resend: Vec<Outgoing> = self.unconfirmed.drain(..).map(|(_, o)| o).collect();
                 for outgoing in resend {
                     self.deposit(outgoing);
@@ -476,9 +487,23 @@ impl Engine {
             }
             Frame::Error { code, .. } => events.push(Event::RelayError(code)),
             Frame::Ping { nonce } => self.out.push_back(Frame::Pong { nonce }),
+            Frame::SubscribedBatch { results, .. } => {
+                // A mailbox the relay refused stays offline; say so once per reason.
+                let mut refused: Vec<ErrorCode> = Vec::new();
+                for code in results.into_iter().flatten() {
+                    if !refused.contains(&code) {
+                        refused.push(code);
+                        events.push(Event::RelayError(code));
+                    }
+                }
+            }
             Frame::Subscribed { .. } | Frame::Pong { .. } => {}
             // Client-to-relay frames are not expected from the relay; ignore them.
-            Frame::Hello | Frame::Subscribe { .. } | Frame::Deposit { .. } | Frame::Ack { .. } => {}
+            Frame::Hello
+            | Frame::Subscribe { .. }
+            | Frame::SubscribeBatch { .. }
+            | Frame::Deposit { .. }
+            | Frame::Ack { .. } => {}
         }
         events
     }
@@ -662,9 +687,16 @@ impl Engine {
     }
 
     fn subscribe(&mut self, inbox: &Mailbox) {
-        if let Link::Ready { challenge } = self.link {
+        self.subscribe_all(std::slice::from_ref(inbox));
+    }
+
+    /// Subscribes to `inboxes` with as few frames as the batch size allows.
+    fn subscribe_all(&mut self, inboxes: &[Mailbox]) {
+        let Link::Ready { origin, challenge } = &self.link else { return };
+        let (origin, challenge) = (origin.clone(), *challenge);
+        for chunk in inboxes.chunks(SUBSCRIBE_BATCH) {
             let request = self.request_id();
-            self.out.push_back(inbox.subscribe_frame(request, &challenge));
+            self.out.push_back(mailbox::subscribe_frame(request, &origin, &challenge, chunk));
         }
     }
 

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use doorless_frames::{CHALLENGE_LEN, ErrorCode, Frame, MailboxId, subscribe_proof_message};
+use doorless_frames::{
+    CHALLENGE_LEN, ErrorCode, Frame, MailboxId, MailboxProof, RelayOrigin, subscribe_proof_message,
+};
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -17,6 +19,8 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub challenge: [u8; CHALLENGE_LEN],
+    /// The origin the client reached the relay at (`http://ADDR`), which its proofs are made for.
+    pub origin: RelayOrigin,
 }
 
 pub fn key(seed: u8) -> SigningKey {
@@ -35,7 +39,8 @@ impl Client {
                 .await
                 .expect("connect deadline")
                 .expect("connect");
-        Self { ws, challenge: [0; CHALLENGE_LEN] }
+        let origin = RelayOrigin::parse(&format!("http://{addr}")).expect("a socket address is an origin");
+        Self { ws, challenge: [0; CHALLENGE_LEN], origin }
     }
 
     /// Connects and completes Hello / Challenge.
@@ -79,10 +84,17 @@ impl Client {
         self.recv_opt().await.expect("connection closed unexpectedly")
     }
 
+    /// The proof of ownership of the mailbox of `key`, for this connection's relay and challenge.
+    pub fn proof(&self, key: &SigningKey) -> MailboxProof {
+        let public_key = key.verifying_key().to_bytes();
+        let signature =
+            key.sign(&subscribe_proof_message(&self.origin, &self.challenge, &public_key)).to_bytes();
+        MailboxProof { public_key, signature }
+    }
+
     /// Subscribes to the mailbox of `key`.
     pub async fn subscribe(&mut self, key: &SigningKey, request: u32) -> MailboxId {
-        let public_key = key.verifying_key().to_bytes();
-        let signature = key.sign(&subscribe_proof_message(&self.challenge, &public_key)).to_bytes();
+        let MailboxProof { public_key, signature } = self.proof(key);
         self.send(&Frame::Subscribe { request, public_key, signature }).await;
         match self.recv().await {
             Frame::Subscribed { request: r, mailbox } => {

@@ -352,8 +352,10 @@ impl Owner {
         match event {
             SocketEvent::Open => {
                 self.backoff.set(BACKOFF_MS.0);
+                // Subscribe proofs are bound to the relay the socket was opened to. A URL the engine
+                // refuses (not http(s)/ws(s) with a plain host) leaves it offline: no Hello is sent.
                 if let Some(engine) = self.engine.borrow_mut().as_mut() {
-                    engine.on_connected();
+                    let _ = engine.on_connected(&settings::relay_url());
                 }
                 self.changed();
             }
