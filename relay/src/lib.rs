@@ -136,8 +136,9 @@ pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<
         Some(dir) => Some(Arc::new(StaticSite::load(dir, &config.connect_src)?)),
         None => None,
     };
-    // Checked before binding too: a relay that cannot know its origin does not listen at all.
-    config.origins(config.listen)?;
+    // Checked before binding too (with the port yet to be bound left aside): a relay that cannot
+    // know its origin does not listen at all.
+    config.origins(std::net::SocketAddr::new(config.listen.ip(), 1))?;
     let listener = listen(config.listen).map_err(StartError::Bind)?;
     let addr = listener.local_addr().map_err(StartError::Bind)?;
     let origins = config.origins(addr)?;
