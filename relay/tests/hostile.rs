@@ -141,11 +141,9 @@ async fn unmasked_client_frames_are_refused() {
         }
         other => panic!("expected the Malformed error, got {other:?}"),
     }
-    loop {
-        match tokio::time::timeout(DEADLINE, messages.next()).await.unwrap() {
-            None | Some(Ok(Incoming::Close)) | Some(Err(_)) => break,
-            Some(Ok(other)) => panic!("nothing but the close after the error, got {other:?}"),
-        }
+    match tokio::time::timeout(DEADLINE, messages.next()).await.unwrap() {
+        None | Some(Ok(Incoming::Close)) | Some(Err(_)) => {}
+        Some(Ok(other)) => panic!("nothing but the close after the error, got {other:?}"),
     }
     finish(relay).await;
 }

@@ -169,6 +169,9 @@ async fn a_proof_made_for_another_relay_is_refused() {
         .send(&Frame::Subscribe { request: 7, public_key: proof.public_key, signature: proof.signature })
         .await;
     relay_b.expect_error_then_close(7, ErrorCode::BadProof).await;
+    // Counted under its own code.
+    assert_eq!(relay.metrics().errors_sent(ErrorCode::WrongOrigin), 1);
+    assert_eq!(relay.metrics().errors_sent(ErrorCode::ShuttingDown), 0);
     finish(relay).await;
 }
 

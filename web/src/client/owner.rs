@@ -463,5 +463,6 @@ pub fn describe(err: &EngineError) -> String {
         EngineError::SafetyNumberChanged => {
             "The safety number changed. Accept the new safety number before sending.".into()
         }
+        EngineError::InvalidRelayUrl => "The relay address is not a ws:// or wss:// address.".into(),
     }
 }
