@@ -4,10 +4,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use common::{Client, DEADLINE, key, mailbox_of};
+use common::{Client, DEADLINE, finish, key, mailbox_of};
 use doorless_frames::{ErrorCode, Frame, MailboxId};
 use futures_util::StreamExt as _;
 use relay::store::{Blob, BoxFuture, Inbox, StoreError, StoreStats};
@@ -17,25 +16,12 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 fn test_config() -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        deposit_rate: 100_000.0,
-        deposit_burst: 100_000.0,
-        header_read_timeout_secs: 1,
-        ..Config::default()
-    }
+    // A short header deadline, so that the tests of it are quick.
+    Config { header_read_timeout_secs: 1, ..common::test_config() }
 }
 
 async fn start_memory(config: Config) -> relay::Relay {
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(config.quotas(), clock));
-    relay::start_with_store(&config, store).await.unwrap()
-}
-
-async fn finish(relay: relay::Relay) {
-    let metrics = relay.metrics().clone();
-    tokio::time::timeout(DEADLINE, relay.shutdown()).await.expect("shutdown finishes");
-    assert_eq!(metrics.connection_panics_total.load(Relaxed), 0, "a connection task panicked");
+    common::start_memory(config).await.0
 }
 
 /// Waits until the relay closes `socket` (end of file or reset), failing after the deadline.

@@ -6,35 +6,12 @@ use std::sync::Arc;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use common::{Client, key, mailbox_of, wait_until};
+use common::{Client, finish, key, mailbox_of, start_memory, test_config, wait_until};
 use doorless_frames::{ErrorCode, Frame, MailboxId};
-use relay::{Config, ManualClock, MemoryStore, Store};
-
-fn test_config() -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        deposit_rate: 100_000.0,
-        deposit_burst: 100_000.0,
-        ..Config::default()
-    }
-}
-
-async fn start_memory(config: Config) -> (relay::Relay, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(config.quotas(), clock.clone()));
-    (relay::start_with_store(&config, store).await.unwrap(), clock)
-}
+use relay::{Config, ManualClock, Store};
 
 async fn start_redb(config: Config, dir: &std::path::Path) -> relay::Relay {
     relay::start(&Config { data_dir: dir.to_path_buf(), ..config }).await.unwrap()
-}
-
-/// Shuts the relay down (which waits for its connections to end) and checks that no connection
-/// task panicked on the way: a panic in a spawned task fails no test by itself.
-async fn finish(relay: relay::Relay) {
-    let metrics = relay.metrics().clone();
-    relay.shutdown().await;
-    assert_eq!(metrics.connection_panics_total.load(Relaxed), 0, "a connection task panicked");
 }
 
 #[tokio::test]

@@ -7,30 +7,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use common::{Client, DEADLINE, mailbox_of};
+use common::{Client, finish, mailbox_of, test_config};
 use doorless_frames::{ErrorCode, Frame, MailboxProof, RelayOrigin, subscribe_proof_message};
 use ed25519_dalek::{Signer, SigningKey};
 use relay::{Config, ManualClock, MemoryStore, Store};
 
-fn test_config() -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        deposit_rate: 100_000.0,
-        deposit_burst: 100_000.0,
-        ..Config::default()
-    }
-}
-
 async fn start_memory(config: Config) -> relay::Relay {
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(config.quotas(), clock));
-    relay::start_with_store(&config, store).await.unwrap()
-}
-
-async fn finish(relay: relay::Relay) {
-    let metrics = relay.metrics().clone();
-    tokio::time::timeout(DEADLINE, relay.shutdown()).await.expect("shutdown finishes");
-    assert_eq!(metrics.connection_panics_total.load(Relaxed), 0, "a connection task panicked");
+    common::start_memory(config).await.0
 }
 
 /// `n` distinct mailbox keys.

@@ -13,6 +13,36 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// A relay configuration for tests: loopback, any free port, no deposit rate limit to speak of.
+pub fn test_config() -> relay::Config {
+    relay::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        deposit_rate: 100_000.0,
+        deposit_burst: 100_000.0,
+        ..relay::Config::default()
+    }
+}
+
+/// A relay on the memory store, with the clock the store uses.
+pub async fn start_memory(config: relay::Config) -> (relay::Relay, std::sync::Arc<relay::ManualClock>) {
+    let clock = std::sync::Arc::new(relay::ManualClock::new(1_700_000_000_000));
+    let store: std::sync::Arc<dyn relay::Store> =
+        std::sync::Arc::new(relay::MemoryStore::new(config.quotas(), clock.clone()));
+    (relay::start_with_store(&config, store).await.unwrap(), clock)
+}
+
+/// Shuts the relay down (which waits for its connections to end, within the deadline) and checks
+/// that no connection task panicked on the way: a panic in a spawned task fails no test by itself.
+pub async fn finish(relay: relay::Relay) {
+    let metrics = relay.metrics().clone();
+    tokio::time::timeout(DEADLINE, relay.shutdown()).await.expect("shutdown finishes");
+    assert_eq!(
+        metrics.connection_panics_total.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a connection task panicked"
+    );
+}
+
 /// Deadline for anything a test waits on.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
