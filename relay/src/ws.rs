@@ -439,7 +439,7 @@ impl Connection {
                 // what they acknowledged.
                 self.answer_in_flight(in_flight).await?;
                 let proof = MailboxProof { public_key, signature };
-                match self.subscribe(&challenge, None, &proof).await? {
+                match self.subscribe(&challenge, None, &proof) {
                     Ok(mailbox) => self.send(Frame::Subscribed { request, mailbox }).await?,
                     Err(ErrorCode::BadProof) => return Err(Some((request, ErrorCode::BadProof))),
                     Err(code) => self.send_error(request, code).await?,
@@ -455,7 +455,7 @@ impl Connection {
                 self.answer_in_flight(in_flight).await?;
                 let mut results = Vec::with_capacity(proofs.len());
                 for proof in &proofs {
-                    let result = self.subscribe(&challenge, Some(&origin), proof).await?;
+                    let result = self.subscribe(&challenge, Some(&origin), proof);
                     if let Err(code) = result {
                         self.shared.metrics.error(code);
                     }
@@ -499,17 +499,17 @@ impl Connection {
     /// restarts delivery of a mailbox already subscribed from its oldest stored blob. Delivery
     /// starts only with [`Self::start_delivery`], once the answer is queued: `Subscribed` always
     /// comes before the mailbox's first `Deliver`.
-    async fn subscribe(
+    fn subscribe(
         &mut self,
         challenge: &[u8; CHALLENGE_LEN],
         origin: Option<&RelayOrigin>,
         proof: &MailboxProof,
-    ) -> Result<Result<MailboxId, ErrorCode>, CloseReason> {
+    ) -> Result<MailboxId, ErrorCode> {
         let mailbox = MailboxId::from_public_key(&proof.public_key);
         let known = self.subscriptions.iter().position(|s| s.mailbox == mailbox);
         // Refused before its signature is checked: a full connection spends no time on proofs.
         if known.is_none() && self.subscriptions.len() >= self.shared.limits.max_subscriptions {
-            return Ok(Err(ErrorCode::TooManySubscriptions));
+            return Err(ErrorCode::TooManySubscriptions);
         }
         let verify = |origin: &RelayOrigin| {
             verify_subscribe_proof(origin, challenge, &proof.public_key, &proof.signature)
@@ -519,7 +519,7 @@ impl Connection {
             None => self.shared.origins.iter().any(|origin| verify(origin).is_ok()),
         };
         if !verified {
-            return Ok(Err(ErrorCode::BadProof));
+            return Err(ErrorCode::BadProof);
         }
         match known {
             Some(index) => {
@@ -538,7 +538,7 @@ impl Connection {
                 });
             }
         }
-        Ok(Ok(mailbox))
+        Ok(mailbox)
     }
 
     /// Lets delivery start for the subscriptions just answered.
