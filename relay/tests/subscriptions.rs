@@ -227,3 +227,35 @@ async fn a_public_listen_address_needs_a_configured_origin() {
         Err(relay::StartError::Origin(relay::OriginConfigError::Invalid(_)))
     ));
 }
+
+#[tokio::test]
+async fn a_subscription_is_answered_after_the_deposits_sent_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = relay::start(&Config { data_dir: dir.path().to_path_buf(), ..test_config() }).await.unwrap();
+    let keys = keys(3);
+    let mut client = Client::connect(relay.addr()).await;
+    for request in 1..=10u32 {
+        let deposit = Frame::Deposit { request, mailbox: mailbox_of(&keys[0]), payload: vec![request as u8] };
+        client.send(&deposit).await;
+    }
+    client.send(&batch(&client, 11, &keys)).await;
+    for request in 1..=10u32 {
+        assert_eq!(client.recv().await, Frame::Deposited { request });
+    }
+    assert_eq!(client.recv().await, Frame::SubscribedBatch { request: 11, results: vec![None; 3] });
+    // Then the ten blobs of the first mailbox.
+    for i in 1..=10u8 {
+        assert_eq!(client.recv_deliver().await.2, vec![i]);
+    }
+    finish(relay).await;
+}
+
+#[tokio::test]
+async fn a_batch_before_hello_is_unexpected_and_carries_its_id() {
+    let relay = start_memory(test_config()).await;
+    let mut client = Client::connect_raw(relay.addr()).await;
+    let frame = Frame::SubscribeBatch { request: 12, origin: client.origin.as_str().into(), proofs: vec![] };
+    client.send(&frame).await;
+    client.expect_error_then_close(12, ErrorCode::UnexpectedFrame).await;
+    finish(relay).await;
+}
