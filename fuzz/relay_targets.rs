@@ -6,26 +6,39 @@
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use doorless_frames::{Frame, MailboxId, verify_subscribe_proof};
+use doorless_frames::{Frame, MailboxId, RelayOrigin, verify_subscribe_proof};
 use futures_util::Stream;
 use relay::websocket::{Incoming, Role, reader};
 
 /// The relay's challenge for the connection the inputs arrive on (a relay picks it at random).
 pub const CHALLENGE: [u8; 32] = [0x5a; 32];
 
-/// Target `subscribe`: what the relay does with a `Subscribe` frame, and the proof check on raw
-/// `challenge (32) || public key (32) || signature (64)` bytes.
+/// The relay's origin the inputs' proofs are checked against.
+pub const ORIGIN: &str = "https://relay.example";
+
+/// Target `subscribe`: what the relay does with a `Subscribe` or `SubscribeBatch` frame, and the
+/// proof check on raw `challenge (32) || public key (32) || signature (64)` bytes.
 pub fn subscribe(data: &[u8]) {
-    if let Ok(Frame::Subscribe { public_key, signature, .. }) = Frame::decode(data)
-        && let Ok(mailbox) = verify_subscribe_proof(&CHALLENGE, &public_key, &signature)
-    {
-        // A proof opens exactly the mailbox its key names, never another.
-        assert_eq!(mailbox, MailboxId::from_public_key(&public_key));
+    let Ok(origin) = RelayOrigin::parse(ORIGIN) else { panic!("the fuzz origin is an origin") };
+    // A proof opens exactly the mailbox its key names, never another.
+    let check = |public_key: &[u8; 32], signature: &[u8; 64]| {
+        if let Ok(mailbox) = verify_subscribe_proof(&origin, &CHALLENGE, public_key, signature) {
+            assert_eq!(mailbox, MailboxId::from_public_key(public_key));
+        }
+    };
+    match Frame::decode(data) {
+        Ok(Frame::Subscribe { public_key, signature, .. }) => check(&public_key, &signature),
+        Ok(Frame::SubscribeBatch { origin: claimed, proofs, .. }) if claimed == ORIGIN => {
+            for proof in &proofs {
+                check(&proof.public_key, &proof.signature);
+            }
+        }
+        _ => {}
     }
     if let (Some((challenge, rest)), true) = (data.split_first_chunk::<32>(), data.len() == 128)
         && let Some((public_key, signature)) = rest.split_first_chunk::<32>()
         && let Ok(signature) = <&[u8; 64]>::try_from(signature)
-        && let Ok(mailbox) = verify_subscribe_proof(challenge, public_key, signature)
+        && let Ok(mailbox) = verify_subscribe_proof(&origin, challenge, public_key, signature)
     {
         assert_eq!(mailbox, MailboxId::from_public_key(public_key));
     }

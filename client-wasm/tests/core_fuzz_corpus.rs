@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use client_wasm::core::content::{Content, Payload};
 use client_wasm::core::{Header, MESSAGE_ENVELOPE_SIZES};
-use doorless_frames::{Frame, MailboxId};
+use doorless_frames::{ErrorCode, Frame, MailboxId, MailboxProof};
 
 fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
@@ -73,6 +73,22 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             Frame::Deposit { request: 1, mailbox: MailboxId([5; 32]), payload: vec![1, 2, 3] }.encode(),
         ),
         ("frame", "ack", Frame::Ack { mailbox: MailboxId([6; 32]), seq: 9 }.encode()),
+        (
+            "frame",
+            "subscribe-batch",
+            Frame::SubscribeBatch {
+                request: 2,
+                origin: "https://relay.example".into(),
+                proofs: vec![MailboxProof { public_key: [7; 32], signature: [8; 64] }; 2],
+            }
+            .encode(),
+        ),
+        (
+            "frame",
+            "subscribed-batch",
+            Frame::SubscribedBatch { request: 2, results: vec![None, Some(ErrorCode::TooManySubscriptions)] }
+                .encode(),
+        ),
         ("stored_records", "previous-release", legacy_profile),
         ("stored_records", "current", current_profile),
     ]
@@ -108,6 +124,9 @@ fn seed_inputs_decode_successfully() {
     assert!(f.invite_secret.clone().respond(&f.bob, &f.initial_message, fuzz_targets::NOW).is_ok());
     for (_, _, bytes) in seeds().into_iter().filter(|(t, _, _)| *t == "content") {
         assert!(Payload::decode(&bytes).is_ok());
+    }
+    for (_, name, bytes) in seeds().into_iter().filter(|(t, _, _)| *t == "frame") {
+        assert!(Frame::decode(&bytes).is_ok(), "frame seed {name}");
     }
     // Both stored-profile seeds restore (the target returns early on anything that does not).
     let (legacy, current) = stored_profiles();

@@ -33,10 +33,16 @@ export function useRelayAndBrowser() {
   return env;
 }
 
-/** Starts a relay on a free loopback port; resolves once it prints its address. */
-export async function startRelay() {
+/**
+ * Starts a relay on a free loopback port; resolves once it prints its address. Subscribe proofs are
+ * bound to the origin the browser loads the app from: by default the relay accepts its own
+ * `http://127.0.0.1:PORT` (and `localhost`); a test that puts something in front of it passes
+ * `['--public-origin', url]` in `extraArgs`.
+ */
+export async function startRelay(extraArgs = []) {
   const dataDir = mkdtempSync(join(tmpdir(), 'doorless-e2e-'));
-  const child = spawn(RELAY_BIN, ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--static-dir', DIST], {
+  const args = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--static-dir', DIST, ...extraArgs];
+  const child = spawn(RELAY_BIN, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs = [];

@@ -81,7 +81,9 @@ export class FrameParser {
  * `http` the recorded plain HTTP requests, `streams` the raw byte counts per direction.
  */
 export async function startRecordingProxy(target) {
-  const upstream = new URL(target);
+  // May be set after the proxy listens (`setTarget`): a relay that must know the proxy's origin
+  // (`--public-origin`) is started once the proxy's port is known.
+  let upstream = target ? new URL(target) : null;
   const messages = [];
   const httpLog = [];
   const streams = { up: 0, down: 0 };
@@ -168,6 +170,9 @@ export async function startRecordingProxy(target) {
   const { port } = server.address();
   return {
     url: `http://127.0.0.1:${port}`,
+    setTarget(url) {
+      upstream = new URL(url);
+    },
     messages,
     http: httpLog,
     streams,

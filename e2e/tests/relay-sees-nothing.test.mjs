@@ -30,8 +30,11 @@ let proxy;
 let browser;
 
 before(async () => {
-  relay = await startRelay();
-  proxy = await startRecordingProxy(relay.url);
+  // The browser loads the app from the proxy, so its subscribe proofs name the proxy's origin:
+  // the relay is told that is its public origin, as a relay behind a reverse proxy is.
+  proxy = await startRecordingProxy();
+  relay = await startRelay(['--public-origin', proxy.url]);
+  proxy.setTarget(relay.url);
   browser = await launchBrowser();
 });
 

@@ -3,7 +3,7 @@
 //! Layout of every frame: `version: u8 = 1 | kind: u8 | body`, integers big-endian. Decoding is
 //! total: any byte string yields either a frame or a [`FrameError`], never a panic.
 
-use crate::mailbox::{CHALLENGE_LEN, MailboxId, SIGNATURE_LEN};
+use crate::mailbox::{CHALLENGE_LEN, MAX_ORIGIN_LEN, MailboxId, SIGNATURE_LEN};
 
 /// The frame format version this crate speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -34,6 +34,10 @@ pub enum FrameKind {
     Ping = 0x09,
     /// Either way: keep-alive answer.
     Pong = 0x0a,
+    /// Client to relay: subscribe to many mailboxes at once, each with its proof.
+    SubscribeBatch = 0x0b,
+    /// Relay to client: the outcome of each subscription of a `SubscribeBatch`.
+    SubscribedBatch = 0x0c,
 }
 
 impl FrameKind {
@@ -50,6 +54,8 @@ impl FrameKind {
             0x08 => Self::Error,
             0x09 => Self::Ping,
             0x0a => Self::Pong,
+            0x0b => Self::SubscribeBatch,
+            0x0c => Self::SubscribedBatch,
             _ => return None,
         })
     }
@@ -88,6 +94,8 @@ pub enum ErrorCode {
     StorageFailure,
     /// The relay is shutting down.
     ShuttingDown,
+    /// The subscribe proofs were made for another relay's origin.
+    WrongOrigin,
     /// A code this version does not know (kept so decoding never fails on new codes).
     Unknown(u16),
 }
@@ -111,6 +119,7 @@ impl ErrorCode {
             Self::IdleTimeout => 13,
             Self::StorageFailure => 14,
             Self::ShuttingDown => 15,
+            Self::WrongOrigin => 16,
             Self::Unknown(code) => code,
         }
     }
@@ -133,6 +142,7 @@ impl ErrorCode {
             13 => Self::IdleTimeout,
             14 => Self::StorageFailure,
             15 => Self::ShuttingDown,
+            16 => Self::WrongOrigin,
             other => Self::Unknown(other),
         }
     }
@@ -155,9 +165,24 @@ impl ErrorCode {
             Self::IdleTimeout => "idle timeout",
             Self::StorageFailure => "storage failure",
             Self::ShuttingDown => "relay shutting down",
+            Self::WrongOrigin => "subscribe proofs made for another relay",
             Self::Unknown(_) => "unknown error",
         }
     }
+}
+
+/// One mailbox's proof of ownership in a [`Frame::SubscribeBatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxProof {
+    /// The mailbox's Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// Signature over [`crate::subscribe_proof_message`].
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl MailboxProof {
+    /// Bytes of one proof on the wire.
+    pub const LEN: usize = 32 + SIGNATURE_LEN;
 }
 
 /// One relay frame.
@@ -235,6 +260,25 @@ pub enum Frame {
         /// The `Ping`'s nonce.
         nonce: u64,
     },
+    /// Client to relay: subscribe to the mailbox of each proof, all made for the relay at `origin`.
+    SubscribeBatch {
+        /// Client-chosen id echoed in the answer.
+        request: u32,
+        /// The relay origin the proofs were signed for, normalised ([`crate::RelayOrigin`]);
+        /// printable ASCII, at most 255 bytes.
+        origin: String,
+        /// One proof per mailbox (at most 65,535).
+        proofs: Vec<MailboxProof>,
+    },
+    /// Relay to client: the outcome of each proof of a `SubscribeBatch`, in the same order:
+    /// `None` for a subscription now active, else why that one mailbox was refused. Stored blobs of
+    /// the subscribed mailboxes follow as `Deliver`.
+    SubscribedBatch {
+        /// The id of the `SubscribeBatch` request.
+        request: u32,
+        /// One result per proof (at most 65,535).
+        results: Vec<Option<ErrorCode>>,
+    },
 }
 
 /// Why bytes are not a frame.
@@ -252,6 +296,9 @@ pub enum FrameError {
     /// The body's length does not fit the kind.
     #[error("frame body has the wrong length")]
     BadLength,
+    /// A text field is empty, or not printable ASCII.
+    #[error("frame text field is not printable ASCII")]
+    BadText,
 }
 
 impl FrameError {
@@ -259,7 +306,7 @@ impl FrameError {
     pub fn code(self) -> ErrorCode {
         match self {
             Self::UnsupportedVersion => ErrorCode::UnsupportedVersion,
-            Self::Truncated | Self::UnknownKind | Self::BadLength => ErrorCode::Malformed,
+            Self::Truncated | Self::UnknownKind | Self::BadLength | Self::BadText => ErrorCode::Malformed,
         }
     }
 }
@@ -279,7 +326,28 @@ impl Frame {
             Self::Error { .. } => FrameKind::Error,
             Self::Ping { .. } => FrameKind::Ping,
             Self::Pong { .. } => FrameKind::Pong,
+            Self::SubscribeBatch { .. } => FrameKind::SubscribeBatch,
+            Self::SubscribedBatch { .. } => FrameKind::SubscribedBatch,
         }
+    }
+
+    /// The request id of a client request (`Subscribe`, `Deposit`, `SubscribeBatch`) read from the
+    /// start of `bytes`, even when the rest is not a valid frame: the version and kind bytes must
+    /// be right and the four id bytes there. The relay answers a truncated, overlong or oversized
+    /// request with this id.
+    pub fn request_of(bytes: &[u8]) -> Option<u32> {
+        let [PROTOCOL_VERSION, kind, id @ ..] = bytes else { return None };
+        match FrameKind::from_byte(*kind)? {
+            FrameKind::Subscribe | FrameKind::Deposit | FrameKind::SubscribeBatch => {
+                id.first_chunk::<4>().map(|id| u32::from_be_bytes(*id))
+            }
+            _ => None,
+        }
+    }
+
+    /// Size of a `SubscribeBatch` for `origin_len` bytes of origin and `proofs` proofs.
+    pub const fn subscribe_batch_len(origin_len: usize, proofs: usize) -> usize {
+        2 + 4 + 1 + origin_len + 2 + proofs * MailboxProof::LEN
     }
 
     /// Size of the header and fixed fields of a `Deposit`, i.e. a frame's length minus its payload.
@@ -299,6 +367,10 @@ impl Frame {
     }
 
     /// Encodes the frame.
+    ///
+    /// A `SubscribeBatch` or `SubscribedBatch` with more than 65,535 entries, or an origin longer
+    /// than 255 bytes, cannot be encoded; their count is cut to what fits (build them with
+    /// [`crate::RelayOrigin`] and at most `u16::MAX` entries).
     pub fn encode(&self) -> Vec<u8> {
         if let Self::Deliver { mailbox, seq, payload } = self {
             return [&Self::deliver_head(mailbox, *seq)[..], payload].concat();
@@ -339,6 +411,27 @@ impl Frame {
                 out.extend_from_slice(&code.to_u16().to_be_bytes());
             }
             Self::Ping { nonce } | Self::Pong { nonce } => out.extend_from_slice(&nonce.to_be_bytes()),
+            Self::SubscribeBatch { request, origin, proofs } => {
+                let origin = &origin.as_bytes()[..origin.len().min(MAX_ORIGIN_LEN)];
+                let count = proofs.len().min(usize::from(u16::MAX));
+                out.reserve(Self::subscribe_batch_len(origin.len(), count));
+                out.extend_from_slice(&request.to_be_bytes());
+                out.push(origin.len() as u8);
+                out.extend_from_slice(origin);
+                out.extend_from_slice(&(count as u16).to_be_bytes());
+                for proof in &proofs[..count] {
+                    out.extend_from_slice(&proof.public_key);
+                    out.extend_from_slice(&proof.signature);
+                }
+            }
+            Self::SubscribedBatch { request, results } => {
+                let count = results.len().min(usize::from(u16::MAX));
+                out.extend_from_slice(&request.to_be_bytes());
+                out.extend_from_slice(&(count as u16).to_be_bytes());
+                for result in &results[..count] {
+                    out.extend_from_slice(&result.map_or(0, ErrorCode::to_u16).to_be_bytes());
+                }
+            }
         }
         out
     }
@@ -371,6 +464,34 @@ impl Frame {
             FrameKind::Error => Self::Error { request: r.u32()?, code: ErrorCode::from_u16(r.u16()?) },
             FrameKind::Ping => Self::Ping { nonce: r.u64()? },
             FrameKind::Pong => Self::Pong { nonce: r.u64()? },
+            FrameKind::SubscribeBatch => {
+                let request = r.u32()?;
+                let origin_len = r.array::<1>()?[0];
+                let origin = r.take(usize::from(origin_len))?;
+                if origin.is_empty() || !origin.iter().all(|b| b.is_ascii_graphic()) {
+                    return Err(FrameError::BadText);
+                }
+                let origin = origin.iter().map(|&b| char::from(b)).collect();
+                let count = usize::from(r.u16()?);
+                if r.0.len() != count * MailboxProof::LEN {
+                    return Err(FrameError::BadLength);
+                }
+                let proofs = (0..count)
+                    .map(|_| Ok(MailboxProof { public_key: r.array()?, signature: r.array()? }))
+                    .collect::<Result<_, FrameError>>()?;
+                Self::SubscribeBatch { request, origin, proofs }
+            }
+            FrameKind::SubscribedBatch => {
+                let request = r.u32()?;
+                let count = usize::from(r.u16()?);
+                if r.0.len() != count * 2 {
+                    return Err(FrameError::BadLength);
+                }
+                let results = (0..count)
+                    .map(|_| r.u16().map(|code| (code != 0).then(|| ErrorCode::from_u16(code))))
+                    .collect::<Result<_, FrameError>>()?;
+                Self::SubscribedBatch { request, results }
+            }
         };
         if !r.0.is_empty() {
             return Err(FrameError::BadLength);
@@ -381,6 +502,14 @@ impl Frame {
 
 /// A cursor over a frame body whose reads fail instead of panicking.
 struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], FrameError> {
+        let (head, tail) = self.0.split_at_checked(len).ok_or(FrameError::BadLength)?;
+        self.0 = tail;
+        Ok(head)
+    }
+}
 
 impl Reader<'_> {
     fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
@@ -422,6 +551,20 @@ mod tests {
             Frame::Error { request: 5, code: ErrorCode::Unknown(999) },
             Frame::Ping { nonce: u64::MAX },
             Frame::Pong { nonce: 0 },
+            Frame::SubscribeBatch { request: 3, origin: "https://relay.example".into(), proofs: vec![] },
+            Frame::SubscribeBatch {
+                request: 4,
+                origin: "http://127.0.0.1:8080".into(),
+                proofs: vec![
+                    MailboxProof { public_key: [6; 32], signature: [7; SIGNATURE_LEN] },
+                    MailboxProof { public_key: [8; 32], signature: [9; SIGNATURE_LEN] },
+                ],
+            },
+            Frame::SubscribedBatch { request: 4, results: vec![] },
+            Frame::SubscribedBatch {
+                request: 4,
+                results: vec![None, Some(ErrorCode::BadProof), Some(ErrorCode::TooManySubscriptions), None],
+            },
         ]
     }
 
@@ -484,6 +627,66 @@ mod tests {
     }
 
     #[test]
+    fn known_layout_of_a_subscribe_batch_and_its_answer() {
+        let proof = MailboxProof { public_key: [0xaa; 32], signature: [0xbb; SIGNATURE_LEN] };
+        let frame =
+            Frame::SubscribeBatch { request: 0x0102_0304, origin: "http://a:1".into(), proofs: vec![proof] };
+        let mut expected = vec![1, 0x0b, 1, 2, 3, 4, 10];
+        expected.extend_from_slice(b"http://a:1");
+        expected.extend_from_slice(&[0, 1]);
+        expected.extend_from_slice(&[0xaa; 32]);
+        expected.extend_from_slice(&[0xbb; 64]);
+        assert_eq!(frame.encode(), expected);
+        assert_eq!(frame.encode().len(), Frame::subscribe_batch_len(10, 1));
+        let answer = Frame::SubscribedBatch {
+            request: 9,
+            results: vec![None, Some(ErrorCode::TooManySubscriptions), Some(ErrorCode::Unknown(300))],
+        };
+        assert_eq!(answer.encode(), [1, 0x0c, 0, 0, 0, 9, 0, 3, 0, 0, 0, 6, 1, 44]);
+    }
+
+    #[test]
+    fn subscribe_batch_refuses_bad_origins_and_counts() {
+        let good = Frame::SubscribeBatch {
+            request: 1,
+            origin: "http://a".into(),
+            proofs: vec![MailboxProof { public_key: [1; 32], signature: [2; SIGNATURE_LEN] }],
+        }
+        .encode();
+        // Origin bytes at offset 7..15: a space, a non-ASCII byte.
+        for (at, byte) in [(9, b' '), (10, 0xc3)] {
+            let mut bad = good.clone();
+            bad[at] = byte;
+            assert_eq!(Frame::decode(&bad), Err(FrameError::BadText));
+        }
+        // An empty origin.
+        let empty = [&[1, 0x0b, 0, 0, 0, 1, 0][..], &[0, 0]].concat();
+        assert_eq!(Frame::decode(&empty), Err(FrameError::BadText));
+        // The count says two proofs, one is there; and one proof too many.
+        let mut short = good.clone();
+        short[16] = 2;
+        assert_eq!(Frame::decode(&short), Err(FrameError::BadLength));
+        let long = [&good[..], &[0; 96]].concat();
+        assert_eq!(Frame::decode(&long), Err(FrameError::BadLength));
+        // An answer whose count does not match its codes.
+        assert_eq!(Frame::decode(&[1, 0x0c, 0, 0, 0, 1, 0, 2, 0, 0]), Err(FrameError::BadLength));
+    }
+
+    #[test]
+    fn request_id_of_broken_requests() {
+        let subscribe = Frame::Subscribe { request: 77, public_key: [1; 32], signature: [2; 64] }.encode();
+        assert_eq!(Frame::request_of(&subscribe[..6]), Some(77));
+        assert_eq!(Frame::request_of(&subscribe[..5]), None);
+        let deposit = Frame::Deposit { request: 78, mailbox: MailboxId([0; 32]), payload: vec![] }.encode();
+        assert_eq!(Frame::request_of(&deposit[..20]), Some(78));
+        let batch = Frame::SubscribeBatch { request: 79, origin: "http://a".into(), proofs: vec![] }.encode();
+        assert_eq!(Frame::request_of(&[&batch[..], &[0]].concat()), Some(79));
+        // Not a request, or another version: no id to read.
+        assert_eq!(Frame::request_of(&Frame::Deposited { request: 5 }.encode()), None);
+        assert_eq!(Frame::request_of(&[2, 4, 0, 0, 0, 1]), None);
+    }
+
+    #[test]
     fn bad_version_and_kind() {
         assert_eq!(Frame::decode(&[2, 0]), Err(FrameError::UnsupportedVersion));
         assert_eq!(Frame::decode(&[1, 0x7f]), Err(FrameError::UnknownKind));
@@ -493,6 +696,7 @@ mod tests {
 
     #[test]
     fn error_codes_are_stable() {
+        assert_eq!(ErrorCode::WrongOrigin.to_u16(), 16);
         for n in 0..=20u16 {
             assert_eq!(ErrorCode::from_u16(n).to_u16(), n);
         }

@@ -14,16 +14,17 @@
 //!
 //! The crate deliberately knows no encryption: the relay links it and must never be able to decrypt.
 //! It does know Ed25519 signatures, because a mailbox's owner proves ownership by signing the relay's
-//! challenge.
+//! challenge, bound to the relay's origin ([`RelayOrigin`]).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic, clippy::expect_used))]
 
 mod codec;
 mod mailbox;
 
-pub use codec::{ErrorCode, Frame, FrameError, FrameKind, PROTOCOL_VERSION};
+pub use codec::{ErrorCode, Frame, FrameError, FrameKind, MailboxProof, PROTOCOL_VERSION};
 pub use mailbox::{
-    CHALLENGE_LEN, MailboxId, ProofError, SIGNATURE_LEN, subscribe_proof_message, verify_subscribe_proof,
+    CHALLENGE_LEN, MAX_ORIGIN_LEN, MailboxId, OriginError, ProofError, RelayOrigin, SIGNATURE_LEN,
+    subscribe_proof_message, verify_subscribe_proof,
 };
 
 /// The default maximum size of one frame, in bytes, header included (256 KiB).

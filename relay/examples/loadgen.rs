@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use doorless_frames::{ErrorCode, Frame, MailboxId, subscribe_proof_message};
+use doorless_frames::{ErrorCode, Frame, MailboxId, RelayOrigin, subscribe_proof_message};
 use ed25519_dalek::{Signer as _, SigningKey};
 use futures_util::{FutureExt as _, StreamExt as _};
 use relay::websocket::{Incoming, OutFrame, Reader, Role, reader, write_frames};
@@ -244,8 +244,10 @@ async fn open(common: &Common, key: &SigningKey, index: usize) -> Result<Ws> {
     let mut ws = Ws { incoming: reader(read, READ_LIMIT, Role::Client), out, pending: Vec::new(), masks };
     ws.send(&Frame::Hello).await?;
     let Frame::Challenge { challenge, .. } = ws.recv().await? else { bail!("expected Challenge") };
+    // Proofs are bound to the origin the relay is reached at: on loopback, `http://ADDR`.
+    let origin = RelayOrigin::parse(&format!("http://{}", common.addr)).context("the relay's origin")?;
     let public_key = key.verifying_key().to_bytes();
-    let signature = key.sign(&subscribe_proof_message(&challenge, &public_key)).to_bytes();
+    let signature = key.sign(&subscribe_proof_message(&origin, &challenge, &public_key)).to_bytes();
     ws.send(&Frame::Subscribe { request: 0, public_key, signature }).await?;
     match ws.recv().await? {
         Frame::Subscribed { .. } => Ok(ws),

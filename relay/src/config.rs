@@ -5,9 +5,21 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use doorless_frames::DEFAULT_MAX_FRAME_LEN;
+use doorless_frames::{DEFAULT_MAX_FRAME_LEN, OriginError, RelayOrigin};
 
 use crate::store::Quotas;
+
+/// Why the relay's origins could not be settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OriginConfigError {
+    /// The relay listens on a non-loopback address and no `--public-origin` was given: it cannot
+    /// know the origin its clients sign their subscribe proofs for.
+    #[error("--public-origin (DOORLESS_PUBLIC_ORIGIN) is required when listening on a non-loopback address")]
+    Missing,
+    /// A `--public-origin` is not an origin.
+    #[error("invalid --public-origin: {0}")]
+    Invalid(OriginError),
+}
 
 /// Which storage backend holds the mailboxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,6 +56,14 @@ pub struct Config {
     #[arg(long, env = "DOORLESS_CONNECT_SRC", value_delimiter = ',')]
     pub connect_src: Vec<String>,
 
+    /// The origin(s) people reach this relay at, e.g. `https://relay.example` (scheme, host, port if
+    /// not the default; no path). Subscribe proofs are bound to the origin: the relay accepts only
+    /// proofs made for one of these. Repeat the flag or separate with commas. Required unless the
+    /// relay listens on a loopback address, where it defaults to `http://127.0.0.1:PORT` and
+    /// `http://localhost:PORT` with the port actually bound.
+    #[arg(long, env = "DOORLESS_PUBLIC_ORIGIN", value_delimiter = ',')]
+    pub public_origin: Vec<String>,
+
     /// The relay is reached over HTTPS (through a TLS-terminating proxy): send HSTS.
     #[arg(long, env = "DOORLESS_BEHIND_TLS")]
     pub behind_tls: bool,
@@ -57,7 +77,7 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Most mailboxes one connection may subscribe to.
-    #[arg(long, env = "DOORLESS_MAX_SUBSCRIPTIONS", default_value_t = 64)]
+    #[arg(long, env = "DOORLESS_MAX_SUBSCRIPTIONS", default_value_t = 1024)]
     pub max_subscriptions: usize,
 
     /// Sustained deposits per second allowed per connection (token bucket refill rate).
@@ -75,6 +95,11 @@ pub struct Config {
     /// Seconds without any frame from a client before it is disconnected (the relay pings first).
     #[arg(long, env = "DOORLESS_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
+
+    /// Seconds a connection may take to send a complete HTTP request head (and so to start the
+    /// WebSocket upgrade); also how long a kept-alive HTTP connection may sit idle between requests.
+    #[arg(long, env = "DOORLESS_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
 
     /// Seconds an unacknowledged blob is kept.
     #[arg(long, env = "DOORLESS_TTL_SECS", default_value_t = 7 * 24 * 3600)]
@@ -101,14 +126,16 @@ impl Default for Config {
             store: StoreKind::Redb,
             static_dir: None,
             connect_src: Vec::new(),
+            public_origin: Vec::new(),
             behind_tls: false,
             max_frame_len: DEFAULT_MAX_FRAME_LEN as u32,
             max_connections: 10_000,
-            max_subscriptions: 64,
+            max_subscriptions: 1024,
             deposit_rate: 50.0,
             deposit_burst: 200.0,
             outbound_queue: 32,
             idle_timeout_secs: 60,
+            header_read_timeout_secs: 10,
             ttl_secs: 7 * 24 * 3600,
             mailbox_max_count: 10_000,
             mailbox_max_bytes: 64 * 1024 * 1024,
@@ -133,13 +160,38 @@ impl Config {
         Duration::from_secs(self.idle_timeout_secs.max(1))
     }
 
+    /// The header-read deadline (at least one second).
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs.max(1))
+    }
+
+    /// The origins subscribe proofs must be made for, given the address actually bound: the
+    /// configured ones, or for a loopback listen address `http://IP:PORT` and
+    /// `http://localhost:PORT`.
+    pub fn origins(&self, bound: SocketAddr) -> Result<Vec<RelayOrigin>, OriginConfigError> {
+        if self.public_origin.is_empty() {
+            if !bound.ip().is_loopback() {
+                return Err(OriginConfigError::Missing);
+            }
+            let defaults = [format!("http://{bound}"), format!("http://localhost:{}", bound.port())];
+            return defaults
+                .iter()
+                .map(|url| RelayOrigin::parse(url).map_err(OriginConfigError::Invalid))
+                .collect();
+        }
+        self.public_origin
+            .iter()
+            .map(|url| RelayOrigin::parse(url).map_err(OriginConfigError::Invalid))
+            .collect()
+    }
+
     /// A one-line summary for the startup log (no secrets, nothing per-user).
     pub fn summary(&self) -> String {
         format!(
             "listen={} store={:?} data_dir={} static_dir={} behind_tls={} max_frame_len={} \
              max_connections={} max_subscriptions={} deposit_rate={}/s burst={} outbound_queue={} \
-             idle_timeout={}s ttl={}s mailbox_max_count={} mailbox_max_bytes={} max_stored_bytes={} \
-             extra_connect_src={}",
+             idle_timeout={}s header_timeout={}s ttl={}s mailbox_max_count={} mailbox_max_bytes={} max_stored_bytes={} \
+             extra_connect_src={} public_origin={}",
             self.listen,
             self.store,
             self.data_dir.display(),
@@ -152,11 +204,18 @@ impl Config {
             self.deposit_burst,
             self.outbound_queue,
             self.idle_timeout_secs,
+            self.header_read_timeout_secs,
             self.ttl_secs,
             self.mailbox_max_count,
             self.mailbox_max_bytes,
             self.max_stored_bytes,
             self.connect_src.len(),
+            // Operator configuration, not anything a user sent.
+            if self.public_origin.is_empty() {
+                "(loopback default)".to_owned()
+            } else {
+                self.public_origin.join(",")
+            },
         )
     }
 }

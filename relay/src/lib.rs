@@ -18,6 +18,7 @@
 pub mod clock;
 pub mod config;
 pub mod filters;
+mod http;
 pub mod limits;
 pub mod metrics;
 pub mod static_files;
@@ -29,10 +30,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use doorless_frames::RelayOrigin;
 use tokio::sync::watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, StoreKind};
+pub use config::{Config, OriginConfigError, StoreKind};
 pub use metrics::Metrics;
 pub use store::{MemoryStore, RedbStore, Store};
 
@@ -59,11 +61,15 @@ pub enum StartError {
     /// The listening address could not be bound.
     #[error("cannot listen on the configured address: {0}")]
     Bind(std::io::Error),
+    /// The origins subscribe proofs are bound to are missing or invalid.
+    #[error(transparent)]
+    Origin(#[from] OriginConfigError),
 }
 
 /// A running relay.
 pub struct Relay {
     addr: SocketAddr,
+    origins: Vec<RelayOrigin>,
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
     cap: Arc<ConnectionCap>,
@@ -76,6 +82,11 @@ impl Relay {
     /// The address actually bound.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The origins the relay accepts subscribe proofs for.
+    pub fn origins(&self) -> &[RelayOrigin] {
+        &self.origins
     }
 
     /// The relay's counters.
@@ -98,7 +109,8 @@ impl Relay {
         self.site.as_deref()
     }
 
-    /// Stops accepting, tells connected clients, finishes queued store work, and returns.
+    /// Stops accepting, closes connections that have not upgraded, tells connected clients,
+    /// finishes queued store work, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
@@ -124,6 +136,12 @@ pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<
         Some(dir) => Some(Arc::new(StaticSite::load(dir, &config.connect_src)?)),
         None => None,
     };
+    // Checked before binding too (with the port yet to be bound left aside): a relay that cannot
+    // know its origin does not listen at all.
+    config.origins(std::net::SocketAddr::new(config.listen.ip(), 1))?;
+    let listener = listen(config.listen).map_err(StartError::Bind)?;
+    let addr = listener.local_addr().map_err(StartError::Bind)?;
+    let origins = config.origins(addr)?;
     let metrics = Arc::new(Metrics::default());
     let cap = ConnectionCap::new(config.max_connections);
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -140,15 +158,10 @@ pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<
             idle_timeout: config.idle_timeout(),
         },
         shutdown: shutdown_rx.clone(),
+        origins: origins.clone(),
     });
-    let listener = listen(config.listen).map_err(StartError::Bind)?;
-    let addr = listener.local_addr().map_err(StartError::Bind)?;
     let routes = filters::routes(shared, site.clone(), config.behind_tls);
-
-    let mut stop_accepting = shutdown_rx.clone();
-    let server = warp::serve(routes).incoming(listener).graceful(async move {
-        let _ = stop_accepting.wait_for(|stop| *stop).await;
-    });
+    let server = http::serve(listener, routes, config.header_read_timeout(), shutdown_rx.clone());
     let sweep_every = Duration::from_millis((config.quotas().ttl_ms / 10).clamp(1000, 60_000));
     let task_store = store.clone();
     let task_cap = cap.clone();
@@ -167,7 +180,7 @@ pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<
                 }
             }
         };
-        tokio::join!(server.run(), sweeper);
+        tokio::join!(server, sweeper);
         // The server has stopped accepting; WebSocket connections were told and are closing.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while task_cap.live() > 0 && tokio::time::Instant::now() < deadline {
@@ -177,7 +190,7 @@ pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<
             tracing::error!(error = %err, "closing the store failed");
         }
     });
-    Ok(Relay { addr, metrics, store, cap, shutdown, task, site })
+    Ok(Relay { addr, origins, metrics, store, cap, shutdown, task, site })
 }
 
 /// The listening socket. `TCP_NODELAY` is set on it so that every accepted connection inherits it

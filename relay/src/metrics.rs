@@ -8,7 +8,7 @@ use doorless_frames::ErrorCode;
 use crate::store::StoreStats;
 
 /// Highest error code number counted individually; others share the last slot.
-const ERROR_SLOTS: usize = 16;
+const ERROR_SLOTS: usize = 18;
 
 /// The relay's counters.
 #[derive(Debug, Default)]

@@ -52,7 +52,8 @@ pub type Reader = BoxStream<'static, Result<Incoming, ErrorCode>>;
 
 /// Reads the peer's messages from the read half of a connection, refusing any above `limit` bytes:
 /// a single frame from its header alone, before its payload is read; fragments once they add up to
-/// more.
+/// more. `role` is this end's: a server refuses a frame its client did not mask, and a client one
+/// its server did (RFC 6455 section 5.1), with `Malformed`.
 pub fn reader<R>(io: R, limit: usize, role: Role) -> Reader
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -63,18 +64,27 @@ where
     ws.set_auto_pong(false);
     ws.set_auto_close(false);
     ws.set_max_message_size(limit);
+    // The client's frames must be masked, the server's must not (RFC 6455 section 5.1).
+    let masked_peer = role == Role::Server;
     let state = Some((ws, Fragments::default()));
     stream::unfold(state, move |state| async move {
         let (mut ws, mut fragments) = state?;
         loop {
             let frame =
                 ws.read_frame(&mut |_| std::future::ready(Ok::<(), std::convert::Infallible>(()))).await;
-            let frame = match frame {
+            let mut frame = match frame {
                 Ok(frame) => frame,
                 Err(WebSocketError::UnexpectedEOF | WebSocketError::IoError(_)) => return None,
                 Err(WebSocketError::FrameTooLarge) => return Some((Err(ErrorCode::FrameTooLarge), None)),
                 Err(_) => return Some((Err(ErrorCode::Malformed), None)),
             };
+            // The library keeps the masking key to itself (also after unmasking a server's frame);
+            // its header formatter shows whether there is one, as the mask bit of the second byte.
+            let mut head = [0; MAX_HEAD];
+            frame.fmt_head(&mut head);
+            if (head[1] & 0x80 != 0) != masked_peer {
+                return Some((Err(ErrorCode::Malformed), None));
+            }
             let (fin, opcode) = (frame.fin, frame.opcode);
             let payload = match frame.payload {
                 Payload::Bytes(bytes) => bytes,
@@ -286,6 +296,19 @@ mod tests {
         match reader.next().await {
             Some(Ok(Incoming::Binary(got))) => assert_eq!(got[..], plain[..]),
             other => panic!("expected the message, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_masked_the_wrong_way_are_refused() {
+        let payload = b"\x01\x00".to_vec();
+        let frame = |mask| [(header(WsOpCode::Data(Data::Binary), mask), [&payload[..], &[]])];
+        for (mask, role) in [(None, Role::Server), (Some([1, 2, 3, 4]), Role::Client)] {
+            let mut socket = Trickle { written: Vec::new(), step: usize::MAX };
+            write_frames(&mut socket, &frame(mask)).await.unwrap();
+            let mut reader = reader(std::io::Cursor::new(socket.written), 1000, role);
+            assert!(matches!(reader.next().await, Some(Err(ErrorCode::Malformed))), "mask {mask:?}");
+            assert!(reader.next().await.is_none());
         }
     }
 

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use doorless_frames::{CHALLENGE_LEN, ErrorCode, Frame, MailboxId, verify_subscribe_proof};
+use doorless_frames::{
+    CHALLENGE_LEN, ErrorCode, Frame, MailboxId, MailboxProof, RelayOrigin, verify_subscribe_proof,
+};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt as _, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
@@ -38,6 +40,9 @@ const DELIVER_BATCH: usize = 32;
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the last frames (error, close) get to leave before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long the store gets to finish the deposits in flight when a connection is closed for an
+/// error, so that each is answered before the error.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most frames written with one vectored write: up to three slices each, well under the system's
 /// limit of 1,024 slices per call.
 const WRITE_BATCH: usize = 64;
@@ -111,6 +116,9 @@ pub struct Shared {
     pub limits: WsLimits,
     /// Turns `true` when the relay shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The relay's own origins: subscribe proofs must be made for one of them (never for what a
+    /// client's `Host` header says, which a relay replaying someone's proof would choose).
+    pub origins: Vec<RelayOrigin>,
 }
 
 /// Runs one upgraded connection to its end. `slot` is `None` when the connection cap refused it.
@@ -194,6 +202,8 @@ struct Subscription {
     sent_upto: u64,
     /// The store may hold blobs above `sent_upto`.
     pending: bool,
+    /// Subscribed (again) by a request whose answer is not queued yet: no delivery until it is.
+    starting: bool,
 }
 
 enum InFlight {
@@ -287,16 +297,8 @@ impl Connection {
             let reason = match event {
                 Event::Shutdown => {
                     // Answer what is already in flight, so no durable deposit goes unconfirmed.
-                    let drain = async {
-                        while let Some(done) = in_flight.next().await {
-                            if let Err(reason) = self.finish(done).await {
-                                return Some(reason);
-                            }
-                        }
-                        None
-                    };
-                    match timeout(CLOSE_TIMEOUT, drain).await {
-                        Ok(Some(reason)) => return reason,
+                    match timeout(CLOSE_TIMEOUT, self.answer_in_flight(&mut in_flight)).await {
+                        Ok(Err(reason)) => return reason,
                         _ => return Some((0, ErrorCode::ShuttingDown)),
                     }
                 }
@@ -341,9 +343,25 @@ impl Connection {
                 }
             };
             if let Err(reason) = reason {
+                if reason.is_some() {
+                    // Closed for an error: every deposit already handed to the store is answered
+                    // first, in order, so none that was stored goes unconfirmed.
+                    let _ = timeout(ANSWER_TIMEOUT, self.answer_in_flight(&mut in_flight)).await;
+                }
                 return reason;
             }
         }
+    }
+
+    /// Waits for everything in flight (deposits, acks) and answers it, in order.
+    async fn answer_in_flight(
+        &mut self,
+        in_flight: &mut FuturesOrdered<BoxFuture<'static, InFlight>>,
+    ) -> Result<(), CloseReason> {
+        while let Some(done) = in_flight.next().await {
+            self.finish(done).await?;
+        }
+        Ok(())
     }
 
     /// Queues a frame, waiting for room; a client that leaves its queue full too long is dropped.
@@ -395,11 +413,13 @@ impl Connection {
             Incoming::Pong => return Ok(()),
             Incoming::Text => return Err(Some((0, ErrorCode::Malformed))),
         };
+        // A broken or oversized request is answered with its id when the id could be read.
         if bytes.len() > self.shared.limits.max_frame_len {
-            return Err(Some((0, ErrorCode::FrameTooLarge)));
+            return Err(Some((Frame::request_of(&bytes).unwrap_or(0), ErrorCode::FrameTooLarge)));
         }
         self.shared.metrics.frames_in_total.fetch_add(1, Relaxed);
-        let frame = Frame::decode(&bytes).map_err(|e| Some((0, e.code())))?;
+        let frame =
+            Frame::decode(&bytes).map_err(|e| Some((Frame::request_of(&bytes).unwrap_or(0), e.code())))?;
         match (&self.phase, frame) {
             (_, Frame::Ping { nonce }) => self.send(Frame::Pong { nonce }).await,
             (_, Frame::Pong { .. }) => Ok(()),
@@ -415,7 +435,35 @@ impl Connection {
             }
             (Phase::Ready { challenge }, Frame::Subscribe { request, public_key, signature }) => {
                 let challenge = *challenge;
-                self.subscribe(challenge, request, public_key, signature).await
+                // Acks sent before take effect first, or a re-subscription would deliver again
+                // what they acknowledged.
+                self.answer_in_flight(in_flight).await?;
+                let proof = MailboxProof { public_key, signature };
+                match self.subscribe(&challenge, None, &proof) {
+                    Ok(mailbox) => self.send(Frame::Subscribed { request, mailbox }).await?,
+                    Err(ErrorCode::BadProof) => return Err(Some((request, ErrorCode::BadProof))),
+                    Err(code) => self.send_error(request, code).await?,
+                }
+                self.start_delivery();
+                Ok(())
+            }
+            (Phase::Ready { challenge }, Frame::SubscribeBatch { request, origin, proofs }) => {
+                let challenge = *challenge;
+                let Some(origin) = self.shared.origins.iter().find(|o| o.as_str() == origin).cloned() else {
+                    return Err(Some((request, ErrorCode::WrongOrigin)));
+                };
+                self.answer_in_flight(in_flight).await?;
+                let mut results = Vec::with_capacity(proofs.len());
+                for proof in &proofs {
+                    let result = self.subscribe(&challenge, Some(&origin), proof);
+                    if let Err(code) = result {
+                        self.shared.metrics.error(code);
+                    }
+                    results.push(result.err());
+                }
+                self.send(Frame::SubscribedBatch { request, results }).await?;
+                self.start_delivery();
+                Ok(())
             }
             (Phase::Ready { .. }, Frame::Deposit { request, mailbox, payload }) => {
                 if !self.bucket.try_take(std::time::Instant::now()) {
@@ -436,41 +484,69 @@ impl Connection {
                 in_flight.push_back(Box::pin(async move { InFlight::Ack { result: acked.await } }));
                 Ok(())
             }
-            (_, Frame::Subscribe { request, .. } | Frame::Deposit { request, .. }) => {
-                Err(Some((request, ErrorCode::UnexpectedFrame)))
-            }
+            (
+                _,
+                Frame::Subscribe { request, .. }
+                | Frame::Deposit { request, .. }
+                | Frame::SubscribeBatch { request, .. },
+            ) => Err(Some((request, ErrorCode::UnexpectedFrame))),
             // Hello twice, Ack before Hello, or a relay-to-client frame.
             (_, _) => Err(Some((0, ErrorCode::UnexpectedFrame))),
         }
     }
 
-    async fn subscribe(
+    /// Checks one proof (made for `origin`, or for any of the relay's origins) and subscribes, or
+    /// restarts delivery of a mailbox already subscribed from its oldest stored blob. Delivery
+    /// starts only with [`Self::start_delivery`], once the answer is queued: `Subscribed` always
+    /// comes before the mailbox's first `Deliver`.
+    fn subscribe(
         &mut self,
-        challenge: [u8; CHALLENGE_LEN],
-        request: u32,
-        public_key: [u8; 32],
-        signature: [u8; 64],
-    ) -> Result<(), CloseReason> {
-        let mailbox = verify_subscribe_proof(&challenge, &public_key, &signature)
-            .map_err(|_| Some((request, ErrorCode::BadProof)))?;
-        if let Some(existing) = self.subscriptions.iter_mut().find(|s| s.mailbox == mailbox) {
-            // Subscribing again restarts delivery from the oldest unacknowledged blob.
-            existing.sent_upto = 0;
-            existing.pending = true;
-            return self.send(Frame::Subscribed { request, mailbox }).await;
+        challenge: &[u8; CHALLENGE_LEN],
+        origin: Option<&RelayOrigin>,
+        proof: &MailboxProof,
+    ) -> Result<MailboxId, ErrorCode> {
+        let mailbox = MailboxId::from_public_key(&proof.public_key);
+        let known = self.subscriptions.iter().position(|s| s.mailbox == mailbox);
+        // Refused before its signature is checked: a full connection spends no time on proofs.
+        if known.is_none() && self.subscriptions.len() >= self.shared.limits.max_subscriptions {
+            return Err(ErrorCode::TooManySubscriptions);
         }
-        if self.subscriptions.len() >= self.shared.limits.max_subscriptions {
-            return Err(Some((request, ErrorCode::TooManySubscriptions)));
+        let verify = |origin: &RelayOrigin| {
+            verify_subscribe_proof(origin, challenge, &proof.public_key, &proof.signature)
+        };
+        let verified = match origin {
+            Some(origin) => verify(origin).is_ok(),
+            None => self.shared.origins.iter().any(|origin| verify(origin).is_ok()),
+        };
+        if !verified {
+            return Err(ErrorCode::BadProof);
         }
-        self.shared.store.subscribe(mailbox, &self.inbox);
-        self.shared.metrics.subscriptions.fetch_add(1, Relaxed);
-        // Subscribed goes out before any Deliver of this mailbox: delivery starts only once pending.
-        self.subscriptions.push(Subscription { mailbox, sent_upto: 0, pending: false });
-        self.send(Frame::Subscribed { request, mailbox }).await?;
-        if let Some(sub) = self.subscriptions.last_mut() {
+        match known {
+            Some(index) => {
+                // Subscribing again restarts delivery from the oldest unacknowledged blob.
+                self.subscriptions[index].sent_upto = 0;
+                self.subscriptions[index].starting = true;
+            }
+            None => {
+                self.shared.store.subscribe(mailbox, &self.inbox);
+                self.shared.metrics.subscriptions.fetch_add(1, Relaxed);
+                self.subscriptions.push(Subscription {
+                    mailbox,
+                    sent_upto: 0,
+                    pending: false,
+                    starting: true,
+                });
+            }
+        }
+        Ok(mailbox)
+    }
+
+    /// Lets delivery start for the subscriptions just answered.
+    fn start_delivery(&mut self) {
+        for sub in self.subscriptions.iter_mut().filter(|s| s.starting) {
+            sub.starting = false;
             sub.pending = true;
         }
-        Ok(())
     }
 
     async fn finish(&mut self, done: InFlight) -> Result<(), CloseReason> {

@@ -8,7 +8,9 @@ mod relay_targets;
 
 use std::path::PathBuf;
 
-use doorless_frames::{ErrorCode, Frame, MailboxId, subscribe_proof_message, verify_subscribe_proof};
+use doorless_frames::{
+    ErrorCode, Frame, MailboxId, MailboxProof, RelayOrigin, subscribe_proof_message, verify_subscribe_proof,
+};
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::StreamExt;
 use relay::websocket::{Incoming, OutFrame, Role, reader, write_frames};
@@ -19,11 +21,16 @@ fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
 }
 
-/// A subscribe frame signed by a fixed key over the fuzz challenge, and its raw proof bytes.
+fn origin() -> RelayOrigin {
+    RelayOrigin::parse(relay_targets::ORIGIN).unwrap()
+}
+
+/// A subscribe proof by a fixed key over the fuzz origin and challenge.
 fn valid_proof() -> ([u8; 32], [u8; 64]) {
     let key = SigningKey::from_bytes(&[7; 32]);
     let public = key.verifying_key().to_bytes();
-    let signature = key.sign(&subscribe_proof_message(&relay_targets::CHALLENGE, &public)).to_bytes();
+    let signature =
+        key.sign(&subscribe_proof_message(&origin(), &relay_targets::CHALLENGE, &public)).to_bytes();
     (public, signature)
 }
 
@@ -78,6 +85,8 @@ fn websocket_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("websocket", "orphan-continuation", client_bytes(&[(OpCode::Data(Data::Continue), true, vec![1])])),
         // The header alone: a frame over the limit is refused before its payload.
         ("websocket", "too-large", too_large[..8].to_vec()),
+        // A client frame without a mask (RFC 6455 section 5.1 says the server must close).
+        ("websocket", "unmasked", [&[0x82, 2][..], &Frame::Hello.encode()].concat()),
     ]
 }
 
@@ -90,8 +99,21 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let mut small_order = [0; 32];
     small_order[0] = 1;
     let raw: Vec<u8> = [&relay_targets::CHALLENGE[..], &public_key, &signature].concat();
+    let batch = |origin: &str| {
+        Frame::SubscribeBatch {
+            request: 4,
+            origin: origin.into(),
+            proofs: vec![
+                MailboxProof { public_key, signature },
+                MailboxProof { public_key, signature: flipped },
+            ],
+        }
+        .encode()
+    };
     vec![
         ("subscribe", "valid", frame(public_key, signature)),
+        ("subscribe", "batch", batch(relay_targets::ORIGIN)),
+        ("subscribe", "batch-other-relay", batch("https://other.example")),
         ("subscribe", "bad-signature", frame(public_key, flipped)),
         ("subscribe", "small-order-key", frame(small_order, signature)),
         ("subscribe", "raw-proof", raw),
@@ -135,13 +157,25 @@ fn relay_seed_inputs_reach_the_proof_check() {
     // fuzzer starts from both sides of the signature check.
     let (public_key, signature) = valid_proof();
     assert_eq!(
-        verify_subscribe_proof(&relay_targets::CHALLENGE, &public_key, &signature),
+        verify_subscribe_proof(&origin(), &relay_targets::CHALLENGE, &public_key, &signature),
         Ok(MailboxId::from_public_key(&public_key))
     );
+    let verified = |proof: &MailboxProof| {
+        verify_subscribe_proof(&origin(), &relay_targets::CHALLENGE, &proof.public_key, &proof.signature)
+            .is_ok()
+    };
     for (_, name, bytes) in seeds() {
-        let Ok(Frame::Subscribe { public_key, signature, .. }) = Frame::decode(&bytes) else { continue };
-        let verified = verify_subscribe_proof(&relay_targets::CHALLENGE, &public_key, &signature).is_ok();
-        assert_eq!(verified, name == "valid", "seed {name}");
+        match Frame::decode(&bytes) {
+            Ok(Frame::Subscribe { public_key, signature, .. }) => {
+                assert_eq!(verified(&MailboxProof { public_key, signature }), name == "valid", "seed {name}");
+            }
+            // The batch seeds hold a valid proof and a broken one, for this relay and for another.
+            Ok(Frame::SubscribeBatch { origin, proofs, .. }) => {
+                assert_eq!(origin == relay_targets::ORIGIN, name == "batch", "seed {name}");
+                assert_eq!(proofs.iter().map(verified).collect::<Vec<_>>(), [true, false], "seed {name}");
+            }
+            _ => {}
+        }
     }
     let on_disk = std::fs::read(corpus_dir("subscribe").join("valid")).unwrap();
     assert_eq!(on_disk, seeds()[0].2, "committed seed is stale: rerun with DOORLESS_WRITE_CORPUS=1");
@@ -172,6 +206,7 @@ fn websocket_seed_inputs_reach_their_cases() {
     assert!(matches!(&read("text")[..], [Ok(Incoming::Text)]));
     assert!(matches!(&read("orphan-continuation")[..], [Err(ErrorCode::Malformed)]));
     assert!(matches!(&read("too-large")[..], [Err(ErrorCode::FrameTooLarge)]));
+    assert!(matches!(&read("unmasked")[..], [Err(ErrorCode::Malformed)]));
     for (_, name, bytes) in websocket_seeds() {
         let on_disk = std::fs::read(corpus_dir("websocket").join(name)).unwrap();
         assert_eq!(on_disk, bytes, "committed seed {name} is stale: rerun with DOORLESS_WRITE_CORPUS=1");

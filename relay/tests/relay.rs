@@ -6,35 +6,12 @@ use std::sync::Arc;
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use common::{Client, key, mailbox_of, wait_until};
+use common::{Client, finish, key, mailbox_of, start_memory, test_config, wait_until};
 use doorless_frames::{ErrorCode, Frame, MailboxId};
-use relay::{Config, ManualClock, MemoryStore, Store};
-
-fn test_config() -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        deposit_rate: 100_000.0,
-        deposit_burst: 100_000.0,
-        ..Config::default()
-    }
-}
-
-async fn start_memory(config: Config) -> (relay::Relay, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(config.quotas(), clock.clone()));
-    (relay::start_with_store(&config, store).await.unwrap(), clock)
-}
+use relay::{Config, ManualClock, Store};
 
 async fn start_redb(config: Config, dir: &std::path::Path) -> relay::Relay {
     relay::start(&Config { data_dir: dir.to_path_buf(), ..config }).await.unwrap()
-}
-
-/// Shuts the relay down (which waits for its connections to end) and checks that no connection
-/// task panicked on the way: a panic in a spawned task fails no test by itself.
-async fn finish(relay: relay::Relay) {
-    let metrics = relay.metrics().clone();
-    relay.shutdown().await;
-    assert_eq!(metrics.connection_panics_total.load(Relaxed), 0, "a connection task panicked");
 }
 
 #[tokio::test]
@@ -246,7 +223,9 @@ async fn subscribe_without_a_valid_proof_is_refused() {
     let mut wrong = client.challenge;
     wrong[0] ^= 1;
     use ed25519_dalek::Signer;
-    let signature = owner_key.sign(&doorless_frames::subscribe_proof_message(&wrong, &public_key)).to_bytes();
+    let signature = owner_key
+        .sign(&doorless_frames::subscribe_proof_message(&client.origin, &wrong, &public_key))
+        .to_bytes();
     client.send(&Frame::Subscribe { request: 9, public_key, signature }).await;
     client.expect_error_then_close(9, ErrorCode::BadProof).await;
     // Someone else's key for this mailbox: the relay answers for the key's own mailbox only.
@@ -261,37 +240,40 @@ async fn malformed_truncated_and_oversized_frames_get_their_codes() {
     let config = Config { max_frame_len: 1024, ..test_config() };
     let (relay, _) = start_memory(config).await;
     let addr = relay.addr();
-    let cases: Vec<(bool, Vec<u8>, ErrorCode)> = vec![
-        // (say hello first, bytes, expected code)
-        (true, vec![1], ErrorCode::Malformed),
-        (true, vec![], ErrorCode::Malformed),
-        (true, vec![1, 0x7f], ErrorCode::Malformed),
-        (true, vec![2, 0], ErrorCode::UnsupportedVersion),
+    let cases: Vec<(bool, Vec<u8>, ErrorCode, u32)> = vec![
+        // (say hello first, bytes, expected code, expected request id)
+        (true, vec![1], ErrorCode::Malformed, 0),
+        (true, vec![], ErrorCode::Malformed, 0),
+        (true, vec![1, 0x7f], ErrorCode::Malformed, 0),
+        (true, vec![2, 0], ErrorCode::UnsupportedVersion, 0),
         (
             true,
             Frame::Ack { mailbox: MailboxId([0; 32]), seq: 1 }.encode()[..20].to_vec(),
             ErrorCode::Malformed,
+            0,
         ),
         (
             true,
             Frame::Deposit { request: 1, mailbox: MailboxId([0; 32]), payload: vec![0; 1024] }.encode(),
             ErrorCode::FrameTooLarge,
+            // The request id could be read: the error carries it.
+            1,
         ),
         // Far past the limit: refused by the socket layer, same code.
-        (true, vec![0; 64 * 1024], ErrorCode::FrameTooLarge),
+        (true, vec![0; 64 * 1024], ErrorCode::FrameTooLarge, 0),
         (
             false,
             Frame::Deposit { request: 3, mailbox: MailboxId([0; 32]), payload: vec![] }.encode(),
             ErrorCode::UnexpectedFrame,
+            3,
         ),
-        (true, Frame::Hello.encode(), ErrorCode::UnexpectedFrame),
-        (true, Frame::Deposited { request: 1 }.encode(), ErrorCode::UnexpectedFrame),
-        (true, Frame::Ack { mailbox: MailboxId([0; 32]), seq: 1 }.encode(), ErrorCode::NotSubscribed),
+        (true, Frame::Hello.encode(), ErrorCode::UnexpectedFrame, 0),
+        (true, Frame::Deposited { request: 1 }.encode(), ErrorCode::UnexpectedFrame, 0),
+        (true, Frame::Ack { mailbox: MailboxId([0; 32]), seq: 1 }.encode(), ErrorCode::NotSubscribed, 0),
     ];
-    for (hello, bytes, code) in cases {
+    for (hello, bytes, code, request) in cases {
         let mut client = if hello { Client::connect(addr).await } else { Client::connect_raw(addr).await };
         client.send_raw(bytes).await;
-        let request = if code == ErrorCode::UnexpectedFrame && !hello { 3 } else { 0 };
         client.expect_error_then_close(request, code).await;
     }
     // A text message is not a frame.
@@ -521,13 +503,12 @@ async fn connection_and_subscription_caps() {
     first.subscribe(&key(11), 2).await;
     // Subscribing again to the same mailbox is not a new subscription.
     first.subscribe(&key(11), 3).await;
-    use ed25519_dalek::Signer;
-    let k = key(12);
-    let public_key = k.verifying_key().to_bytes();
-    let signature =
-        k.sign(&doorless_frames::subscribe_proof_message(&first.challenge, &public_key)).to_bytes();
+    // One more is refused, and the connection goes on.
+    let doorless_frames::MailboxProof { public_key, signature } = first.proof(&key(12));
     first.send(&Frame::Subscribe { request: 4, public_key, signature }).await;
-    first.expect_error_then_close(4, ErrorCode::TooManySubscriptions).await;
+    assert_eq!(first.recv().await, Frame::Error { request: 4, code: ErrorCode::TooManySubscriptions });
+    first.send(&Frame::Ping { nonce: 4 }).await;
+    assert_eq!(first.recv().await, Frame::Pong { nonce: 4 });
     finish(relay).await;
 }
 

@@ -1,6 +1,6 @@
 //! A mailbox this profile owns: an Ed25519 key pair whose public key names the mailbox.
 
-use doorless_frames::{Frame, MailboxId, subscribe_proof_message};
+use doorless_frames::{Frame, MailboxId, MailboxProof, RelayOrigin, subscribe_proof_message};
 use ed25519_dalek::{Signer, SigningKey};
 use rand_core::CryptoRng;
 
@@ -35,11 +35,30 @@ impl Mailbox {
         MailboxId::from_public_key(&self.key.verifying_key().to_bytes())
     }
 
-    /// The `Subscribe` frame proving ownership for the relay's `challenge`.
-    pub fn subscribe_frame(&self, request: u32, challenge: &[u8; 32]) -> Frame {
+    /// The proof of ownership of this mailbox for the relay at `origin` and its `challenge`.
+    pub fn proof(&self, origin: &RelayOrigin, challenge: &[u8; 32]) -> MailboxProof {
         let public_key = self.key.verifying_key().to_bytes();
-        let signature = self.key.sign(&subscribe_proof_message(challenge, &public_key)).to_bytes();
-        Frame::Subscribe { request, public_key, signature }
+        let signature = self.key.sign(&subscribe_proof_message(origin, challenge, &public_key)).to_bytes();
+        MailboxProof { public_key, signature }
+    }
+}
+
+/// Most proofs in one `SubscribeBatch`: 256 × 96 bytes, about 24 KiB, far within any sensible
+/// `max_frame_len`; a profile with more mailboxes sends several frames.
+pub const SUBSCRIBE_BATCH: usize = 256;
+
+/// The `SubscribeBatch` frame proving ownership of `inboxes` (at most [`SUBSCRIBE_BATCH`]) for the
+/// relay at `origin` and its `challenge`.
+pub fn subscribe_frame(
+    request: u32,
+    origin: &RelayOrigin,
+    challenge: &[u8; 32],
+    inboxes: &[Mailbox],
+) -> Frame {
+    Frame::SubscribeBatch {
+        request,
+        origin: origin.as_str().to_owned(),
+        proofs: inboxes.iter().map(|inbox| inbox.proof(origin, challenge)).collect(),
     }
 }
 

@@ -25,7 +25,7 @@ mod view;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use doorless_frames::{ErrorCode, Frame, MailboxId};
+use doorless_frames::{ErrorCode, Frame, MailboxId, RelayOrigin};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +34,7 @@ use crate::core::{
     MessageId, Payload, SafetyNumber, Session,
 };
 pub use log::{CHUNK_LEN, Chunk, Log};
-pub use mailbox::Mailbox;
+pub use mailbox::{Mailbox, SUBSCRIBE_BATCH};
 pub use snapshot::{ChunkKey, LEGACY_RECORD, PROFILE_RECORD, Records, SnapshotError};
 pub use view::{ContactView, ProfileView};
 
@@ -307,6 +307,9 @@ pub enum EngineError {
     /// then call [`Engine::accept_invite_despite`].
     #[error("the invite needs confirmation")]
     InviteConflict(InviteConflict),
+    /// The relay's address is not an `http(s)://` or `ws(s)://` URL with a plain host.
+    #[error("invalid relay address")]
+    InvalidRelayUrl,
 }
 
 /// The connection as the engine sees it.
@@ -315,10 +318,10 @@ enum Link {
     /// No socket.
     #[default]
     Down,
-    /// Hello sent, waiting for the challenge.
-    Greeting,
-    /// Subscribed (or subscribing) with this challenge.
-    Ready { challenge: [u8; 32] },
+    /// Hello sent to the relay at this origin, waiting for the challenge.
+    Greeting { origin: RelayOrigin },
+    /// Subscribed (or subscribing) to the relay at this origin, with this challenge.
+    Ready { origin: RelayOrigin, challenge: [u8; 32] },
 }
 
 /// A deposit waiting for the relay's `Deposited`.
@@ -617,10 +620,15 @@ impl Engine {
         }
     }
 
-    /// The socket opened: greet the relay.
-    pub fn on_connected(&mut self) {
-        self.link = Link::Greeting;
+    /// The socket to the relay at `relay_url` opened: greet the relay. `relay_url` is the URL the
+    /// socket was opened with (`wss://relay.example/ws`) or the relay's origin
+    /// (`https://relay.example`): subscribe proofs are bound to that origin, so that no other relay
+    /// can use them (docs/relay-protocol.md, "The subscribe proof").
+    pub fn on_connected(&mut self, relay_url: &str) -> Result<(), EngineError> {
+        let origin = RelayOrigin::parse(relay_url).map_err(|_| EngineError::InvalidRelayUrl)?;
+        self.link = Link::Greeting { origin };
         self.out.push_back(Frame::Hello);
+        Ok(())
     }
 
     /// The socket closed: unconfirmed deposits wait for the next connection.
@@ -659,7 +667,12 @@ impl Engine {
         let mut events = Vec::new();
         match frame {
             Frame::Challenge { challenge, .. } => {
-                self.link = Link::Ready { challenge };
+                let origin = match std::mem::take(&mut self.link) {
+                    Link::Greeting { origin } | Link::Ready { origin, .. } => origin,
+                    // Not connected as far as the engine knows: nothing to sign for.
+                    Link::Down => return events,
+                };
+                self.link = Link::Ready { origin, challenge };
                 self.expire(now);
                 let inboxes: Vec<Mailbox> = self
                     .contacts
@@ -668,9 +681,7 @@ impl Engine {
                     .cloned()
                     .chain(self.invites.iter().map(|i| i.inbox.clone()))
                     .collect();
-                for inbox in &inboxes {
-                    self.subscribe(inbox);
-                }
+                self.subscribe_all(&inboxes);
                 let resend: Vec<Outgoing> = self.unconfirmed.drain(..).map(|(_, o)| o).collect();
                 for outgoing in resend {
                     self.deposit(outgoing);
@@ -704,9 +715,23 @@ impl Engine {
             }
             Frame::Error { code, .. } => events.push(Event::RelayError(code)),
             Frame::Ping { nonce } => self.out.push_back(Frame::Pong { nonce }),
+            Frame::SubscribedBatch { results, .. } => {
+                // A mailbox the relay refused stays offline; say so once per reason.
+                let mut refused: Vec<ErrorCode> = Vec::new();
+                for code in results.into_iter().flatten() {
+                    if !refused.contains(&code) {
+                        refused.push(code);
+                        events.push(Event::RelayError(code));
+                    }
+                }
+            }
             Frame::Subscribed { .. } | Frame::Pong { .. } => {}
             // Client-to-relay frames are not expected from the relay; ignore them.
-            Frame::Hello | Frame::Subscribe { .. } | Frame::Deposit { .. } | Frame::Ack { .. } => {}
+            Frame::Hello
+            | Frame::Subscribe { .. }
+            | Frame::SubscribeBatch { .. }
+            | Frame::Deposit { .. }
+            | Frame::Ack { .. } => {}
         }
         events
     }
@@ -1081,9 +1106,16 @@ impl Engine {
     }
 
     fn subscribe(&mut self, inbox: &Mailbox) {
-        if let Link::Ready { challenge } = self.link {
+        self.subscribe_all(std::slice::from_ref(inbox));
+    }
+
+    /// Subscribes to `inboxes` with as few frames as the batch size allows.
+    fn subscribe_all(&mut self, inboxes: &[Mailbox]) {
+        let Link::Ready { origin, challenge } = &self.link else { return };
+        let (origin, challenge) = (origin.clone(), *challenge);
+        for chunk in inboxes.chunks(SUBSCRIBE_BATCH) {
             let request = self.request_id();
-            self.out.push_back(inbox.subscribe_frame(request, &challenge));
+            self.out.push_back(mailbox::subscribe_frame(request, &origin, &challenge, chunk));
         }
     }
 

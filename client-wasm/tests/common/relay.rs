@@ -8,13 +8,21 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use client_wasm::core::{INITIAL_ENVELOPE_SIZES, MESSAGE_ENVELOPE_SIZES};
 use client_wasm::engine::{ContactId, Engine, Event};
-use doorless_frames::{Frame, MailboxId, verify_subscribe_proof};
+use doorless_frames::{Frame, MailboxId, RelayOrigin, verify_subscribe_proof};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 pub const NOW: u64 = 1_750_000_000;
 /// The connection of someone without a profile who deposits by hand (no padding checked).
 pub const STRANGER: usize = 99;
+
+/// The address engines connect to the in-test relay at; their subscribe proofs name its origin.
+pub const RELAY_URL: &str = "wss://relay.test/ws";
+
+/// The in-test relay's origin, as the engines sign for it.
+pub fn relay_origin() -> RelayOrigin {
+    RelayOrigin::parse(RELAY_URL).expect("the test relay's address is an origin")
+}
 
 /// A delivery the relay kept back instead of passing on.
 #[derive(Clone, Debug)]
@@ -60,13 +68,27 @@ impl TestRelay {
                 self.challenges.insert(conn, challenge);
                 out.push((conn, Frame::Challenge { challenge, max_frame_len: 262_144 }));
             }
-            Frame::Subscribe { request, public_key, signature } => {
-                let mailbox = verify_subscribe_proof(&self.challenges[&conn], &public_key, &signature)
-                    .expect("engines sign valid proofs");
-                self.subscribers.insert(mailbox, conn);
-                out.push((conn, Frame::Subscribed { request, mailbox }));
-                for (seq, payload) in self.stored.get(&mailbox).cloned().unwrap_or_default() {
-                    self.deliver(&mut out, conn, mailbox, seq, payload);
+            Frame::SubscribeBatch { request, origin, proofs } => {
+                assert_eq!(origin, relay_origin().as_str(), "engines sign for the relay they connected to");
+                let challenge = self.challenges[&conn];
+                let mailboxes: Vec<MailboxId> = proofs
+                    .iter()
+                    .map(|proof| {
+                        verify_subscribe_proof(
+                            &relay_origin(),
+                            &challenge,
+                            &proof.public_key,
+                            &proof.signature,
+                        )
+                        .expect("engines sign valid proofs")
+                    })
+                    .collect();
+                out.push((conn, Frame::SubscribedBatch { request, results: vec![None; mailboxes.len()] }));
+                for mailbox in mailboxes {
+                    self.subscribers.insert(mailbox, conn);
+                    for (seq, payload) in self.stored.get(&mailbox).cloned().unwrap_or_default() {
+                        self.deliver(&mut out, conn, mailbox, seq, payload);
+                    }
                 }
             }
             Frame::Deposit { request, mailbox, payload } => {
@@ -164,7 +186,7 @@ impl World {
     /// Engine `i` (re)connects.
     pub fn connect(&mut self, i: usize) {
         self.online[i] = true;
-        self.engines[i].on_connected();
+        self.engines[i].on_connected(RELAY_URL).expect("the test relay's address is valid");
         self.pump();
     }
 

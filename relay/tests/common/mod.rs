@@ -4,12 +4,44 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use doorless_frames::{CHALLENGE_LEN, ErrorCode, Frame, MailboxId, subscribe_proof_message};
+use doorless_frames::{
+    CHALLENGE_LEN, ErrorCode, Frame, MailboxId, MailboxProof, RelayOrigin, subscribe_proof_message,
+};
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A relay configuration for tests: loopback, any free port, no deposit rate limit to speak of.
+pub fn test_config() -> relay::Config {
+    relay::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        deposit_rate: 100_000.0,
+        deposit_burst: 100_000.0,
+        ..relay::Config::default()
+    }
+}
+
+/// A relay on the memory store, with the clock the store uses.
+pub async fn start_memory(config: relay::Config) -> (relay::Relay, std::sync::Arc<relay::ManualClock>) {
+    let clock = std::sync::Arc::new(relay::ManualClock::new(1_700_000_000_000));
+    let store: std::sync::Arc<dyn relay::Store> =
+        std::sync::Arc::new(relay::MemoryStore::new(config.quotas(), clock.clone()));
+    (relay::start_with_store(&config, store).await.unwrap(), clock)
+}
+
+/// Shuts the relay down (which waits for its connections to end, within the deadline) and checks
+/// that no connection task panicked on the way: a panic in a spawned task fails no test by itself.
+pub async fn finish(relay: relay::Relay) {
+    let metrics = relay.metrics().clone();
+    tokio::time::timeout(DEADLINE, relay.shutdown()).await.expect("shutdown finishes");
+    assert_eq!(
+        metrics.connection_panics_total.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a connection task panicked"
+    );
+}
 
 /// Deadline for anything a test waits on.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -17,6 +49,8 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub challenge: [u8; CHALLENGE_LEN],
+    /// The origin the client reached the relay at (`http://ADDR`), which its proofs are made for.
+    pub origin: RelayOrigin,
 }
 
 pub fn key(seed: u8) -> SigningKey {
@@ -35,7 +69,8 @@ impl Client {
                 .await
                 .expect("connect deadline")
                 .expect("connect");
-        Self { ws, challenge: [0; CHALLENGE_LEN] }
+        let origin = RelayOrigin::parse(&format!("http://{addr}")).expect("a socket address is an origin");
+        Self { ws, challenge: [0; CHALLENGE_LEN], origin }
     }
 
     /// Connects and completes Hello / Challenge.
@@ -79,10 +114,17 @@ impl Client {
         self.recv_opt().await.expect("connection closed unexpectedly")
     }
 
+    /// The proof of ownership of the mailbox of `key`, for this connection's relay and challenge.
+    pub fn proof(&self, key: &SigningKey) -> MailboxProof {
+        let public_key = key.verifying_key().to_bytes();
+        let signature =
+            key.sign(&subscribe_proof_message(&self.origin, &self.challenge, &public_key)).to_bytes();
+        MailboxProof { public_key, signature }
+    }
+
     /// Subscribes to the mailbox of `key`.
     pub async fn subscribe(&mut self, key: &SigningKey, request: u32) -> MailboxId {
-        let public_key = key.verifying_key().to_bytes();
-        let signature = key.sign(&subscribe_proof_message(&self.challenge, &public_key)).to_bytes();
+        let MailboxProof { public_key, signature } = self.proof(key);
         self.send(&Frame::Subscribe { request, public_key, signature }).await;
         match self.recv().await {
             Frame::Subscribed { request: r, mailbox } => {

@@ -387,8 +387,10 @@ impl Owner {
         match event {
             SocketEvent::Open => {
                 self.backoff.set(BACKOFF_MS.0);
+                // Subscribe proofs are bound to the relay the socket was opened to. A URL the engine
+                // refuses (not http(s)/ws(s) with a plain host) leaves it offline: no Hello is sent.
                 if let Some(engine) = self.engine.borrow_mut().as_mut() {
-                    engine.on_connected();
+                    let _ = engine.on_connected(&settings::relay_url());
                 }
                 self.changed();
             }
@@ -509,5 +511,6 @@ pub fn describe(err: &EngineError) -> String {
             "This invite uses the name of a contact you verified, but it is someone else's key. It was not accepted."
                 .into()
         }
+        EngineError::InvalidRelayUrl => "The relay address is not a ws:// or wss:// address.".into(),
     }
 }

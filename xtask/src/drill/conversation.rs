@@ -169,7 +169,7 @@ pub async fn run(relay: SocketAddr) -> Result<Transcript> {
     let [alice, bob]: [Peer; 2] = peers.try_into().map_err(|_| anyhow::anyhow!("two peers"))?;
     let mut c = Conversation { peers: [alice, bob], rng, deposits: Vec::new() };
     for peer in &mut c.peers {
-        peer.engine.on_connected();
+        peer.engine.on_connected(&format!("ws://{relay}/ws"))?;
     }
     c.until("both engines are connected", |p| p.iter().all(|p| p.engine.is_connected())).await?;
 
