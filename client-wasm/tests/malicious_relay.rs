@@ -538,3 +538,27 @@ fn a_stranger_cannot_retire_an_invite_by_waiting_for_reconnects() {
     let bob = w.engines[0].contacts().next().expect("the invite still works").id;
     still_works(&mut w, bob, alice, "despite the stranger");
 }
+
+/// The joiner has not heard back yet (the inviter's first message, which announces its new inbox,
+/// is still on its way), so its next messages still go to the mailbox printed in the link: the
+/// inviter reads them there, in order.
+#[test]
+fn messages_the_joiner_sends_before_hearing_back_are_read_on_the_printed_mailbox() {
+    let mut w = World::new(&["Alice", "Bob"], 9);
+    let (link, printed) = open_invite(&mut w);
+    w.relay.hold.insert(1);
+    let alice = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let bob = w.engines[0].contacts().next().expect("the answer made a contact").id;
+    // The inviter goes offline and comes back in between, and reloads.
+    w.disconnect(0);
+    w.reload(0);
+    w.connect(0);
+    for text in ["second", "third"] {
+        w.engines[1].send_text(alice, text, NOW, &mut w.rng).unwrap();
+        w.pump();
+    }
+    assert!(w.subscribed_on_reconnect(0).contains(&printed), "still reading the printed mailbox");
+    assert_eq!(w.texts(0, bob), ["second", "third"]);
+    assert_eq!(w.engines[0].undecryptable(), 0);
+}

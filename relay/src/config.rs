@@ -84,8 +84,10 @@ pub struct Config {
     #[arg(long, env = "DOORLESS_DEPOSIT_RATE", default_value_t = 50.0)]
     pub deposit_rate: f64,
 
-    /// Deposits a connection may make in a burst (token bucket size).
-    #[arg(long, env = "DOORLESS_DEPOSIT_BURST", default_value_t = 200.0)]
+    /// Deposits a connection may make in a burst (token bucket size). The default lets a profile
+    /// that comes online with a message from each of its (at most `--max-subscriptions`) contacts
+    /// answer every one of them at once.
+    #[arg(long, env = "DOORLESS_DEPOSIT_BURST", default_value_t = 2048.0)]
     pub deposit_burst: f64,
 
     /// Frames queued towards one connection before delivery pauses (the rest stays stored).
@@ -132,7 +134,7 @@ impl Default for Config {
             max_connections: 10_000,
             max_subscriptions: 1024,
             deposit_rate: 50.0,
-            deposit_burst: 200.0,
+            deposit_burst: 2048.0,
             outbound_queue: 32,
             idle_timeout_secs: 60,
             header_read_timeout_secs: 10,

@@ -303,7 +303,12 @@ impl Connection {
                     }
                 }
                 Event::Done(done) => self.finish(done).await,
-                Event::Incoming(None) => return None,
+                Event::Incoming(None) => {
+                    // The client left: what it sent before leaving (an Ack above all) still takes
+                    // effect, or the acknowledged blob would be delivered again next time.
+                    let _ = timeout(ANSWER_TIMEOUT, self.answer_in_flight(&mut in_flight)).await;
+                    return None;
+                }
                 Event::Incoming(Some(Err(code))) => Err(Some((0, code))),
                 Event::Incoming(Some(Ok(message))) => {
                     last_heard = Instant::now();
@@ -316,7 +321,10 @@ impl Connection {
                                 result = self.on_message(message, &mut in_flight).await;
                                 batch += 1;
                             }
-                            Some(None) => return None,
+                            Some(None) => {
+                                let _ = timeout(ANSWER_TIMEOUT, self.answer_in_flight(&mut in_flight)).await;
+                                return None;
+                            }
                             Some(Some(Err(code))) => result = Err(Some((0, code))),
                             None => break,
                         }
@@ -343,11 +351,11 @@ impl Connection {
                 }
             };
             if let Err(reason) = reason {
-                if reason.is_some() {
-                    // Closed for an error: every deposit already handed to the store is answered
-                    // first, in order, so none that was stored goes unconfirmed.
-                    let _ = timeout(ANSWER_TIMEOUT, self.answer_in_flight(&mut in_flight)).await;
-                }
+                // Closed for an error, or by the client: what is already handed to the store
+                // finishes first. Every stored deposit is answered, in order, so none goes
+                // unconfirmed; an Ack the client sent just before leaving takes effect, so its blob
+                // is not delivered again.
+                let _ = timeout(ANSWER_TIMEOUT, self.answer_in_flight(&mut in_flight)).await;
                 return reason;
             }
         }

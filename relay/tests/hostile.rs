@@ -268,3 +268,37 @@ async fn a_truncated_or_oversized_request_carries_its_id() {
     }
     finish(relay).await;
 }
+
+/// A client that acknowledges a blob and leaves at once (a tab closed right after a message
+/// arrived): the acknowledgement still takes effect, so the blob is not delivered again.
+#[tokio::test]
+async fn an_ack_sent_just_before_the_client_leaves_is_applied() {
+    let config = test_config();
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let store = Arc::new(SlowAcks(Arc::new(MemoryStore::new(config.quotas(), clock))));
+    let relay = relay::start_with_store(&config, store).await.unwrap();
+    let owner_key = key(23);
+    let mailbox = mailbox_of(&owner_key);
+    let mut sender = Client::connect(relay.addr()).await;
+    let mut owner = Client::connect(relay.addr()).await;
+    owner.subscribe(&owner_key, 1).await;
+    sender.deposit(1, mailbox, b"read, then the tab closed").await;
+    let (_, seq, _) = owner.recv_deliver().await;
+    owner.send(&Frame::Ack { mailbox, seq }).await;
+    owner.ws.close(None).await.expect("close");
+    drop(owner);
+    // The relay has finished with the connection once its subscription is gone.
+    let gone = async {
+        while relay.metrics().subscriptions.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), gone).await.expect("the connection ends");
+
+    let mut owner = Client::connect(relay.addr()).await;
+    owner.subscribe(&owner_key, 2).await;
+    sender.deposit(2, mailbox, b"marker").await;
+    let (_, _, next) = owner.recv_deliver().await;
+    assert_eq!(next, b"marker", "the acknowledged blob was delivered again");
+    finish(relay).await;
+}
