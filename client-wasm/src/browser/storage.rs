@@ -28,6 +28,7 @@ use std::cell::Cell;
 use idb::builder::{DatabaseBuilder, ObjectStoreBuilder};
 use idb::{Factory, Transaction, TransactionMode};
 use js_sys::{Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -89,6 +90,9 @@ pub type NamedRecords = Vec<(String, Zeroizing<Vec<u8>>)>;
 /// The encrypted store of one browser profile.
 pub struct Vault {
     db: IdbDatabase,
+    /// Closes this connection when another one wants to delete or upgrade the database ("Delete
+    /// all data" in another tab), which would otherwise wait for this one forever.
+    _on_version_change: Closure<dyn FnMut()>,
     key: CryptoKey,
     /// The record of earlier releases is stored (the next save deletes it).
     legacy: Cell<bool>,
@@ -104,14 +108,18 @@ fn subtle() -> Result<SubtleCrypto, StorageError> {
     Ok(crypto.subtle())
 }
 
-async fn open_db() -> Result<IdbDatabase, StorageError> {
-    DatabaseBuilder::new(DB_NAME)
+async fn open_db() -> Result<(IdbDatabase, Closure<dyn FnMut()>), StorageError> {
+    let db = DatabaseBuilder::new(DB_NAME)
         .version(1)
         .add_object_store(ObjectStoreBuilder::new(STORE))
         .build()
         .await
         .map(IdbDatabase::from)
-        .map_err(|_| StorageError::Unavailable)
+        .map_err(|_| StorageError::Unavailable)?;
+    let handle = db.clone();
+    let on_version_change = Closure::<dyn FnMut()>::new(move || handle.close());
+    db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
+    Ok((db, on_version_change))
 }
 
 fn transaction(db: &IdbDatabase, mode: TransactionMode) -> Result<Transaction, StorageError> {
@@ -148,7 +156,7 @@ fn generation_of(value: Option<JsValue>) -> Result<u64, StorageError> {
 impl Vault {
     /// Opens the store, making this profile's storage key on first use.
     pub async fn open() -> Result<Self, StorageError> {
-        let db = open_db().await?;
+        let (db, on_version_change) = open_db().await?;
         let existing = get(&db, KEY_RECORD).await?;
         let key = match existing.and_then(|k| k.dyn_into::<CryptoKey>().ok()) {
             Some(key) => key,
@@ -164,7 +172,13 @@ impl Vault {
                 key
             }
         };
-        Ok(Self { db, key, legacy: Cell::new(false), generation: Cell::new(0) })
+        Ok(Self {
+            db,
+            _on_version_change: on_version_change,
+            key,
+            legacy: Cell::new(false),
+            generation: Cell::new(0),
+        })
     }
 
     /// The generation this vault last read or wrote.
@@ -322,6 +336,7 @@ impl Drop for Vault {
     /// Closes the connection at once (a connection left to the garbage collector would hold up
     /// "Delete all data" in another handle until it is collected).
     fn drop(&mut self) {
+        self.db.set_onversionchange(None);
         self.db.close();
     }
 }
