@@ -125,6 +125,8 @@ async function dialogByKeyboard(page, button, dialogName, firstFocus) {
   }
   await page.keyboard.press('Escape');
   await dialog.waitFor({ state: 'detached' });
+  // Two frames: the app has finished rendering the change (the closed dialog's clean-up included).
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
   const back = await focused(page);
   assert.equal(back.text, button, `focus returns to "${button}" after Escape`);
 }
