@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ARTIFACTS, useRelayAndBrowser, newPerson, onboard, makeInvite, send, screenshot, pair,
-  openConversation, texts, waitForText, launchProfile, introduce,
+  openConversation, texts, waitForText, launchProfile, introduce, sendBurst,
 } from '../lib/harness.mjs';
 
 const env = useRelayAndBrowser();
@@ -94,20 +94,7 @@ test('a long conversation: the newest messages are shown, earlier ones on reques
   const sent = Array.from({ length: 300 }, (_, i) => `long history ${i}`);
   // A burst typed in A's tab: each is sent without waiting for the previous one to arrive.
   await alice.page.bringToFront();
-  await alice.page.evaluate(async (texts) => {
-    const box = document.querySelector('textarea[aria-label=Message]');
-    for (const text of texts) {
-      box.value = text;
-      box.dispatchEvent(new InputEvent('input', { bubbles: true }));
-      [...document.querySelectorAll('button')].find((b) => b.textContent === 'Send').click();
-      // Sent when the app has emptied the composer (the tab is in front, so frames run).
-      const deadline = performance.now() + 5000;
-      while (box.value !== '') {
-        if (performance.now() > deadline) throw new Error(`"${text}" was not sent`);
-        await new Promise((resolve) => requestAnimationFrame(resolve));
-      }
-    }
-  }, sent);
+  await sendBurst(alice.page, sent);
   await bob.page.bringToFront();
   await waitForText(bob.page, sent[299]);
 

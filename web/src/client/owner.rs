@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use gloo::timers::callback::Timeout;
 use zeroize::Zeroizing;
 
-use super::protocol::{Command, Passphrase, Phase, Reply, Shared};
+use super::protocol::{Command, Connection, Passphrase, Phase, Reply, Shared};
 use super::settings;
 
 /// Reconnection waits, in milliseconds: doubled from the first up to the last.
@@ -46,6 +46,8 @@ pub struct Owner {
     engine: RefCell<Option<Engine>>,
     phase: Cell<Phase>,
     connected: Cell<bool>,
+    /// A connection attempt failed or a connection dropped since the last one was ready.
+    failed: Cell<bool>,
     /// Stored records of a locked profile, until unlocked.
     locked: RefCell<Option<NamedRecords>>,
     lock_key: RefCell<Option<LockKey>>,
@@ -72,6 +74,7 @@ impl Owner {
             engine: RefCell::new(None),
             phase: Cell::new(Phase::Loading),
             connected: Cell::new(false),
+            failed: Cell::new(false),
             locked: RefCell::new(None),
             lock_key: RefCell::new(None),
             vault: RefCell::new(None),
@@ -136,7 +139,12 @@ impl Owner {
     pub fn shared(&self) -> Shared {
         Shared {
             phase: self.phase.get(),
-            connected: self.connected.get(),
+            connection: match (self.phase.get(), self.connected.get(), self.failed.get()) {
+                (Phase::Ready, true, _) => Connection::Connected,
+                (Phase::Ready, false, true) => Connection::Offline,
+                (Phase::Ready, false, false) => Connection::Connecting,
+                _ => Connection::Idle,
+            },
             locked_with_passphrase: self.lock_key.borrow().is_some() || self.locked.borrow().is_some(),
             persistent: self.vault.borrow().is_some(),
             owner_tab: self.tab,
@@ -179,7 +187,11 @@ impl Owner {
                 self.with_engine(|e| e.accept_invite(&fragment, now, &mut rng).map(Reply::Open))
             }
             Command::Send { contact, text } => {
-                self.with_engine(|e| e.send_text(contact, &text, now, &mut rng).map(|_| Reply::Done))
+                match self.with_engine(|e| e.send_text(contact, &text, now, &mut rng).map(|_| Reply::Done)) {
+                    // Refused: nothing was queued, so the text goes back to the composer.
+                    Reply::Notice(notice) => Reply::Unsent { contact, text, notice },
+                    reply => reply,
+                }
             }
             Command::MarkRead { contact } => self.with_engine(|e| {
                 e.mark_read(contact);
@@ -379,7 +391,11 @@ impl Owner {
         });
         match socket {
             Ok(socket) => *self.socket.borrow_mut() = Some(socket),
-            Err(_) => self.schedule_reconnect(),
+            Err(_) => {
+                self.failed.set(true);
+                self.publish();
+                self.schedule_reconnect();
+            }
         }
     }
 
@@ -400,6 +416,9 @@ impl Owner {
                 };
                 let ready = self.engine.borrow().as_ref().is_some_and(Engine::is_connected);
                 self.connected.set(ready);
+                if ready {
+                    self.failed.set(false);
+                }
                 for event in &events {
                     match event {
                         Event::ContactAdded(id) => self.report.reply(0, Reply::Open(*id)),
@@ -431,6 +450,7 @@ impl Owner {
             engine.on_disconnected();
         }
         self.connected.set(false);
+        self.failed.set(true);
         self.publish();
         self.schedule_reconnect();
     }

@@ -91,7 +91,7 @@ impl fmt::Debug for Command {
 }
 
 /// The owner's answer to the tab that asked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub enum Reply {
     /// An invite was made.
     InviteMade(InviteLink),
@@ -99,8 +99,24 @@ pub enum Reply {
     Open(ContactId),
     /// Tell the person something (plain words, no secrets).
     Notice(String),
+    /// The engine refused a text (too long, or the conversation cannot send): the text goes back
+    /// into the composer of that conversation, and the person is told why.
+    Unsent { contact: ContactId, text: String, notice: String },
     /// Done; clear any notice.
     Done,
+}
+
+/// Never prints a text or an invite.
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::InviteMade(_) => f.write_str("InviteMade"),
+            Reply::Open(id) => write!(f, "Open({id:?})"),
+            Reply::Notice(_) => f.write_str("Notice"),
+            Reply::Unsent { contact, .. } => write!(f, "Unsent {{ contact: {contact:?} }}"),
+            Reply::Done => f.write_str("Done"),
+        }
+    }
 }
 
 /// Where the profile is.
@@ -120,13 +136,27 @@ pub enum Phase {
     Elsewhere,
 }
 
+/// The relay connection, as the status in the header shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Connection {
+    /// Nothing tried yet (no profile, or still locked): nothing to report.
+    #[default]
+    Idle,
+    /// The first attempt is under way and none has failed yet.
+    Connecting,
+    /// Talking to the relay.
+    Connected,
+    /// The relay was unreachable (or the connection dropped); retrying.
+    Offline,
+}
+
 /// The state every tab shows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Shared {
     /// Where the profile is.
     pub phase: Phase,
-    /// Relay connection ready.
-    pub connected: bool,
+    /// The relay connection.
+    pub connection: Connection,
     /// A passphrase lock is set.
     pub locked_with_passphrase: bool,
     /// Storage works (false: private mode or blocked; nothing survives a reload).

@@ -8,7 +8,7 @@ use super::onboarding::{Onboarding, Unlock};
 use super::safety::SafetyDialog;
 use super::settings::SettingsDialog;
 use super::{Ctx, shown_unread, use_ctx, use_visible};
-use crate::client::protocol::Phase;
+use crate::client::protocol::{Connection, Phase};
 use crate::client::{self, Client};
 use crate::state::{Action, AppState, Dialog};
 
@@ -94,8 +94,13 @@ fn Shell() -> Html {
         }
     };
 
-    let (status_class, status_text) =
-        if shared.connected { ("status online", "Connected") } else { ("status offline", "Offline") };
+    // Quiet until something was tried: "Offline" in red means the relay could not be reached.
+    let (status_class, status_text) = match shared.connection {
+        Connection::Idle => ("status idle", "Not online yet"),
+        Connection::Connecting => ("status idle", "Connecting…"),
+        Connection::Connected => ("status online", "Connected"),
+        Connection::Offline => ("status offline", "Offline"),
+    };
     let open_settings = {
         let state = state.clone();
         Callback::from(move |_| state.dispatch(Action::Dialog(Some(Dialog::Settings))))

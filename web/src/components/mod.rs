@@ -5,6 +5,7 @@ mod app;
 mod chat;
 mod conversations;
 mod invite;
+mod links;
 mod modal;
 mod onboarding;
 mod safety;
