@@ -63,6 +63,9 @@ async function assertOnScreen(page, locator, what) {
 const exactly = (text) => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
 /** The log entry whose whole text is `text`. */
 const entry = (page, text) => page.getByRole('log', { name: 'Messages' }).locator('.text').filter({ hasText: exactly(text) });
+/** The bubble (text and delivery state) of the log entry whose whole text is `text`. */
+const bubble = (page, text) =>
+  page.getByRole('log', { name: 'Messages' }).locator('.message').filter({ has: page.locator('.text').filter({ hasText: exactly(text) }) });
 
 /** After a long conversation: no page scroll, the composer and the newest message on screen. */
 async function assertChatLayout(page, newest, where) {
@@ -96,7 +99,11 @@ for (const [label, viewport] of VIEWPORTS) {
     const log = bob.page.getByRole('log', { name: 'Messages' });
     const before = await texts(bob.page);
     const reading = before[0];
-    await log.evaluate((el) => { el.scrollTop = 0; });
+    // The person scrolls up with the mouse wheel over the log (the pointer is put there without
+    // scrolling anything: the log is on screen).
+    const logBox = await log.boundingBox();
+    await bob.page.mouse.move(logBox.x + logBox.width / 2, logBox.y + logBox.height / 2);
+    await bob.page.mouse.wheel(0, -100_000);
     const jump = bob.page.getByRole('button', { name: 'Jump to newest' });
     await jump.waitFor();
     await bob.page.waitForFunction((n) => document.querySelectorAll('[role=log] .text').length > n, before.length);
@@ -107,7 +114,7 @@ for (const [label, viewport] of VIEWPORTS) {
     await audit(bob.page, `reading back (${label})`);
     await jump.click();
     await assertChatLayout(bob.page, sent[299], `${label}, after "Jump to newest"`);
-    await jump.waitFor({ state: 'detached' });
+    await jump.waitFor({ state: 'hidden' });
 
     // Unread while away: the conversation opens at the first unread message, under a marker.
     await bob.page.reload();
@@ -153,14 +160,14 @@ for (const [label, viewport] of VIEWPORTS) {
     // A one-word bubble is as wide as its word, not three quarters of the log.
     await send(alice.page, 'ok');
     await waitForText(bob.page, 'ok');
-    const bubble = await bob.page.locator('.message', { has: entry(bob.page, 'ok') }).boundingBox();
+    const okBox = await bubble(bob.page, 'ok').boundingBox();
     const logBox = await bob.page.getByRole('log', { name: 'Messages' }).boundingBox();
-    assert.ok(bubble.width < logBox.width / 2, `a received "ok" is ${bubble.width} px wide in a ${logBox.width} px log`);
+    assert.ok(okBox.width < logBox.width / 2, `a received "ok" is ${okBox.width} px wide in a ${logBox.width} px log`);
 
     // "delivered" once, under the last message of mine.
     for (const text of ['one', 'two', 'three']) await send(bob.page, text);
     await waitForText(alice.page, 'three');
-    const last = bob.page.locator('.message.mine', { has: entry(bob.page, 'three') }).locator('.meta');
+    const last = bubble(bob.page, 'three').locator('.meta');
     await last.filter({ hasText: 'delivered' }).waitFor();
     assert.equal(await bob.page.locator('.message.mine .meta', { hasText: 'delivered' }).count(), 1);
 

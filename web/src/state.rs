@@ -14,6 +14,19 @@ pub enum Dialog {
     Safety(ContactId),
     /// "Settings".
     Settings,
+    /// Confirm a conversation menu action for a contact.
+    Confirm(Confirm, ContactId),
+}
+
+/// A conversation menu action that asks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// "Delete conversation".
+    Delete,
+    /// "Block".
+    Block,
+    /// "Clear history".
+    ClearHistory,
 }
 
 /// A text the engine refused to send.

@@ -206,6 +206,15 @@ impl Owner {
             Command::SetName { name } => {
                 self.with_engine(|e| e.set_name(&name, now, &mut rng).map(|_| Reply::Done))
             }
+            Command::DeleteConversation { contact } => {
+                self.with_engine(|e| e.delete_conversation(contact).map(|()| Reply::Done))
+            }
+            Command::ClearHistory { contact } => {
+                self.with_engine(|e| e.clear_history(contact).map(|()| Reply::Done))
+            }
+            Command::SetBarred { contact, barred } => {
+                self.with_engine(|e| e.set_barred(contact, barred).map(|()| Reply::Done))
+            }
             Command::SetPassphrase { passphrase } => {
                 self.set_passphrase(passphrase.as_ref().map(Passphrase::as_str))
             }
@@ -305,17 +314,18 @@ impl Owner {
         let _ = self.jobs.unbounded_send(frames);
     }
 
-    /// What changed in the engine since the last save, sealed under the passphrase lock if set.
-    fn records(&self) -> Option<NamedRecords> {
+    /// What changed in the engine since the last save, sealed under the passphrase lock if set,
+    /// and the names of the records to delete.
+    fn records(&self) -> Option<(NamedRecords, Vec<String>)> {
         let records = self.engine.borrow_mut().as_mut()?.take_records();
+        let deleted = records.deleted_names();
         let key = self.lock_key.borrow();
         let mut rng = browser::rng();
-        Some(
-            records
-                .into_named()
-                .map(|(name, bytes)| (name, lock::seal(&bytes, key.as_ref(), &mut rng)))
-                .collect(),
-        )
+        let written = records
+            .into_named()
+            .map(|(name, bytes)| (name, lock::seal(&bytes, key.as_ref(), &mut rng)))
+            .collect();
+        Some((written, deleted))
     }
 
     async fn worker(me: Weak<Self>, mut queue: mpsc::UnboundedReceiver<Job>) {
@@ -332,7 +342,7 @@ impl Owner {
             let show = owner.publish_after_save.take();
             let vault = owner.vault.borrow().clone();
             let saved = match (records, vault) {
-                (Some(records), Some(vault)) => vault.save(records).await,
+                (Some((records, deleted)), Some(vault)) => vault.save(records, &deleted).await,
                 _ => Ok(()),
             };
             if saved == Err(StorageError::Conflict) {
@@ -514,6 +524,7 @@ pub fn describe(err: &EngineError) -> String {
         EngineError::Session(_) => "The message could not be encrypted.".into(),
         EngineError::Content(_) => "The message is too long.".into(),
         EngineError::UnknownContact => "That conversation no longer exists.".into(),
+        EngineError::Barred => "You blocked this contact. Unblock them in the conversation menu to send.".into(),
         EngineError::EmptyMessage => "Type a message first.".into(),
         EngineError::InvalidName => "A name needs 1 to 64 characters.".into(),
         EngineError::SafetyNumberChanged => {

@@ -51,6 +51,12 @@ pub enum Command {
     AcceptSafetyNumberChange { contact: ContactId },
     /// Change the display name.
     SetName { name: String },
+    /// Delete a conversation on this side (history, keys, mailboxes).
+    DeleteConversation { contact: ContactId },
+    /// Delete a conversation's history on this side.
+    ClearHistory { contact: ContactId },
+    /// Block (or unblock) a contact.
+    SetBarred { contact: ContactId, barred: bool },
     /// Set or remove (None) the passphrase lock.
     SetPassphrase { passphrase: Option<Passphrase> },
     /// Reconnect (after the relay address changed).
@@ -81,6 +87,13 @@ impl fmt::Debug for Command {
                 write!(f, "AcceptSafetyNumberChange {{ contact: {contact:?} }}")
             }
             Command::SetName { .. } => f.write_str("SetName"),
+            Command::DeleteConversation { contact } => {
+                write!(f, "DeleteConversation {{ contact: {contact:?} }}")
+            }
+            Command::ClearHistory { contact } => write!(f, "ClearHistory {{ contact: {contact:?} }}"),
+            Command::SetBarred { contact, barred } => {
+                write!(f, "SetBarred {{ contact: {contact:?}, barred: {barred} }}")
+            }
             Command::SetPassphrase { passphrase } => {
                 write!(f, "SetPassphrase {{ lock: {} }}", passphrase.is_some())
             }

@@ -4,6 +4,7 @@ use super::accept::AcceptInvite;
 use super::chat::Chat;
 use super::conversations::Conversations;
 use super::invite::InvitePanel;
+use super::menu::ConfirmDialog;
 use super::onboarding::{Onboarding, Unlock};
 use super::safety::SafetyDialog;
 use super::settings::SettingsDialog;
@@ -135,6 +136,7 @@ fn Shell() -> Html {
             { match state.dialog {
                 Some(Dialog::Safety(contact)) => html! { <SafetyDialog {contact} /> },
                 Some(Dialog::Settings) => html! { <SettingsDialog /> },
+                Some(Dialog::Confirm(confirm, contact)) => html! { <ConfirmDialog {confirm} {contact} /> },
                 None => html! {},
             } }
         </div>

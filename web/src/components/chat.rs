@@ -4,6 +4,7 @@ use yew::prelude::*;
 
 use super::invite::InvitePanel;
 use super::links::{self, Piece};
+use super::menu::ConversationMenu;
 use super::{time, use_ctx, use_visible};
 use crate::client::protocol::Command;
 use crate::state::{Action, Dialog};
@@ -25,6 +26,10 @@ pub fn Chat(props: &Props) -> Html {
     let draft = use_state(String::new);
     let log_ref = use_node_ref();
     let stick_to_bottom = use_mut_ref(|| true);
+    // The person scrolled the log by hand (wheel, touch, keys, scroll bar) since the app last put
+    // it at the end. Only then does a position away from the end mean reading back: the log also
+    // moves by itself (new messages below, the window of chunks sliding, entries taking their size).
+    let by_hand = use_mut_ref(|| false);
     let contact = ctx.state.shared.view.contacts.iter().find(|c| c.id == props.contact).cloned();
     let id = props.contact;
     // Scrolled away from the newest messages: "Jump to newest" shows.
@@ -101,6 +106,24 @@ pub fn Chat(props: &Props) -> Html {
         })
     };
 
+    {
+        // Scrolled to the top by hand: earlier messages load once the scroll has come to rest
+        // (`scrollend`), so a fling that is still moving does not carry on past what was read.
+        let log_ref = log_ref.clone();
+        let show_earlier = show_earlier.clone();
+        let by_hand = by_hand.clone();
+        use_effect_with((id, start), move |_| {
+            let listener = log_ref.cast::<web_sys::Element>().map(|el| {
+                let target = el.clone();
+                gloo::events::EventListener::new(&el, "scrollend", move |_| {
+                    if target.scroll_top() < 40 && *by_hand.borrow() {
+                        show_earlier.emit(());
+                    }
+                })
+            });
+            move || drop(listener)
+        });
+    }
     let count = contact.as_ref().map_or(0, ContactView::message_count);
     {
         // Follow new messages, unless the person scrolled up to read older ones. A conversation
@@ -108,6 +131,7 @@ pub fn Chat(props: &Props) -> Html {
         let log_ref = log_ref.clone();
         let stick = stick_to_bottom.clone();
         let placing = placing.clone();
+        let by_hand = by_hand.clone();
         // In the next animation frame, when the browser lays the page out anyway: reading the
         // height here would force a layout before the owner's save and send can go on.
         use_effect_with((id, count, *jump), move |_| {
@@ -122,6 +146,7 @@ pub fn Chat(props: &Props) -> Html {
                     *stick.borrow_mut() = at_bottom(&el);
                 } else if *stick.borrow() {
                     el.set_scroll_top(el.scroll_height());
+                    *by_hand.borrow_mut() = false;
                 }
             });
             move || drop(frame)
@@ -146,42 +171,56 @@ pub fn Chat(props: &Props) -> Html {
     let onscroll = {
         let stick = stick_to_bottom.clone();
         let pinned = pinned.clone();
-        let show_earlier = show_earlier.clone();
         let scrolled_up = scrolled_up.clone();
+        let by_hand = by_hand.clone();
         Callback::from(move |e: Event| {
             let Some(el) = e.target_dyn_into::<web_sys::Element>() else { return };
-            let at_bottom = at_bottom(&el);
-            *stick.borrow_mut() = at_bottom;
-            if *scrolled_up == at_bottom {
-                scrolled_up.set(!at_bottom);
+            if at_bottom(&el) {
+                *stick.borrow_mut() = true;
+                *by_hand.borrow_mut() = false;
+            } else if *by_hand.borrow() {
+                *stick.borrow_mut() = false;
             }
-            match (*pinned, at_bottom) {
+            let following = *stick.borrow();
+            if *scrolled_up == following {
+                scrolled_up.set(!following);
+            }
+            match (*pinned, following) {
                 // Back at the newest: the window follows new messages again.
                 (Some(_), true) => pinned.set(None),
                 (None, false) => pinned.set(Some(start)),
                 _ => {}
             }
-            if el.scroll_top() < 40 {
-                show_earlier.emit(());
-            }
         })
     };
-    let earlier_button = (start > 0).then(|| {
+    // Hidden rather than absent when everything is shown, for the same reason as "Jump to newest".
+    let earlier_button = {
         let show_earlier = show_earlier.clone();
         let onclick = Callback::from(move |_| show_earlier.emit(()));
-        html! { <button class="secondary earlier" {onclick}>{ "Show earlier messages" }</button> }
-    });
-    let jump_button = scrolled_up.then(|| {
+        html! { <button class="secondary earlier" hidden={start == 0} {onclick}>{ "Show earlier messages" }</button> }
+    };
+    let scrolling_by_hand = {
+        let by_hand = by_hand.clone();
+        Callback::from(move |_: ()| *by_hand.borrow_mut() = true)
+    };
+    // Always in the document (hidden while following): a node appearing next to the log would make
+    // yew replace the log element, and with it the scroll position.
+    let jump_button = {
         let stick = stick_to_bottom.clone();
         let pinned = pinned.clone();
         let jump = jump.clone();
+        let log_ref = log_ref.clone();
         let onclick = Callback::from(move |_| {
             *stick.borrow_mut() = true;
+            // At once, then again once the window of chunks is back to the newest ones.
+            if let Some(el) = log_ref.cast::<web_sys::Element>() {
+                el.set_scroll_top(el.scroll_height());
+            }
             pinned.set(None);
             jump.set(jump.wrapping_add(1));
         });
-        html! { <button class="jump" {onclick}>{ "Jump to newest" }</button> }
-    });
+        html! { <button class="jump" hidden={!*scrolled_up} {onclick}>{ "Jump to newest" }</button> }
+    };
     let send = {
         let draft = draft.clone();
         let client = ctx.client.clone();
@@ -247,7 +286,11 @@ pub fn Chat(props: &Props) -> Html {
                 <h2>{ contact.name.clone() }</h2>
                 if contact.verified { <span class="verified">{ "Verified" }</span> }
                 <button class="secondary" onclick={open_safety}>{ "Safety number" }</button>
+                <ConversationMenu contact={id} barred={contact.barred} />
             </div>
+            if contact.barred {
+                <p class="notice panel" role="status">{ format!("You blocked {}. Nothing they send is shown, and nothing is sent to them.", contact.name) }</p>
+            }
             if contact.missing > 0 {
                 <p class="muted">{ format!("{} earlier message(s) have not arrived yet.", contact.missing) }</p>
             }
@@ -258,16 +301,22 @@ pub fn Chat(props: &Props) -> Html {
                 </div>
             }
             <div class="log-area">
-                <div class="messages" role="log" aria-label="Messages" aria-live="polite" tabindex="0" ref={log_ref} {onscroll}>
-                    { for earlier_button }
+                <div class={classes!("messages", (!*scrolled_up).then_some("following"))} role="log" aria-label="Messages" aria-live="polite" tabindex="0" ref={log_ref} {onscroll}
+                    onwheel={scrolling_by_hand.reform(|_: WheelEvent| ())} ontouchmove={scrolling_by_hand.reform(|_: TouchEvent| ())}
+                    onkeydown={scrolling_by_hand.reform(|_: KeyboardEvent| ())} onpointerdown={scrolling_by_hand.reform(|_: PointerEvent| ())}>
+                    { earlier_button }
                     { for chunks }
+                    // The scroll anchor while at the end: entries that take their real size after
+                    // a scroll to the end (they skip layout while off screen) push it, and the
+                    // browser keeps it in view (style.css, `overflow-anchor`).
+                    <div class="end" aria-hidden="true"></div>
                 </div>
-                { for jump_button }
+                { jump_button }
             </div>
             <div class="composer">
                 <textarea aria-label="Message" rows="2" value={(*draft).clone()} {oninput} {onkeydown}
-                    placeholder="Write a message (Enter sends, Shift+Enter adds a line)" disabled={contact.blocked} />
-                <button {onclick} disabled={contact.blocked}>{ "Send" }</button>
+                    placeholder="Write a message (Enter sends, Shift+Enter adds a line)" disabled={contact.blocked || contact.barred} />
+                <button {onclick} disabled={contact.blocked || contact.barred}>{ "Send" }</button>
             </div>
             <details class="reinvite">
                 <summary>{ "Lost contact? Invite them again" }</summary>

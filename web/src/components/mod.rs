@@ -6,6 +6,7 @@ mod chat;
 mod conversations;
 mod invite;
 mod links;
+mod menu;
 mod modal;
 mod onboarding;
 mod safety;
