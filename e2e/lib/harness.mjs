@@ -113,6 +113,15 @@ export async function newPerson(browser, options = {}) {
   return { context, page, errors };
 }
 
+/** The two window sizes every screen is checked at: a desktop and a phone 360 px wide. */
+export const VIEWPORTS = [
+  ['desktop', { width: 1280, height: 800 }],
+  ['360 px', { width: 360, height: 740 }],
+];
+
+/** Waits until the header status says the relay is connected. */
+export const connected = (page) => page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
+
 /** First run: name and Start. */
 export async function onboard(page, name) {
   await page.getByRole('textbox', { name: 'Your name' }).fill(name);

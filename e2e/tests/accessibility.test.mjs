@@ -68,11 +68,11 @@ for (const variant of VARIANTS) {
   });
 }
 
-/** Presses Tab until `predicate` holds in the page (at most 40 times). */
-async function tabTo(page, predicate, what) {
+/** Presses Tab until `predicate` (given `arg`) holds in the page (at most 40 times). */
+async function tabTo(page, predicate, what, arg) {
   for (let i = 0; i < 40; i++) {
     await page.keyboard.press('Tab');
-    if (await page.evaluate(predicate)) return;
+    if (await page.evaluate(predicate, arg)) return;
   }
   throw new Error(`could not reach ${what} with Tab`);
 }
@@ -89,7 +89,7 @@ const focused = (page) =>
 
 /** Opens a dialog from a button with the keyboard; checks focus goes in, stays in, and comes back. */
 async function dialogByKeyboard(page, button, dialogName, firstFocus) {
-  await tabTo(page, (name) => document.activeElement?.textContent?.trim() === name, button);
+  await tabTo(page, (name) => document.activeElement?.textContent?.trim() === name, button, button);
   await page.keyboard.press('Enter');
   const dialog = page.getByRole('dialog', { name: dialogName });
   await dialog.waitFor();

@@ -3,17 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  useRelayAndBrowser, pair, send, texts, waitForText, openConversation, audit,
+  useRelayAndBrowser, pair, send, texts, waitForText, openConversation, audit, VIEWPORTS, connected,
 } from '../lib/harness.mjs';
 
 const env = useRelayAndBrowser();
-
-const VIEWPORTS = [
-  ['desktop', { width: 1280, height: 800 }],
-  ['360 px', { width: 360, height: 740 }],
-];
-
-const connected = (page) => page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
 
 /** Opens the conversation menu and picks `item`; returns the confirmation dialog (if it asks). */
 async function choose(page, item) {

@@ -5,17 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   useRelayAndBrowser, newPerson, onboard, makeInvite, send, pair, openConversation, texts,
-  waitForText, sendBurst, screenshot, audit,
+  waitForText, sendBurst, screenshot, audit, VIEWPORTS, connected,
 } from '../lib/harness.mjs';
 
 const env = useRelayAndBrowser();
-
-const VIEWPORTS = [
-  ['desktop', { width: 1280, height: 800 }],
-  ['360 px', { width: 360, height: 740 }],
-];
-
-const connected = (page) => page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
 
 /** The page itself does not scroll: everything that scrolls does so inside it. */
 async function assertPageDoesNotScroll(page, where) {

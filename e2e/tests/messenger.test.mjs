@@ -323,9 +323,12 @@ test('screenshots of the main screens: light and dark, desktop and 360 px', asyn
   for (const colorScheme of ['light', 'dark']) {
     for (const [label, viewport] of [['desktop', { width: 1200, height: 760 }], ['360px', { width: 360, height: 740 }]]) {
       const { alice, bob } = await pair(env.browser, env.relay, { colorScheme, viewport });
+      // A long conversation: the header and the composer stay put, the log scrolls.
+      await sendBurst(bob.page, Array.from({ length: 40 }, (_, i) => `Earlier message ${i + 1}`));
+      await waitForText(alice.page, 'Earlier message 40');
       await send(alice.page, 'Hi Bob! This conversation is end-to-end encrypted.');
       await waitForText(bob.page, 'end-to-end encrypted');
-      await send(bob.page, 'Hi Alice. The relay only sees padded ciphertext.\nEven the name is inside the encryption.');
+      await send(bob.page, 'Hi Alice. The relay only sees padded ciphertext.\nEven the name is inside the encryption. Details: https://example.org/doorless');
       await waitForText(alice.page, 'padded ciphertext');
       await screenshot(alice.page, `chat-${colorScheme}-${label}`);
       const fresh = await newPerson(env.browser, { colorScheme, viewport });
