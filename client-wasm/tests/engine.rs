@@ -579,3 +579,32 @@ fn a_profile_stored_as_version_3_opens() {
     // Bob's inbox and the open invite's (Bob had moved off the printed mailbox).
     assert_eq!(w.subscribed_on_reconnect(alice).len(), 2);
 }
+
+#[test]
+fn a_joiner_waits_for_the_inviter_and_a_used_invite_stays_waiting() {
+    let mut w = World::new(&["Alice", "Bob", "Carol"], 5);
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.disconnect(0);
+    let at_bob = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[1].contact(at_bob).unwrap().awaiting_since, Some(NOW));
+    assert!(w.engines[1].all_stored(at_bob), "the relay has Bob's answer");
+    // Carol got the same link and answers too, later.
+    let at_carol = w.engines[2].accept_invite(&link.fragment, NOW + 60, &mut w.rng).unwrap();
+    w.pump();
+    // Alice reads Bob's answer first; her announcement confirms Bob's side. Carol's answer
+    // finds no invite: her conversation keeps waiting, with her answer stored at the relay.
+    w.connect(0);
+    assert_eq!(w.engines[1].contact(at_bob).unwrap().awaiting_since, None);
+    assert_eq!(w.engines[2].contact(at_carol).unwrap().awaiting_since, Some(NOW + 60));
+    assert!(w.engines[2].view().contacts[0].all_stored);
+    w.reload(2);
+    assert_eq!(
+        w.engines[2].contact(at_carol).unwrap().awaiting_since,
+        Some(NOW + 60),
+        "kept across a reload"
+    );
+    w.reload(1);
+    assert_eq!(w.engines[1].contact(at_bob).unwrap().awaiting_since, None);
+}

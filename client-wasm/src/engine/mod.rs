@@ -163,6 +163,10 @@ pub struct Contact {
     /// the session stays in step) and dropped unseen and unanswered, and nothing is deposited for
     /// them.
     pub barred: bool,
+    /// We accepted their invite at this time (unix seconds) and nothing from them has been read
+    /// on that session yet: the conversation waits for them to confirm. Cleared by the first
+    /// message that decrypts.
+    pub awaiting_since: Option<u64>,
 }
 
 impl std::fmt::Debug for Contact {
@@ -553,6 +557,9 @@ impl Engine {
             }
             _ => self.add_contact(invite.inviter_name().to_owned(), session, inbox, outbox),
         };
+        if let Some(contact) = self.contacts.get_mut(&id) {
+            contact.awaiting_since = Some(now);
+        }
         self.deposit(Outgoing { mailbox: outbox.0, payload: initial, message: None });
         Ok(id)
     }
@@ -670,6 +677,14 @@ impl Engine {
             self.drop_unsent(contact, outbox);
         }
         Ok(())
+    }
+
+    /// Whether the relay has stored everything we deposited for `contact` (nothing of it waits
+    /// in the outbox). For a conversation still waiting for its first answer: our answer to the
+    /// invite is with the relay, so a long silence means the invite went to someone else first.
+    pub fn all_stored(&self, contact: ContactId) -> bool {
+        let Some(entry) = self.contacts.get(&contact) else { return false };
+        !self.unconfirmed.iter().any(|(_, o)| o.mailbox == entry.outbox.0)
     }
 
     /// Every stored chunk of `log` is deleted at the next save.
@@ -819,6 +834,8 @@ impl Engine {
                 return Handled::Done;
             };
             let plaintext = decrypted.plaintext;
+            // They wrote on this session: the invite reached them.
+            contact.awaiting_since = None;
             if decrypted.lost > 0 && !contact.barred {
                 contact.messages.push(Message {
                     id: [0; 16],
@@ -1164,6 +1181,7 @@ impl Engine {
                 retiring: None,
                 announce: false,
                 barred: false,
+                awaiting_since: None,
             },
         );
         id

@@ -3,7 +3,8 @@
 //! - `profile`: `version: u8 = 4 | postcard(ProfileV4)` — identity, contacts with their ratchet
 //!   sessions and message counts, open invites, the outbox. Rewritten on every save; its size does
 //!   not grow with the conversations. Version 4 adds, per contact, whether the person blocked it
-//!   (`barred`); version 3 records are still read (nobody blocked). Version 3 added, per contact, the invite mailbox still read
+//!   (`barred`) and since when a conversation waits for the inviter's first message
+//!   (`awaiting_since`); version 3 records are still read (nobody blocked, nothing awaited). Version 3 added, per contact, the invite mailbox still read
 //!   after the move to a fresh one (`retiring`) and whether that move is still to be announced,
 //!   and per invite the count of failed answers; version 2 records are still read (no invite
 //!   mailbox to retire, no failures counted).
@@ -143,6 +144,8 @@ struct ContactV4 {
     announce: bool,
     /// Blocked by the person ("Block").
     barred: bool,
+    /// Accepted their invite then; nothing read from them since.
+    awaiting_since: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -298,6 +301,7 @@ impl From<ProfileV3> for ProfileV4 {
                     retiring: c.retiring.take(),
                     announce: c.announce,
                     barred: false,
+                    awaiting_since: None,
                 })
                 .collect(),
             invites: take(&mut p.invites),
@@ -365,6 +369,7 @@ struct StoredContact<'a> {
     retiring: Option<RetiringV1>,
     announce: bool,
     barred: bool,
+    awaiting_since: Option<u64>,
 }
 
 /// One invite as stored, whatever the version.
@@ -431,6 +436,7 @@ impl Engine {
                     }),
                     announce: c.announce,
                     barred: c.barred,
+                    awaiting_since: c.awaiting_since,
                 })
                 .collect(),
             invites: self.stored_invites(),
@@ -543,6 +549,7 @@ impl Engine {
                 retiring: c.retiring.clone(),
                 announce: c.announce,
                 barred: c.barred,
+                awaiting_since: c.awaiting_since,
             });
         }
         let invites = p.invites.iter().map(StoredInvite::from).collect();
@@ -582,6 +589,7 @@ impl Engine {
                     retiring: None,
                     announce: false,
                     barred: false,
+                    awaiting_since: None,
                 }
             })
             .collect();
@@ -623,6 +631,7 @@ impl Engine {
                     }),
                     announce: c.announce,
                     barred: c.barred,
+                    awaiting_since: c.awaiting_since,
                 },
             );
         }

@@ -223,6 +223,15 @@ impl Owner {
                 self.disconnected();
                 Reply::Done
             }
+            Command::RetryNow => {
+                // The scheduled attempt is dropped and the wait starts again from the shortest.
+                self.retry.borrow_mut().take();
+                self.backoff.set(BACKOFF_MS.0);
+                if self.socket.borrow().is_none() {
+                    self.connect();
+                }
+                Reply::Done
+            }
             Command::DeleteAll => {
                 self.delete_all();
                 return;

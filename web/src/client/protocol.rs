@@ -61,6 +61,8 @@ pub enum Command {
     SetPassphrase { passphrase: Option<Passphrase> },
     /// Reconnect (after the relay address changed).
     Reconnect,
+    /// Try the relay again now rather than at the next scheduled attempt ("Retry now").
+    RetryNow,
     /// Delete everything.
     DeleteAll,
 }
@@ -98,6 +100,7 @@ impl fmt::Debug for Command {
                 write!(f, "SetPassphrase {{ lock: {} }}", passphrase.is_some())
             }
             Command::Reconnect => f.write_str("Reconnect"),
+            Command::RetryNow => f.write_str("RetryNow"),
             Command::DeleteAll => f.write_str("DeleteAll"),
         }
     }

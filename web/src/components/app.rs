@@ -9,7 +9,7 @@ use super::onboarding::{Onboarding, Unlock};
 use super::safety::SafetyDialog;
 use super::settings::SettingsDialog;
 use super::{Ctx, shown_unread, use_ctx, use_visible};
-use crate::client::protocol::{Connection, Phase};
+use crate::client::protocol::{Command, Connection, Phase};
 use crate::client::{self, Client};
 use crate::state::{Action, AppState, Dialog};
 
@@ -106,6 +106,10 @@ fn Shell() -> Html {
         let state = state.clone();
         Callback::from(move |_| state.dispatch(Action::Dialog(Some(Dialog::Settings))))
     };
+    let retry = {
+        let client = ctx.client.clone();
+        Callback::from(move |_| client.command(Command::RetryNow))
+    };
     let dismiss = {
         let state = state.clone();
         Callback::from(move |_| state.dispatch(Action::Notice(None)))
@@ -126,6 +130,12 @@ fn Shell() -> Html {
                     <div class="notice panel" role="alert">
                         <span>{ notice }</span>
                         <button class="secondary" onclick={dismiss} aria-label="Dismiss">{ "×" }</button>
+                    </div>
+                }
+                if shared.phase == Phase::Ready && shared.connection == Connection::Offline {
+                    <div class="notice panel" role="alert">
+                        <span>{ "Doorless cannot reach the relay. It keeps trying; what you write waits in this browser and goes out when the relay is back." }</span>
+                        <button class="secondary" onclick={retry}>{ "Retry now" }</button>
                     </div>
                 }
                 if shared.phase == Phase::Ready && !shared.persistent {

@@ -44,6 +44,20 @@ pub fn Chat(props: &Props) -> Html {
     }
     let unread_at_open = opened.borrow().map_or(0, |(_, n)| n);
     let first_unread = contact.as_ref().and_then(|c| first_unread(c, unread_at_open));
+    // The clock, for how long a conversation has waited for its inviter; it ticks only then.
+    let now = use_state(client_wasm::browser::now);
+    {
+        let now = now.clone();
+        let waiting = contact.as_ref().is_some_and(|c| c.awaiting_since.is_some());
+        use_effect_with(waiting, move |&waiting| {
+            let tick = waiting.then(|| {
+                now.set(client_wasm::browser::now());
+                gloo::timers::callback::Interval::new(15_000, move || now.set(client_wasm::browser::now()))
+            });
+            move || drop(tick)
+        });
+    }
+    let now = *now;
     // The conversation was just opened: the next layout places it (at the marker or the end).
     let placing = use_mut_ref(|| true);
     {
@@ -291,6 +305,9 @@ pub fn Chat(props: &Props) -> Html {
             if contact.barred {
                 <p class="notice panel" role="status">{ format!("You blocked {}. Nothing they send is shown, and nothing is sent to them.", contact.name) }</p>
             }
+            if let Some(since) = contact.awaiting_since {
+                <p class="notice panel" role="status">{ waiting_text(&contact.name, since, contact.all_stored, now) }</p>
+            }
             if contact.missing > 0 {
                 <p class="muted">{ format!("{} earlier message(s) have not arrived yet.", contact.missing) }</p>
             }
@@ -323,6 +340,27 @@ pub fn Chat(props: &Props) -> Html {
                 <InvitePanel for_contact={Some(id)} />
             </details>
         </section>
+    }
+}
+
+/// After this long without a word from the inviter, although the relay has our answer, the invite
+/// was most likely answered by someone else first (an invite works once).
+const PROBABLY_USED_AFTER_SECS: u64 = 10 * 60;
+
+/// What a conversation that waits for the inviter's first message says.
+fn waiting_text(name: &str, since: u64, stored: bool, now: u64) -> String {
+    let waited = now.saturating_sub(since);
+    if stored && waited >= PROBABLY_USED_AFTER_SECS {
+        format!(
+            "Waiting for {name} to confirm. Nothing has come from {name} in the {} minutes since you \
+             accepted the invite, although the relay has your answer: the invite was probably already \
+             used by someone else. Ask {name} for a new one, through a channel you trust.",
+            waited / 60
+        )
+    } else {
+        format!(
+            "Waiting for {name} to confirm. Messages you write now are sent when {name}'s app answers the invite."
+        )
     }
 }
 
