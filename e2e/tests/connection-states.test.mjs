@@ -9,6 +9,17 @@ import {
 
 const env = useRelayAndBrowser();
 
+/** A first run that accepts Alice's invite `link`; returns the "waiting" status, once shown. */
+async function acceptAndWait(page, link, name) {
+  await page.goto(link);
+  await onboard(page, name);
+  await page.getByRole('button', { name: 'Accept invite' }).click();
+  await openConversation(page, 'Alice');
+  const waiting = page.getByRole('status').filter({ hasText: 'Waiting for Alice to confirm' });
+  await waiting.waitFor();
+  return waiting;
+}
+
 for (const [label, viewport] of VIEWPORTS) {
   test(`waiting for the inviter, and a used invite (${label})`, async () => {
     const alice = await newPerson(env.browser, { viewport });
@@ -22,21 +33,11 @@ for (const [label, viewport] of VIEWPORTS) {
     // Alice closes the app: nothing answers until she is back.
     await alice.page.close();
 
-    await bob.page.goto(link);
-    await onboard(bob.page, 'Bob');
-    await bob.page.getByRole('button', { name: 'Accept invite' }).click();
-    await openConversation(bob.page, 'Alice');
-    const bobWaits = bob.page.getByRole('status').filter({ hasText: 'Waiting for Alice to confirm' });
-    await bobWaits.waitFor();
+    const bobWaits = await acceptAndWait(bob.page, link, 'Bob');
     await audit(bob.page, `waiting for the inviter (${label})`);
 
     // The same link, forwarded to Carol: she answers too, after Bob.
-    await carol.page.goto(link);
-    await onboard(carol.page, 'Carol');
-    await carol.page.getByRole('button', { name: 'Accept invite' }).click();
-    await openConversation(carol.page, 'Alice');
-    const carolWaits = carol.page.getByRole('status').filter({ hasText: 'Waiting for Alice to confirm' });
-    await carolWaits.waitFor();
+    const carolWaits = await acceptAndWait(carol.page, link, 'Carol');
 
     // Alice is back: Bob's answer came first, so Bob's conversation is confirmed.
     alice.page = await alice.context.newPage();
