@@ -1,3 +1,4 @@
+use client_wasm::core::Invite;
 use yew::prelude::*;
 
 use super::accept::AcceptInvite;
@@ -60,7 +61,13 @@ fn Shell() -> Html {
 
     let body = match shared.phase {
         Phase::Loading => html! { <p class="muted onboarding">{ "Opening…" }</p> },
-        Phase::NeedsProfile => html! { <Onboarding has_invite={state.incoming_invite.is_some()} /> },
+        // A damaged or expired invite is said before any name is asked.
+        Phase::NeedsProfile => match state.incoming_invite.clone() {
+            Some(fragment) if Invite::from_fragment(&fragment, client_wasm::browser::now()).is_err() => {
+                html! { <AcceptInvite {fragment} /> }
+            }
+            invite => html! { <Onboarding has_invite={invite.is_some()} /> },
+        },
         Phase::Locked => html! { <Unlock /> },
         Phase::Elsewhere => html! {
             <section class="onboarding panel">
