@@ -95,6 +95,9 @@ for (const [label, viewport] of VIEWPORTS) {
     await list.getByRole('listitem').first().waitFor({ state: 'detached' });
     await alice.page.reload();
     await connected(alice.page);
+    // Bob writes in his own window (a tab in the background gets no animation frames, and the log
+    // follows new messages in one).
+    await bob.page.bringToFront();
     await send(bob.page, 'anyone there?');
     await stateOf(bob.page, 'anyone there?', 'sent');
     assert.equal(await list.getByRole('listitem').count(), 0);
