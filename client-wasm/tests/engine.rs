@@ -457,3 +457,160 @@ fn the_fixture_profile_opens_and_can_be_written() {
         std::fs::write(path, postcard::to_allocvec(&records).unwrap()).unwrap();
     }
 }
+
+/// The chunk records in engine `i`'s storage.
+fn stored_chunks(w: &World, i: usize) -> usize {
+    w.stores[i].keys().filter(|name| name.starts_with("log/")).count()
+}
+
+#[test]
+fn deleting_a_conversation_removes_its_records_keys_and_mailboxes() {
+    let (mut w, bob, alice) = pair();
+    for i in 0..(CHUNK_LEN + 3) {
+        w.engines[0].send_text(bob, &format!("a{i}"), NOW, &mut w.rng).unwrap();
+        w.pump();
+    }
+    w.save(0);
+    assert_eq!(stored_chunks(&w, 0), 2);
+    w.engines[0].create_invite(Some(bob), NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert!(!w.subscribed_on_reconnect(0).is_empty());
+
+    w.engines[0].delete_conversation(bob).unwrap();
+    assert!(w.engines[0].contact(bob).is_none());
+    assert!(matches!(w.engines[0].delete_conversation(bob), Err(EngineError::UnknownContact)));
+    // Bob writes again on the same connection: acknowledged (the relay deletes it) and dropped,
+    // not counted as undecryptable.
+    w.engines[1].send_text(alice, "are you there?", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.count_received(0), 0);
+    assert!(!w.events[0].contains(&Event::Undecryptable));
+    assert!(w.relay.stored.values().all(Vec::is_empty), "nothing left waiting at the relay");
+
+    // The next save deletes its chunks; the profile opens without them and subscribes to
+    // nothing: not its mailboxes, nor the invite made to re-establish it.
+    w.reload(0);
+    assert_eq!(stored_chunks(&w, 0), 0);
+    assert_eq!(w.engines[0].contacts().count(), 0);
+    assert!(w.subscribed_on_reconnect(0).is_empty());
+}
+
+#[test]
+fn clearing_history_keeps_the_contact_and_survives_a_failed_save() {
+    let (mut w, bob, alice) = pair();
+    for i in 0..(CHUNK_LEN + 3) {
+        w.engines[1].send_text(alice, &format!("b{i}"), NOW, &mut w.rng).unwrap();
+        w.pump();
+    }
+    w.save(0);
+    assert_eq!(stored_chunks(&w, 0), 2);
+    w.engines[0].clear_history(bob).unwrap();
+    assert!(w.texts(0, bob).is_empty());
+    assert_eq!(w.engines[0].contact(bob).unwrap().unread, 0);
+    // The save with the deletions fails; the next one deletes them still.
+    drop(w.engines[0].take_records());
+    w.engines[0].save_failed();
+    // A new message lands in chunk 0 again, written after the deletion in the same save.
+    w.engines[1].send_text(alice, "after the clear", NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.reload(0);
+    assert_eq!(stored_chunks(&w, 0), 1);
+    assert_eq!(w.texts(0, bob), ["after the clear"]);
+    w.engines[0].send_text(bob, "still talking", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(1, alice).last().map(String::as_str), Some("still talking"));
+}
+
+#[test]
+fn a_blocked_contact_is_read_silently_and_gets_nothing() {
+    let (mut w, bob, alice) = pair();
+    w.engines[0].set_barred(bob, true).unwrap();
+    let received = w.events[0].len();
+    w.engines[1].send_text(alice, "let me in", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert!(w.texts(0, bob).is_empty(), "nothing they send is shown");
+    assert_eq!(w.engines[0].contact(bob).unwrap().unread, 0);
+    assert!(!w.events[0][received..].contains(&Event::MessageReceived(bob)));
+    // Acknowledged, so the relay keeps nothing; but no receipt: it stays "sent" for Bob.
+    assert!(w.relay.stored.values().all(Vec::is_empty));
+    assert_eq!(w.engines[1].contact(alice).unwrap().messages[0].delivery, Delivery::Sent);
+    // Nothing goes to them: no text, no name change.
+    assert!(matches!(w.engines[0].send_text(bob, "x", NOW, &mut w.rng), Err(EngineError::Barred)));
+    w.engines[0].set_name("Alicia", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[1].contact(alice).unwrap().name, "Alice");
+    // Kept across a reload.
+    w.reload(0);
+    assert!(w.engines[0].contact(bob).unwrap().barred);
+    assert!(w.engines[0].view().contacts[0].barred);
+    w.engines[1].send_text(alice, "still knocking", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert!(w.texts(0, bob).is_empty());
+
+    // Unblocked: the session went on in step, so both directions work at once.
+    w.engines[0].set_barred(bob, false).unwrap();
+    w.engines[1].send_text(alice, "hello again", NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.engines[0].send_text(bob, "welcome back", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, bob), ["hello again", "welcome back"]);
+    assert_eq!(w.texts(1, alice).last().map(String::as_str), Some("welcome back"));
+    assert!(!w.events.iter().flatten().any(|e| *e == Event::Undecryptable));
+}
+
+/// A profile stored as profile record version 3 (fixture written by `write_profile_fixture`
+/// before version 4 added blocking) opens, with nobody blocked.
+#[test]
+fn a_profile_stored_as_version_3_opens() {
+    let records: Vec<(String, Vec<u8>)> =
+        postcard::from_bytes(include_bytes!("fixtures/profile-v3.bin")).expect("fixture decodes");
+    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(3));
+    let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
+    let bob = engine.contacts().next().unwrap();
+    assert_eq!(bob.name, "Bob");
+    assert!(bob.verified && !bob.blocked && !bob.barred);
+    let texts: Vec<&str> = bob.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts.len(), 141);
+    assert_eq!((texts[0], texts[1], texts[140]), ("a0", "b0", "offline"));
+    assert_eq!(engine.unconfirmed(), 1);
+    // Saved again over the stored records, the profile is version 4 and opens the same.
+    let mut engine = engine;
+    let mut again: std::collections::BTreeMap<String, Vec<u8>> = records.into_iter().collect();
+    again.extend(engine.take_records().into_named().map(|(n, b)| (n, b.to_vec())));
+    assert_eq!(again[PROFILE_RECORD][0], 4);
+    let engine = Engine::restore(again.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("reopens");
+    assert_eq!(engine.contacts().next().unwrap().messages.len(), 141);
+    let mut w = World::new(&[], 1);
+    let alice = w.adopt(engine);
+    // Bob's inbox and the open invite's (Bob had moved off the printed mailbox).
+    assert_eq!(w.subscribed_on_reconnect(alice).len(), 2);
+}
+
+#[test]
+fn a_joiner_waits_for_the_inviter_and_a_used_invite_stays_waiting() {
+    let mut w = World::new(&["Alice", "Bob", "Carol"], 5);
+    let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.disconnect(0);
+    let at_bob = w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[1].contact(at_bob).unwrap().awaiting_since, Some(NOW));
+    assert!(w.engines[1].all_stored(at_bob), "the relay has Bob's answer");
+    // Carol got the same link and answers too, later.
+    let at_carol = w.engines[2].accept_invite(&link.fragment, NOW + 60, &mut w.rng).unwrap();
+    w.pump();
+    // Alice reads Bob's answer first; her announcement confirms Bob's side. Carol's answer
+    // finds no invite: her conversation keeps waiting, with her answer stored at the relay.
+    w.connect(0);
+    assert_eq!(w.engines[1].contact(at_bob).unwrap().awaiting_since, None);
+    assert_eq!(w.engines[2].contact(at_carol).unwrap().awaiting_since, Some(NOW + 60));
+    assert!(w.engines[2].view().contacts[0].all_stored);
+    w.reload(2);
+    assert_eq!(
+        w.engines[2].contact(at_carol).unwrap().awaiting_since,
+        Some(NOW + 60),
+        "kept across a reload"
+    );
+    w.reload(1);
+    assert_eq!(w.engines[1].contact(at_bob).unwrap().awaiting_since, None);
+}

@@ -64,11 +64,28 @@ async fn the_record_of_the_previous_release_is_read_then_replaced() {
     put_legacy_record(b"old snapshot").await;
     let vault = Vault::open().await.unwrap();
     assert_eq!(plain(&vault.load().await.unwrap()), vec![("state".to_owned(), b"old snapshot".to_vec())]);
-    vault.save(records(&[("profile", b"new")])).await.unwrap();
+    vault.save(records(&[("profile", b"new")]), &[]).await.unwrap();
     assert_eq!(
         plain(&Vault::open().await.unwrap().load().await.unwrap()),
         vec![("profile".to_owned(), b"new".to_vec())],
         "the first save in the current format removes the old record"
+    );
+    vault.wipe().await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_save_deletes_the_records_it_names_before_writing() {
+    let vault = Vault::open().await.unwrap();
+    vault.wipe().await.unwrap();
+    let vault = Vault::open().await.unwrap();
+    let (chunk0, chunk1) = ("log/00000001/00000000", "log/00000001/00000001");
+    vault.save(records(&[("profile", b"p1"), (chunk0, b"old 0"), (chunk1, b"old 1")]), &[]).await.unwrap();
+    // A cleared conversation that goes on: both chunks deleted, chunk 0 written again.
+    let deleted = [chunk0.to_owned(), chunk1.to_owned()];
+    vault.save(records(&[("profile", b"p2"), (chunk0, b"new 0")]), &deleted).await.unwrap();
+    assert_eq!(
+        plain(&Vault::open().await.unwrap().load().await.unwrap()),
+        vec![(chunk0.to_owned(), b"new 0".to_vec()), ("profile".to_owned(), b"p2".to_vec())]
     );
     vault.wipe().await.unwrap();
 }
@@ -80,8 +97,8 @@ async fn records_round_trip_and_are_bound_to_their_names() {
     let vault = Vault::open().await.unwrap();
     assert!(vault.load().await.unwrap().is_empty(), "a new profile has no records");
 
-    vault.save(records(&[("profile", b"p1"), ("log/00000001/00000000", b"chunk 0")])).await.unwrap();
-    vault.save(records(&[("profile", b"p2"), ("log/00000001/00000001", b"chunk 1")])).await.unwrap();
+    vault.save(records(&[("profile", b"p1"), ("log/00000001/00000000", b"chunk 0")]), &[]).await.unwrap();
+    vault.save(records(&[("profile", b"p2"), ("log/00000001/00000001", b"chunk 1")]), &[]).await.unwrap();
     let loaded = Vault::open().await.unwrap().load().await.unwrap();
     assert_eq!(
         plain(&loaded),
@@ -140,8 +157,8 @@ async fn every_write_transaction_is_strictly_durable() {
     // The first open writes the storage key; then a save; then a second save.
     let vault = Vault::open().await.unwrap();
     vault.load().await.unwrap();
-    vault.save(records(&[("profile", b"p1")])).await.unwrap();
-    vault.save(records(&[("profile", b"p2")])).await.unwrap();
+    vault.save(records(&[("profile", b"p1")]), &[]).await.unwrap();
+    vault.save(records(&[("profile", b"p2")]), &[]).await.unwrap();
     assert_eq!(
         write_durabilities(),
         "strict,strict,strict",
@@ -155,15 +172,15 @@ async fn a_second_writer_is_refused_and_the_first_one_kept() {
     Vault::open().await.unwrap().wipe().await.unwrap();
     let first = Vault::open().await.unwrap();
     first.load().await.unwrap();
-    first.save(records(&[("profile", b"start")])).await.unwrap();
+    first.save(records(&[("profile", b"start")]), &[]).await.unwrap();
 
     // Two tabs (or two engines) read the same stored state.
     let a = Vault::open().await.unwrap();
     let b = Vault::open().await.unwrap();
     a.load().await.unwrap();
     b.load().await.unwrap();
-    a.save(records(&[("profile", b"from a")])).await.unwrap();
-    let refused = b.save(records(&[("profile", b"from b")])).await;
+    a.save(records(&[("profile", b"from a")]), &[]).await.unwrap();
+    let refused = b.save(records(&[("profile", b"from b")]), &[]).await;
     assert!(refused.is_err(), "a writer that did not see the last save must be refused");
     assert_eq!(refused.unwrap_err(), StorageError::Conflict);
     assert_eq!(
@@ -172,7 +189,7 @@ async fn a_second_writer_is_refused_and_the_first_one_kept() {
         "the refused save wrote nothing"
     );
     // The writer that won goes on.
-    a.save(records(&[("profile", b"a again")])).await.unwrap();
+    a.save(records(&[("profile", b"a again")]), &[]).await.unwrap();
     a.wipe().await.unwrap();
 }
 
@@ -181,13 +198,13 @@ async fn an_older_copy_put_back_under_a_running_tab_is_refused() {
     Vault::open().await.unwrap().wipe().await.unwrap();
     let vault = Vault::open().await.unwrap();
     vault.load().await.unwrap();
-    vault.save(records(&[("profile", b"1")])).await.unwrap();
-    vault.save(records(&[("profile", b"2")])).await.unwrap();
-    vault.save(records(&[("profile", b"3")])).await.unwrap();
+    vault.save(records(&[("profile", b"1")]), &[]).await.unwrap();
+    vault.save(records(&[("profile", b"2")]), &[]).await.unwrap();
+    vault.save(records(&[("profile", b"3")]), &[]).await.unwrap();
     // A backup taken after the first save is restored while the tab runs.
     put_generation(1.0).await;
     assert!(
-        vault.save(records(&[("profile", b"4")])).await.is_err(),
+        vault.save(records(&[("profile", b"4")]), &[]).await.is_err(),
         "the rolled-back store is not written over"
     );
     vault.wipe().await.unwrap();
@@ -198,7 +215,7 @@ async fn a_profile_stored_before_the_counter_opens_and_saves() {
     Vault::open().await.unwrap().wipe().await.unwrap();
     let vault = Vault::open().await.unwrap();
     vault.load().await.unwrap();
-    vault.save(records(&[("profile", b"old")])).await.unwrap();
+    vault.save(records(&[("profile", b"old")]), &[]).await.unwrap();
     // Remove the counter, as a profile saved by the previous release has none.
     let db = Factory::new().unwrap().open("doorless", None).unwrap().await.unwrap();
     let tx = db.transaction(&["kv"], TransactionMode::ReadWrite).unwrap();
@@ -207,7 +224,7 @@ async fn a_profile_stored_before_the_counter_opens_and_saves() {
     db.close();
     let reopened = Vault::open().await.unwrap();
     assert_eq!(plain(&reopened.load().await.unwrap()), vec![("profile".to_owned(), b"old".to_vec())]);
-    reopened.save(records(&[("profile", b"new")])).await.unwrap();
+    reopened.save(records(&[("profile", b"new")]), &[]).await.unwrap();
     assert_eq!(
         plain(&Vault::open().await.unwrap().load().await.unwrap()),
         vec![("profile".to_owned(), b"new".to_vec())]

@@ -1,10 +1,12 @@
 // Test harness: a real relay process serving the release build, and Debian's Chromium driven by
 // Playwright. Every test gets its own relay (fresh data directory, free port) and browser.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 const RELAY_BIN = process.env.DOORLESS_RELAY_BIN;
@@ -117,6 +119,15 @@ export async function newPerson(browser, options = {}) {
   return { context, page, errors };
 }
 
+/** The two window sizes every screen is checked at: a desktop and a phone 360 px wide. */
+export const VIEWPORTS = [
+  ['desktop', { width: 1280, height: 800 }],
+  ['360 px', { width: 360, height: 740 }],
+];
+
+/** Waits until the header status says the relay is connected. */
+export const connected = (page) => page.getByRole('status').filter({ hasText: 'Connected' }).waitFor();
+
 /** First run: name and Start. */
 export async function onboard(page, name) {
   await page.getByRole('textbox', { name: 'Your name' }).fill(name);
@@ -136,6 +147,26 @@ export async function makeInvite(page) {
 export async function send(page, text) {
   await page.getByRole('textbox', { name: 'Message' }).fill(text);
   await page.getByRole('button', { name: 'Send' }).click();
+}
+
+/**
+ * A burst typed in the page's tab: each text is sent without waiting for the previous one to
+ * arrive, as soon as the app has emptied the composer (the tab must be in front, so frames run).
+ */
+export async function sendBurst(page, all) {
+  await page.evaluate(async (all) => {
+    const box = document.querySelector('textarea[aria-label=Message]');
+    for (const text of all) {
+      box.value = text;
+      box.dispatchEvent(new InputEvent('input', { bubbles: true }));
+      [...document.querySelectorAll('button')].find((b) => b.textContent === 'Send').click();
+      const deadline = performance.now() + 5000;
+      while (box.value !== '') {
+        if (performance.now() > deadline) throw new Error(`"${text}" was not sent`);
+        await new Promise((resolve) => requestAnimationFrame(resolve));
+      }
+    }
+  }, all);
 }
 
 export async function screenshot(page, name) {
@@ -185,4 +216,18 @@ export async function texts(page) {
 /** Waits until the open log holds `text`. */
 export async function waitForText(page, text) {
   await page.getByRole('log', { name: 'Messages' }).locator('.text', { hasText: text }).last().waitFor();
+}
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** Runs axe-core on the page as it is; fails with each violation's rule and elements. */
+export async function audit(page, screen) {
+  // Evaluated through the DevTools protocol: the app's CSP (rightly) allows no injected script tag.
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help}\n    ${v.nodes.map((n) => n.target.join(' ')).join('\n    ')}`);
+  });
+  assert.deepEqual(violations, [], `axe-core found violations on ${screen}`);
+  return screen;
 }

@@ -2,27 +2,11 @@
 // and 360 px; and a keyboard-only walk through the whole flow, checking where focus is.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import {
-  useRelayAndBrowser, newPerson, onboard, makeInvite, send, waitForText, openConversation,
+  useRelayAndBrowser, newPerson, onboard, makeInvite, send, waitForText, openConversation, audit,
 } from '../lib/harness.mjs';
 
 const env = useRelayAndBrowser();
-const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-/** Runs axe-core on the page as it is; fails with each violation's rule and elements. */
-async function audit(page, screen) {
-  // Evaluated through the DevTools protocol: the app's CSP (rightly) allows no injected script tag.
-  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
-  const violations = await page.evaluate(async () => {
-    const result = await window.axe.run(document, { resultTypes: ['violations'] });
-    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help}\n    ${v.nodes.map((n) => n.target.join(' ')).join('\n    ')}`);
-  });
-  assert.deepEqual(violations, [], `axe-core found violations on ${screen}`);
-  return screen;
-}
-
 const VARIANTS = [
   { name: 'light, desktop', colorScheme: 'light', viewport: { width: 1280, height: 800 } },
   { name: 'dark, desktop', colorScheme: 'dark', viewport: { width: 1280, height: 800 } },

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ARTIFACTS, useRelayAndBrowser, newPerson, onboard, makeInvite, send, screenshot, pair,
-  openConversation, texts, waitForText, launchProfile, introduce,
+  openConversation, texts, waitForText, launchProfile, introduce, sendBurst,
 } from '../lib/harness.mjs';
 
 const env = useRelayAndBrowser();
@@ -94,20 +94,7 @@ test('a long conversation: the newest messages are shown, earlier ones on reques
   const sent = Array.from({ length: 300 }, (_, i) => `long history ${i}`);
   // A burst typed in A's tab: each is sent without waiting for the previous one to arrive.
   await alice.page.bringToFront();
-  await alice.page.evaluate(async (texts) => {
-    const box = document.querySelector('textarea[aria-label=Message]');
-    for (const text of texts) {
-      box.value = text;
-      box.dispatchEvent(new InputEvent('input', { bubbles: true }));
-      [...document.querySelectorAll('button')].find((b) => b.textContent === 'Send').click();
-      // Sent when the app has emptied the composer (the tab is in front, so frames run).
-      const deadline = performance.now() + 5000;
-      while (box.value !== '') {
-        if (performance.now() > deadline) throw new Error(`"${text}" was not sent`);
-        await new Promise((resolve) => requestAnimationFrame(resolve));
-      }
-    }
-  }, sent);
+  await sendBurst(alice.page, sent);
   await bob.page.bringToFront();
   await waitForText(bob.page, sent[299]);
 
@@ -336,9 +323,12 @@ test('screenshots of the main screens: light and dark, desktop and 360 px', asyn
   for (const colorScheme of ['light', 'dark']) {
     for (const [label, viewport] of [['desktop', { width: 1200, height: 760 }], ['360px', { width: 360, height: 740 }]]) {
       const { alice, bob } = await pair(env.browser, env.relay, { colorScheme, viewport });
+      // A long conversation: the header and the composer stay put, the log scrolls.
+      await sendBurst(bob.page, Array.from({ length: 40 }, (_, i) => `Earlier message ${i + 1}`));
+      await waitForText(alice.page, 'Earlier message 40');
       await send(alice.page, 'Hi Bob! This conversation is end-to-end encrypted.');
       await waitForText(bob.page, 'end-to-end encrypted');
-      await send(bob.page, 'Hi Alice. The relay only sees padded ciphertext.\nEven the name is inside the encryption.');
+      await send(bob.page, 'Hi Alice. The relay only sees padded ciphertext.\nEven the name is inside the encryption. Details: https://example.org/doorless');
       await waitForText(alice.page, 'padded ciphertext');
       await screenshot(alice.page, `chat-${colorScheme}-${label}`);
       const fresh = await newPerson(env.browser, { colorScheme, viewport });

@@ -87,6 +87,7 @@ test('without Web Locks a second tab does not run the ratchet: it follows the fi
   await send(second, 'from the second tab');
   await openConversation(bob.page, 'Alice');
   await waitForText(bob.page, 'from the second tab');
+  // The first tab was reloaded: the person opens the conversation there too.
   await openConversation(alice.page, 'Bob');
   await send(alice.page, 'from the first tab');
   await waitForText(bob.page, 'from the first tab');

@@ -14,6 +14,37 @@ pub enum Dialog {
     Safety(ContactId),
     /// "Settings".
     Settings,
+    /// Confirm a conversation menu action for a contact.
+    Confirm(Confirm, ContactId),
+}
+
+/// A conversation menu action that asks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// "Delete conversation".
+    Delete,
+    /// "Block".
+    Block,
+    /// "Clear history".
+    ClearHistory,
+}
+
+/// A text the engine refused to send.
+#[derive(Clone, PartialEq)]
+pub struct Unsent {
+    /// Its conversation.
+    pub contact: ContactId,
+    /// The text, for the composer.
+    pub text: Rc<str>,
+    /// Tells one refusal from the next (the same text refused twice is put back twice).
+    pub count: u32,
+}
+
+/// Never prints the text.
+impl std::fmt::Debug for Unsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsent").field("contact", &self.contact).field("count", &self.count).finish()
+    }
 }
 
 /// UI state: the profile as the owner tab reports it, plus what this tab has on screen.
@@ -35,6 +66,8 @@ pub struct AppState {
     pub notice: Option<String>,
     /// The open dialog.
     pub dialog: Option<Dialog>,
+    /// A text the engine refused, back for the composer of its conversation.
+    pub unsent: Option<Unsent>,
 }
 
 /// Everything that changes [`AppState`].
@@ -82,13 +115,22 @@ impl Reducible for AppState {
                 next.incoming_invite = None;
             }
             Action::Reply(Reply::Notice(text)) => next.notice = Some(text),
+            Action::Reply(Reply::Unsent { contact, text, notice }) => {
+                let count = next.unsent.as_ref().map_or(0, |u| u.count.wrapping_add(1));
+                next.unsent = Some(Unsent { contact, text: text.into(), count });
+                next.notice = Some(notice);
+            }
             Action::Reply(Reply::Done) => next.notice = None,
             Action::Owner(owner) => next.owner = owner,
             Action::Select(id) => {
                 next.selected = Some(id);
                 next.notice = None;
+                next.unsent = None;
             }
-            Action::Deselect => next.selected = None,
+            Action::Deselect => {
+                next.selected = None;
+                next.unsent = None;
+            }
             Action::Inviting(for_contact) => next.inviting_for = for_contact,
             Action::IncomingInvite(fragment) => next.incoming_invite = fragment,
             Action::Notice(notice) => next.notice = notice,

@@ -275,7 +275,7 @@ impl Vault {
     /// storage holds all of them or none (and then the previous ones). Removes the record of
     /// earlier releases. Refused with [`StorageError::Conflict`], writing nothing, if the stored
     /// generation is not the one this vault last read or wrote.
-    pub async fn save(&self, records: NamedRecords) -> Result<(), StorageError> {
+    pub async fn save(&self, records: NamedRecords, deleted: &[String]) -> Result<(), StorageError> {
         let mut pending = Vec::with_capacity(records.len());
         for (name, plain) in records {
             let (nonce, promise) = self.start_seal(name.as_bytes(), &plain)?;
@@ -303,6 +303,10 @@ impl Vault {
         store
             .put(&JsValue::from_f64(next as f64), Some(&JsValue::from_str(GENERATION_RECORD)))
             .map_err(|_| StorageError::WriteFailed)?;
+        // Deletions first: a record deleted and written again in one save is the new one.
+        for name in deleted {
+            store.delete(JsValue::from_str(name)).map_err(|_| StorageError::WriteFailed)?;
+        }
         for (name, record) in &sealed {
             store.put(record, Some(&JsValue::from_str(name))).map_err(|_| StorageError::WriteFailed)?;
         }

@@ -159,6 +159,14 @@ pub struct Contact {
     retiring: Option<Retiring>,
     /// Our fresh `inbox` is still to be announced to the contact (waits while blocked).
     announce: bool,
+    /// The person blocked this contact ([`Engine::set_barred`]): what they send is decrypted (so
+    /// the session stays in step) and dropped unseen and unanswered, and nothing is deposited for
+    /// them.
+    pub barred: bool,
+    /// We accepted their invite at this time (unix seconds) and nothing from them has been read
+    /// on that session yet: the conversation waits for them to confirm. Cleared by the first
+    /// message that decrypts.
+    pub awaiting_since: Option<u64>,
 }
 
 impl std::fmt::Debug for Contact {
@@ -168,6 +176,7 @@ impl std::fmt::Debug for Contact {
             .field("messages", &self.messages.len())
             .field("verified", &self.verified)
             .field("blocked", &self.blocked)
+            .field("barred", &self.barred)
             .finish_non_exhaustive()
     }
 }
@@ -310,6 +319,9 @@ pub enum EngineError {
     /// The relay's address is not an `http(s)://` or `ws(s)://` URL with a plain host.
     #[error("invalid relay address")]
     InvalidRelayUrl,
+    /// The person blocked this contact: nothing is sent to them until they are unblocked.
+    #[error("contact blocked")]
+    Barred,
 }
 
 /// The connection as the engine sees it.
@@ -353,6 +365,13 @@ pub struct Engine {
     resubscribe: Option<Mailbox>,
     /// Frames for the socket.
     out: VecDeque<Frame>,
+    /// Log chunk records of deleted or cleared conversations, to delete at the next save.
+    deleted: Vec<snapshot::ChunkKey>,
+    /// The deletions handed to the save under way, handed again if it fails.
+    deleting: Vec<snapshot::ChunkKey>,
+    /// Mailboxes of deleted conversations still subscribed on this connection: what arrives in
+    /// them is acknowledged (so the relay deletes it) and dropped. Not subscribed again.
+    forgotten: Vec<MailboxId>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -402,6 +421,9 @@ impl Engine {
             undecryptable: 0,
             resubscribe: None,
             out: VecDeque::new(),
+            deleted: Vec::new(),
+            deleting: Vec::new(),
+            forgotten: Vec::new(),
         }
     }
 
@@ -538,6 +560,9 @@ impl Engine {
             }
             _ => self.add_contact(invite.inviter_name().to_owned(), session, inbox, outbox),
         };
+        if let Some(contact) = self.contacts.get_mut(&id) {
+            contact.awaiting_since = Some(now);
+        }
         self.deposit(Outgoing { mailbox: outbox.0, payload: initial, message: None });
         Ok(id)
     }
@@ -556,6 +581,9 @@ impl Engine {
         let entry = self.contacts.get(&contact).ok_or(EngineError::UnknownContact)?;
         if entry.blocked {
             return Err(EngineError::SafetyNumberChanged);
+        }
+        if entry.barred {
+            return Err(EngineError::Barred);
         }
         let payload = Payload::new(Content::Text { body: text.to_owned() }, now, rng);
         let id = payload.id;
@@ -582,7 +610,8 @@ impl Engine {
         }
         self.name = name.clone();
         // A blocked contact (a changed key not yet accepted) does not learn the new name.
-        let ids: Vec<ContactId> = self.contacts.values().filter(|c| !c.blocked).map(|c| c.id).collect();
+        let ids: Vec<ContactId> =
+            self.contacts.values().filter(|c| !c.blocked && !c.barred).map(|c| c.id).collect();
         for id in ids {
             let payload = Payload::new(Content::Profile { name: name.clone() }, now, rng);
             self.send_payload(id, &payload, None, now, rng)?;
@@ -613,6 +642,67 @@ impl Engine {
         Ok(())
     }
 
+    /// Deletes a conversation on this side: its history, its session (keys zeroized on drop),
+    /// its mailboxes (never subscribed again; what still arrives in them on this connection is
+    /// acknowledged and dropped), its unsent deposits and the invites made to re-establish it.
+    /// Its stored records go with the next save. Nothing is sent to the contact; if they write
+    /// again, nothing of it is read.
+    pub fn delete_conversation(&mut self, contact: ContactId) -> Result<(), EngineError> {
+        let entry = self.contacts.remove(&contact).ok_or(EngineError::UnknownContact)?;
+        self.forget_log(contact, &entry.messages);
+        self.forgotten.push(entry.inbox.id());
+        self.forgotten.extend(entry.retiring.as_ref().map(|r| r.inbox.id()));
+        self.forgotten
+            .extend(self.invites.iter().filter(|i| i.for_contact == Some(contact)).map(|i| i.inbox.id()));
+        self.invites.retain(|i| i.for_contact != Some(contact));
+        self.drop_unsent(contact, entry.outbox);
+        Ok(())
+    }
+
+    /// Deletes a conversation's history on this side; the contact and the session stay.
+    pub fn clear_history(&mut self, contact: ContactId) -> Result<(), EngineError> {
+        let entry = self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?;
+        let log = std::mem::take(&mut entry.messages);
+        entry.unread = 0;
+        self.forget_log(contact, &log);
+        Ok(())
+    }
+
+    /// Blocks (or unblocks) a contact. While blocked, what they send is decrypted, so the session
+    /// stays in step, and acknowledged, so the relay deletes it, but never shown and never
+    /// answered (no receipt); nothing is deposited for them (unsent deposits are dropped, and
+    /// name changes skip them). They are not told.
+    pub fn set_barred(&mut self, contact: ContactId, barred: bool) -> Result<(), EngineError> {
+        let entry = self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?;
+        entry.barred = barred;
+        if barred {
+            let outbox = entry.outbox;
+            self.drop_unsent(contact, outbox);
+        }
+        Ok(())
+    }
+
+    /// Whether the relay has stored everything we deposited for `contact` (nothing of it waits
+    /// in the outbox). For a conversation still waiting for its first answer: our answer to the
+    /// invite is with the relay, so a long silence means the invite went to someone else first.
+    pub fn all_stored(&self, contact: ContactId) -> bool {
+        let Some(entry) = self.contacts.get(&contact) else { return false };
+        !self.unconfirmed.iter().any(|(_, o)| o.mailbox == entry.outbox.0)
+    }
+
+    /// Every stored chunk of `log` is deleted at the next save.
+    fn forget_log(&mut self, contact: ContactId, log: &Log) {
+        let chunks = u32::try_from(log.chunks().len()).unwrap_or(u32::MAX);
+        self.deleted.extend((0..chunks).map(|index| snapshot::ChunkKey { contact, index }));
+    }
+
+    /// Forgets deposits for `contact` not yet confirmed by the relay (none is sent again).
+    fn drop_unsent(&mut self, contact: ContactId, outbox: MailboxId) {
+        self.unconfirmed.retain(|(_, o)| {
+            o.mailbox != outbox.0 && o.message.is_none_or(|(for_contact, _)| for_contact != contact)
+        });
+    }
+
     /// The person has seen the conversation.
     pub fn mark_read(&mut self, contact: ContactId) {
         if let Some(entry) = self.contacts.get_mut(&contact) {
@@ -635,6 +725,8 @@ impl Engine {
     pub fn on_disconnected(&mut self) {
         self.link = Link::Down;
         self.out.clear();
+        // Not subscribed on the next connection: nothing more arrives in them.
+        self.forgotten.clear();
         for invite in &mut self.invites {
             // The relay delivers everything unacknowledged again on the next connection.
             invite.deferred = None;
@@ -745,6 +837,9 @@ impl Engine {
         rng: &mut impl CryptoRng,
         events: &mut Vec<Event>,
     ) -> Handled {
+        if self.forgotten.contains(&mailbox) {
+            return Handled::Done;
+        }
         let found = self.contacts.values_mut().find_map(|c| {
             if c.inbox.id() == mailbox {
                 Some((c, true))
@@ -764,7 +859,9 @@ impl Engine {
                 return Handled::Done;
             };
             let plaintext = decrypted.plaintext;
-            if decrypted.lost > 0 {
+            // They wrote on this session: the invite reached them.
+            contact.awaiting_since = None;
+            if decrypted.lost > 0 && !contact.barred {
                 contact.messages.push(Message {
                     id: [0; 16],
                     kind: MessageKind::Lost { count: decrypted.lost },
@@ -954,6 +1051,11 @@ impl Engine {
         events: &mut Vec<Event>,
     ) {
         let Some(entry) = self.contacts.get_mut(&contact) else { return };
+        // Blocked: nothing they send is shown or answered; only a mailbox move is followed, so
+        // that unblocking them later still reaches them.
+        if entry.barred && !matches!(payload.content, Content::Inbox { .. }) {
+            return;
+        }
         match payload.content {
             Content::Text { body } => {
                 let id = payload.id;
@@ -1022,6 +1124,9 @@ impl Engine {
         let entry = self.contacts.get(&contact).ok_or(EngineError::UnknownContact)?;
         if entry.blocked {
             return Err(EngineError::SafetyNumberChanged);
+        }
+        if entry.barred {
+            return Err(EngineError::Barred);
         }
         if entry.announce {
             self.announce_inbox(contact, now, rng)?;
@@ -1100,6 +1205,8 @@ impl Engine {
                 safety,
                 retiring: None,
                 announce: false,
+                barred: false,
+                awaiting_since: None,
             },
         );
         id

@@ -1,8 +1,10 @@
 //! The engine's stored form: named records, written together (specified in `docs/stored-profile.md`).
 //!
-//! - `profile`: `version: u8 = 3 | postcard(ProfileV3)` — identity, contacts with their ratchet
+//! - `profile`: `version: u8 = 4 | postcard(ProfileV4)` — identity, contacts with their ratchet
 //!   sessions and message counts, open invites, the outbox. Rewritten on every save; its size does
-//!   not grow with the conversations. Version 3 adds, per contact, the invite mailbox still read
+//!   not grow with the conversations. Version 4 adds, per contact, whether the person blocked it
+//!   (`barred`) and since when a conversation waits for the inviter's first message
+//!   (`awaiting_since`); version 3 records are still read (nobody blocked, nothing awaited). Version 3 added, per contact, the invite mailbox still read
 //!   after the move to a fresh one (`retiring`) and whether that move is still to be announced,
 //!   and per invite the count of failed answers; version 2 records are still read (no invite
 //!   mailbox to retire, no failures counted).
@@ -31,8 +33,10 @@ use crate::core::{self, Identity, InviteSecret, Session};
 use doorless_frames::MailboxId;
 
 /// The current version of the profile record.
-pub const PROFILE_VERSION: u8 = 3;
+pub const PROFILE_VERSION: u8 = 4;
 /// The previous version of the profile record (read, never written).
+const PROFILE_V3: u8 = 3;
+/// An earlier version of the profile record (read, never written).
 const PROFILE_V2: u8 = 2;
 /// The version of the single-record snapshot of earlier releases.
 const LEGACY_VERSION: u8 = 1;
@@ -87,20 +91,61 @@ impl ChunkKey {
     }
 }
 
-/// What a save writes, all in one transaction: the profile, and the log chunks that changed.
+/// What a save writes, all in one transaction: the chunks of deleted or cleared conversations
+/// are deleted first, then the profile and the log chunks that changed are written. (A cleared
+/// conversation that goes on writes its chunk 0 again in the same save, after the deletion.)
 pub struct Records {
     /// The profile record ([`PROFILE_RECORD`]).
     pub profile: Zeroizing<Vec<u8>>,
     /// Changed chunks.
     pub chunks: Vec<(ChunkKey, Zeroizing<Vec<u8>>)>,
+    /// Chunks to delete (maybe never stored: deleting what is not there is no error).
+    pub deleted: Vec<ChunkKey>,
 }
 
 impl Records {
+    /// The names of the records to delete, before the writes.
+    pub fn deleted_names(&self) -> Vec<String> {
+        self.deleted.iter().map(ChunkKey::record_name).collect()
+    }
+
     /// Every record with its name.
     pub fn into_named(self) -> impl Iterator<Item = (String, Zeroizing<Vec<u8>>)> {
         std::iter::once((PROFILE_RECORD.to_owned(), self.profile))
             .chain(self.chunks.into_iter().map(|(key, bytes)| (key.record_name(), bytes)))
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProfileV4 {
+    identity: Vec<u8>,
+    name: String,
+    contacts: Vec<ContactV4>,
+    invites: Vec<InviteV3>,
+    next_contact: u32,
+    unconfirmed: Vec<(u32, Outgoing)>,
+    next_request: u32,
+    undecryptable: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContactV4 {
+    id: ContactId,
+    name: String,
+    session: Vec<u8>,
+    inbox: [u8; 32],
+    outbox: [u8; 32],
+    /// Messages in the log: its chunks must add up to exactly this.
+    messages: u32,
+    unread: u32,
+    verified: bool,
+    blocked: bool,
+    retiring: Option<RetiringV1>,
+    announce: bool,
+    /// Blocked by the person ("Block").
+    barred: bool,
+    /// Accepted their invite then; nothing read from them since.
+    awaiting_since: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -226,11 +271,45 @@ macro_rules! zeroize_on_drop {
     )*};
 }
 
-zeroize_on_drop!(ProfileV3, ProfileV2, SnapshotV1);
+zeroize_on_drop!(ProfileV4, ProfileV3, ProfileV2, SnapshotV1);
 
 impl Drop for RetiringV1 {
     fn drop(&mut self) {
         self.inbox.zeroize();
+    }
+}
+
+/// Version 3 is version 4 with nobody blocked.
+impl From<ProfileV3> for ProfileV4 {
+    fn from(mut p: ProfileV3) -> Self {
+        Self {
+            identity: take(&mut p.identity),
+            name: take(&mut p.name),
+            contacts: p
+                .contacts
+                .iter_mut()
+                .map(|c| ContactV4 {
+                    id: c.id,
+                    name: take(&mut c.name),
+                    session: take(&mut c.session),
+                    inbox: c.inbox,
+                    outbox: c.outbox,
+                    messages: c.messages,
+                    unread: c.unread,
+                    verified: c.verified,
+                    blocked: c.blocked,
+                    retiring: c.retiring.take(),
+                    announce: c.announce,
+                    barred: false,
+                    awaiting_since: None,
+                })
+                .collect(),
+            invites: take(&mut p.invites),
+            next_contact: p.next_contact,
+            unconfirmed: take(&mut p.unconfirmed),
+            next_request: p.next_request,
+            undecryptable: p.undecryptable,
+        }
     }
 }
 
@@ -289,6 +368,8 @@ struct StoredContact<'a> {
     blocked: bool,
     retiring: Option<RetiringV1>,
     announce: bool,
+    barred: bool,
+    awaiting_since: Option<u64>,
 }
 
 /// One invite as stored, whatever the version.
@@ -332,13 +413,13 @@ impl Engine {
                 chunks.push((key, versioned(CHUNK_VERSION, &*chunk)));
             }
         }
-        let profile = ProfileV3 {
+        let profile = ProfileV4 {
             identity: self.identity.to_bytes().to_vec(),
             name: self.name.clone(),
             contacts: self
                 .contacts
                 .values()
-                .map(|c| ContactV3 {
+                .map(|c| ContactV4 {
                     id: c.id,
                     name: c.name.clone(),
                     session: c.session.to_bytes().to_vec(),
@@ -354,6 +435,8 @@ impl Engine {
                         switched: r.switched,
                     }),
                     announce: c.announce,
+                    barred: c.barred,
+                    awaiting_since: c.awaiting_since,
                 })
                 .collect(),
             invites: self.stored_invites(),
@@ -362,11 +445,16 @@ impl Engine {
             next_request: self.next_request,
             undecryptable: self.undecryptable,
         };
-        Records { profile: versioned(PROFILE_VERSION, &profile), chunks }
+        let deleted = take(&mut self.deleted);
+        self.deleting.clone_from(&deleted);
+        Records { profile: versioned(PROFILE_VERSION, &profile), chunks, deleted }
     }
 
-    /// The last records were not stored: the next [`Engine::take_records`] writes every chunk.
+    /// The last records were not stored: the next [`Engine::take_records`] deletes what they
+    /// deleted and writes every chunk.
     pub fn save_failed(&mut self) {
+        let again = take(&mut self.deleting);
+        self.deleted.extend(again);
         self.rewrite_all();
     }
 
@@ -433,11 +521,15 @@ impl Engine {
         let mut log = |id: ContactId, messages: u32| {
             Log::from_chunks(messages as usize, chunks.remove(&id).unwrap_or_default())
         };
-        let p: ProfileV3 = match version {
+        let p: ProfileV4 = match version {
             PROFILE_VERSION => postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?,
+            PROFILE_V3 => {
+                let p: ProfileV3 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
+                p.into()
+            }
             PROFILE_V2 => {
                 let p: ProfileV2 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
-                p.into()
+                ProfileV3::from(p).into()
             }
             v if v > PROFILE_VERSION => return Err(SnapshotError::UnsupportedVersion),
             _ => return Err(SnapshotError::Corrupt),
@@ -456,6 +548,8 @@ impl Engine {
                 blocked: c.blocked,
                 retiring: c.retiring.clone(),
                 announce: c.announce,
+                barred: c.barred,
+                awaiting_since: c.awaiting_since,
             });
         }
         let invites = p.invites.iter().map(StoredInvite::from).collect();
@@ -494,6 +588,8 @@ impl Engine {
                     blocked: c.blocked,
                     retiring: None,
                     announce: false,
+                    barred: false,
+                    awaiting_since: None,
                 }
             })
             .collect();
@@ -534,6 +630,8 @@ impl Engine {
                         switched: r.switched,
                     }),
                     announce: c.announce,
+                    barred: c.barred,
+                    awaiting_since: c.awaiting_since,
                 },
             );
         }
@@ -556,6 +654,9 @@ impl Engine {
             undecryptable,
             resubscribe: None,
             out: VecDeque::new(),
+            deleted: Vec::new(),
+            deleting: Vec::new(),
+            forgotten: Vec::new(),
         })
     }
 }
@@ -578,7 +679,7 @@ macro_rules! counters_of {
     )*};
 }
 
-counters_of!(ProfileV3, ProfileV2, SnapshotV1);
+counters_of!(ProfileV4, ProfileV3, ProfileV2, SnapshotV1);
 
 fn counters(p: impl Into<Counters>) -> Counters {
     p.into()

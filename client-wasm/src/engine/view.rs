@@ -21,6 +21,12 @@ pub struct ContactView {
     pub verified: bool,
     /// Safety number changed while verified; sending waits for acceptance.
     pub blocked: bool,
+    /// Blocked by the person ("Block"): nothing from them is shown, nothing goes to them.
+    pub barred: bool,
+    /// Waiting for the inviter's first message since this time (unix seconds).
+    pub awaiting_since: Option<u64>,
+    /// Everything deposited for them is stored by the relay (nothing waits in the outbox).
+    pub all_stored: bool,
     /// Messages the ratchet announced that have not arrived.
     pub missing: u32,
     /// The safety number as grouped digits.
@@ -88,6 +94,9 @@ impl Engine {
                 unread: c.unread,
                 verified: c.verified,
                 blocked: c.blocked,
+                barred: c.barred,
+                awaiting_since: c.awaiting_since,
+                all_stored: self.all_stored(c.id),
                 missing: u32::try_from(c.missing()).unwrap_or(u32::MAX),
                 safety_digits: c.safety_number().digits(),
                 safety_qr: c.safety_number().qr_payload(),

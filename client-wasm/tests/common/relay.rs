@@ -167,8 +167,13 @@ impl World {
     /// Stores what engine `i` changed since its last save, as the owner tab does; returns the
     /// number of records written.
     pub fn save(&mut self, i: usize) -> usize {
+        let records = self.engines[i].take_records();
+        // As the vault does: deletions first, then the writes.
+        for name in records.deleted_names() {
+            self.stores[i].remove(&name);
+        }
         let records: Vec<(String, Vec<u8>)> =
-            self.engines[i].take_records().into_named().map(|(name, bytes)| (name, bytes.to_vec())).collect();
+            records.into_named().map(|(name, bytes)| (name, bytes.to_vec())).collect();
         let written = records.len();
         self.stores[i].extend(records);
         written

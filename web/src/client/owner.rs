@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use gloo::timers::callback::Timeout;
 use zeroize::Zeroizing;
 
-use super::protocol::{Command, Passphrase, Phase, Reply, Shared};
+use super::protocol::{Command, Connection, Passphrase, Phase, Reply, Shared};
 use super::settings;
 
 /// Reconnection waits, in milliseconds: doubled from the first up to the last.
@@ -46,6 +46,8 @@ pub struct Owner {
     engine: RefCell<Option<Engine>>,
     phase: Cell<Phase>,
     connected: Cell<bool>,
+    /// A connection attempt failed or a connection dropped since the last one was ready.
+    failed: Cell<bool>,
     /// Stored records of a locked profile, until unlocked.
     locked: RefCell<Option<NamedRecords>>,
     lock_key: RefCell<Option<LockKey>>,
@@ -72,6 +74,7 @@ impl Owner {
             engine: RefCell::new(None),
             phase: Cell::new(Phase::Loading),
             connected: Cell::new(false),
+            failed: Cell::new(false),
             locked: RefCell::new(None),
             lock_key: RefCell::new(None),
             vault: RefCell::new(None),
@@ -136,7 +139,12 @@ impl Owner {
     pub fn shared(&self) -> Shared {
         Shared {
             phase: self.phase.get(),
-            connected: self.connected.get(),
+            connection: match (self.phase.get(), self.connected.get(), self.failed.get()) {
+                (Phase::Ready, true, _) => Connection::Connected,
+                (Phase::Ready, false, true) => Connection::Offline,
+                (Phase::Ready, false, false) => Connection::Connecting,
+                _ => Connection::Idle,
+            },
             locked_with_passphrase: self.lock_key.borrow().is_some() || self.locked.borrow().is_some(),
             persistent: self.vault.borrow().is_some(),
             owner_tab: self.tab,
@@ -179,7 +187,11 @@ impl Owner {
                 self.with_engine(|e| e.accept_invite(&fragment, now, &mut rng).map(Reply::Open))
             }
             Command::Send { contact, text } => {
-                self.with_engine(|e| e.send_text(contact, &text, now, &mut rng).map(|_| Reply::Done))
+                match self.with_engine(|e| e.send_text(contact, &text, now, &mut rng).map(|_| Reply::Done)) {
+                    // Refused: nothing was queued, so the text goes back to the composer.
+                    Reply::Notice(notice) => Reply::Unsent { contact, text, notice },
+                    reply => reply,
+                }
             }
             Command::MarkRead { contact } => self.with_engine(|e| {
                 e.mark_read(contact);
@@ -194,12 +206,30 @@ impl Owner {
             Command::SetName { name } => {
                 self.with_engine(|e| e.set_name(&name, now, &mut rng).map(|_| Reply::Done))
             }
+            Command::DeleteConversation { contact } => {
+                self.with_engine(|e| e.delete_conversation(contact).map(|()| Reply::Done))
+            }
+            Command::ClearHistory { contact } => {
+                self.with_engine(|e| e.clear_history(contact).map(|()| Reply::Done))
+            }
+            Command::SetBarred { contact, barred } => {
+                self.with_engine(|e| e.set_barred(contact, barred).map(|()| Reply::Done))
+            }
             Command::SetPassphrase { passphrase } => {
                 self.set_passphrase(passphrase.as_ref().map(Passphrase::as_str))
             }
             Command::Reconnect => {
                 self.socket.borrow_mut().take();
                 self.disconnected();
+                Reply::Done
+            }
+            Command::RetryNow => {
+                // The scheduled attempt is dropped and the wait starts again from the shortest.
+                self.retry.borrow_mut().take();
+                self.backoff.set(BACKOFF_MS.0);
+                if self.socket.borrow().is_none() {
+                    self.connect();
+                }
                 Reply::Done
             }
             Command::DeleteAll => {
@@ -293,17 +323,18 @@ impl Owner {
         let _ = self.jobs.unbounded_send(frames);
     }
 
-    /// What changed in the engine since the last save, sealed under the passphrase lock if set.
-    fn records(&self) -> Option<NamedRecords> {
+    /// What changed in the engine since the last save, sealed under the passphrase lock if set,
+    /// and the names of the records to delete.
+    fn records(&self) -> Option<(NamedRecords, Vec<String>)> {
         let records = self.engine.borrow_mut().as_mut()?.take_records();
+        let deleted = records.deleted_names();
         let key = self.lock_key.borrow();
         let mut rng = browser::rng();
-        Some(
-            records
-                .into_named()
-                .map(|(name, bytes)| (name, lock::seal(&bytes, key.as_ref(), &mut rng)))
-                .collect(),
-        )
+        let written = records
+            .into_named()
+            .map(|(name, bytes)| (name, lock::seal(&bytes, key.as_ref(), &mut rng)))
+            .collect();
+        Some((written, deleted))
     }
 
     async fn worker(me: Weak<Self>, mut queue: mpsc::UnboundedReceiver<Job>) {
@@ -320,7 +351,7 @@ impl Owner {
             let show = owner.publish_after_save.take();
             let vault = owner.vault.borrow().clone();
             let saved = match (records, vault) {
-                (Some(records), Some(vault)) => vault.save(records).await,
+                (Some((records, deleted)), Some(vault)) => vault.save(records, &deleted).await,
                 _ => Ok(()),
             };
             if saved == Err(StorageError::Conflict) {
@@ -379,7 +410,11 @@ impl Owner {
         });
         match socket {
             Ok(socket) => *self.socket.borrow_mut() = Some(socket),
-            Err(_) => self.schedule_reconnect(),
+            Err(_) => {
+                self.failed.set(true);
+                self.publish();
+                self.schedule_reconnect();
+            }
         }
     }
 
@@ -402,6 +437,9 @@ impl Owner {
                 };
                 let ready = self.engine.borrow().as_ref().is_some_and(Engine::is_connected);
                 self.connected.set(ready);
+                if ready {
+                    self.failed.set(false);
+                }
                 for event in &events {
                     match event {
                         Event::ContactAdded(id) => self.report.reply(0, Reply::Open(*id)),
@@ -433,6 +471,7 @@ impl Owner {
             engine.on_disconnected();
         }
         self.connected.set(false);
+        self.failed.set(true);
         self.publish();
         self.schedule_reconnect();
     }
@@ -496,6 +535,7 @@ pub fn describe(err: &EngineError) -> String {
         EngineError::Session(_) => "The message could not be encrypted.".into(),
         EngineError::Content(_) => "The message is too long.".into(),
         EngineError::UnknownContact => "That conversation no longer exists.".into(),
+        EngineError::Barred => "You blocked this contact. Unblock them in the conversation menu to send.".into(),
         EngineError::EmptyMessage => "Type a message first.".into(),
         EngineError::InvalidName => "A name needs 1 to 64 characters.".into(),
         EngineError::SafetyNumberChanged => {

@@ -51,10 +51,18 @@ pub enum Command {
     AcceptSafetyNumberChange { contact: ContactId },
     /// Change the display name.
     SetName { name: String },
+    /// Delete a conversation on this side (history, keys, mailboxes).
+    DeleteConversation { contact: ContactId },
+    /// Delete a conversation's history on this side.
+    ClearHistory { contact: ContactId },
+    /// Block (or unblock) a contact.
+    SetBarred { contact: ContactId, barred: bool },
     /// Set or remove (None) the passphrase lock.
     SetPassphrase { passphrase: Option<Passphrase> },
     /// Reconnect (after the relay address changed).
     Reconnect,
+    /// Try the relay again now rather than at the next scheduled attempt ("Retry now").
+    RetryNow,
     /// Delete everything.
     DeleteAll,
 }
@@ -81,17 +89,25 @@ impl fmt::Debug for Command {
                 write!(f, "AcceptSafetyNumberChange {{ contact: {contact:?} }}")
             }
             Command::SetName { .. } => f.write_str("SetName"),
+            Command::DeleteConversation { contact } => {
+                write!(f, "DeleteConversation {{ contact: {contact:?} }}")
+            }
+            Command::ClearHistory { contact } => write!(f, "ClearHistory {{ contact: {contact:?} }}"),
+            Command::SetBarred { contact, barred } => {
+                write!(f, "SetBarred {{ contact: {contact:?}, barred: {barred} }}")
+            }
             Command::SetPassphrase { passphrase } => {
                 write!(f, "SetPassphrase {{ lock: {} }}", passphrase.is_some())
             }
             Command::Reconnect => f.write_str("Reconnect"),
+            Command::RetryNow => f.write_str("RetryNow"),
             Command::DeleteAll => f.write_str("DeleteAll"),
         }
     }
 }
 
 /// The owner's answer to the tab that asked.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub enum Reply {
     /// An invite was made.
     InviteMade(InviteLink),
@@ -99,8 +115,24 @@ pub enum Reply {
     Open(ContactId),
     /// Tell the person something (plain words, no secrets).
     Notice(String),
+    /// The engine refused a text (too long, or the conversation cannot send): the text goes back
+    /// into the composer of that conversation, and the person is told why.
+    Unsent { contact: ContactId, text: String, notice: String },
     /// Done; clear any notice.
     Done,
+}
+
+/// Never prints a text or an invite.
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::InviteMade(_) => f.write_str("InviteMade"),
+            Reply::Open(id) => write!(f, "Open({id:?})"),
+            Reply::Notice(_) => f.write_str("Notice"),
+            Reply::Unsent { contact, .. } => write!(f, "Unsent {{ contact: {contact:?} }}"),
+            Reply::Done => f.write_str("Done"),
+        }
+    }
 }
 
 /// Where the profile is.
@@ -120,13 +152,27 @@ pub enum Phase {
     Elsewhere,
 }
 
+/// The relay connection, as the status in the header shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Connection {
+    /// Nothing tried yet (no profile, or still locked): nothing to report.
+    #[default]
+    Idle,
+    /// The first attempt is under way and none has failed yet.
+    Connecting,
+    /// Talking to the relay.
+    Connected,
+    /// The relay was unreachable (or the connection dropped); retrying.
+    Offline,
+}
+
 /// The state every tab shows.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Shared {
     /// Where the profile is.
     pub phase: Phase,
-    /// Relay connection ready.
-    pub connected: bool,
+    /// The relay connection.
+    pub connection: Connection,
     /// A passphrase lock is set.
     pub locked_with_passphrase: bool,
     /// Storage works (false: private mode or blocked; nothing survives a reload).

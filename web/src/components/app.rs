@@ -1,14 +1,16 @@
+use client_wasm::core::Invite;
 use yew::prelude::*;
 
 use super::accept::AcceptInvite;
 use super::chat::Chat;
 use super::conversations::Conversations;
 use super::invite::InvitePanel;
+use super::menu::ConfirmDialog;
 use super::onboarding::{Onboarding, Unlock};
 use super::safety::SafetyDialog;
 use super::settings::SettingsDialog;
 use super::{Ctx, shown_unread, use_ctx, use_visible};
-use crate::client::protocol::Phase;
+use crate::client::protocol::{Command, Connection, Phase};
 use crate::client::{self, Client};
 use crate::state::{Action, AppState, Dialog};
 
@@ -59,7 +61,13 @@ fn Shell() -> Html {
 
     let body = match shared.phase {
         Phase::Loading => html! { <p class="muted onboarding">{ "Opening…" }</p> },
-        Phase::NeedsProfile => html! { <Onboarding has_invite={state.incoming_invite.is_some()} /> },
+        // A damaged or expired invite is said before any name is asked.
+        Phase::NeedsProfile => match state.incoming_invite.clone() {
+            Some(fragment) if Invite::from_fragment(&fragment, client_wasm::browser::now()).is_err() => {
+                html! { <AcceptInvite {fragment} /> }
+            }
+            invite => html! { <Onboarding has_invite={invite.is_some()} /> },
+        },
         Phase::Locked => html! { <Unlock /> },
         Phase::Elsewhere => html! {
             <section class="onboarding panel">
@@ -94,11 +102,20 @@ fn Shell() -> Html {
         }
     };
 
-    let (status_class, status_text) =
-        if shared.connected { ("status online", "Connected") } else { ("status offline", "Offline") };
+    // Quiet until something was tried: "Offline" in red means the relay could not be reached.
+    let (status_class, status_text) = match shared.connection {
+        Connection::Idle => ("status idle", "Not online yet"),
+        Connection::Connecting => ("status idle", "Connecting…"),
+        Connection::Connected => ("status online", "Connected"),
+        Connection::Offline => ("status offline", "Offline"),
+    };
     let open_settings = {
         let state = state.clone();
         Callback::from(move |_| state.dispatch(Action::Dialog(Some(Dialog::Settings))))
+    };
+    let retry = {
+        let client = ctx.client.clone();
+        Callback::from(move |_| client.command(Command::RetryNow))
     };
     let dismiss = {
         let state = state.clone();
@@ -122,6 +139,12 @@ fn Shell() -> Html {
                         <button class="secondary" onclick={dismiss} aria-label="Dismiss">{ "×" }</button>
                     </div>
                 }
+                if shared.phase == Phase::Ready && shared.connection == Connection::Offline {
+                    <div class="notice panel" role="alert">
+                        <span>{ "Doorless cannot reach the relay. It keeps trying; what you write waits in this browser and goes out when the relay is back." }</span>
+                        <button class="secondary" onclick={retry}>{ "Retry now" }</button>
+                    </div>
+                }
                 if shared.phase == Phase::Ready && !shared.persistent {
                     <p class="notice panel">{ "This browser does not allow storage here: nothing will be kept after you close the tab." }</p>
                 }
@@ -130,6 +153,7 @@ fn Shell() -> Html {
             { match state.dialog {
                 Some(Dialog::Safety(contact)) => html! { <SafetyDialog {contact} /> },
                 Some(Dialog::Settings) => html! { <SettingsDialog /> },
+                Some(Dialog::Confirm(confirm, contact)) => html! { <ConfirmDialog {confirm} {contact} /> },
                 None => html! {},
             } }
         </div>

@@ -31,6 +31,7 @@ pub fn Conversations() -> Html {
                             <button {onclick} aria-current={current} class="conversation">
                                 <span class="row">
                                     <strong class="name">{ c.name.clone() }</strong>
+                                    if c.barred { <span class="muted">{ "Blocked" }</span> }
                                     <span class="muted when">{ when }</span>
                                 </span>
                                 <span class="row">

@@ -5,6 +5,8 @@ mod app;
 mod chat;
 mod conversations;
 mod invite;
+mod links;
+mod menu;
 mod modal;
 mod onboarding;
 mod safety;
