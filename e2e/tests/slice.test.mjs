@@ -49,12 +49,12 @@ test('invite, accept, and messages both ways between two people', async () => {
   assert.deepEqual(bob.errors, []);
 });
 
-test('a corrupt invite link gives a clear message, not a blank screen', async () => {
+test('a corrupt invite link gives a clear message at once, before any name is asked', async () => {
   const carol = await newPerson(env.browser);
   await carol.page.goto(`${env.relay.url}#invite=AAAAnot-a-real-invite`);
-  await onboard(carol.page, 'Carol');
   const alert = carol.page.getByRole('alert');
   await alert.waitFor();
   assert.match(await alert.textContent(), /damaged|incomplete/);
+  assert.equal(await carol.page.getByRole('textbox', { name: 'Your name' }).count(), 0);
   assert.equal(await carol.page.getByRole('button', { name: 'Accept invite' }).count(), 0);
 });
