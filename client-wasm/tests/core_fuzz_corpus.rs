@@ -34,6 +34,13 @@ fn grouped_skipped_session() -> Vec<u8> {
     session.to_bytes().to_vec()
 }
 
+/// The profile record version 2 fixture (paired, verified, an open invite, an outbox), as records.
+fn profile_v2() -> Vec<u8> {
+    let records: Vec<(String, Vec<u8>)> =
+        postcard::from_bytes(include_bytes!("fixtures/profile-v2.bin")).unwrap();
+    fuzz_targets::encode_records(records.iter().map(|(n, b)| (n.as_str(), b.as_slice())))
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let f = fuzz_targets::fixture();
     let (legacy_profile, current_profile) = stored_profiles();
@@ -65,6 +72,12 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("content", "hello", payload(Content::Hello { name: "Alice".into(), reply_mailbox: [2; 32] })),
         ("content", "receipt", payload(Content::Receipt { delivered: vec![[1; 16], [2; 16]] })),
         ("content", "profile", payload(Content::Profile { name: "Al".into() })),
+        ("content", "inbox", payload(Content::Inbox { mailbox: [3; 32], relay: None })),
+        (
+            "content",
+            "inbox-relay",
+            payload(Content::Inbox { mailbox: [4; 32], relay: Some("https://relay.example".into()) }),
+        ),
         ("frame", "hello", Frame::Hello.encode()),
         ("frame", "ping", Frame::Ping { nonce: 42 }.encode()),
         (
@@ -91,6 +104,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         ("stored_records", "previous-release", legacy_profile),
         ("stored_records", "current", current_profile),
+        ("stored_records", "profile-v2", profile_v2()),
     ]
 }
 

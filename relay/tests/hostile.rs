@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::{Client, DEADLINE, finish, key, mailbox_of};
 use doorless_frames::{ErrorCode, Frame, MailboxId};
+use ed25519_dalek::SigningKey;
 use futures_util::StreamExt as _;
 use relay::store::{Blob, BoxFuture, Inbox, StoreError, StoreStats};
 use relay::websocket::{Incoming, Role, reader};
@@ -212,17 +213,24 @@ impl Store for SlowAcks {
     }
 }
 
-#[tokio::test]
-async fn an_ack_just_before_a_resubscribe_is_applied_first() {
+/// A relay on a [`SlowAcks`] store, a depositing client, and an owner subscribed to the mailbox of
+/// `key(seed)`.
+async fn slow_acks_with_a_subscriber(seed: u8) -> (relay::Relay, SigningKey, Client, Client) {
     let config = test_config();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let store = Arc::new(SlowAcks(Arc::new(MemoryStore::new(config.quotas(), clock))));
     let relay = relay::start_with_store(&config, store).await.unwrap();
-    let owner_key = key(21);
-    let mailbox = mailbox_of(&owner_key);
-    let mut sender = Client::connect(relay.addr()).await;
+    let owner_key = key(seed);
+    let sender = Client::connect(relay.addr()).await;
     let mut owner = Client::connect(relay.addr()).await;
     owner.subscribe(&owner_key, 1).await;
+    (relay, owner_key, sender, owner)
+}
+
+#[tokio::test]
+async fn an_ack_just_before_a_resubscribe_is_applied_first() {
+    let (relay, owner_key, mut sender, mut owner) = slow_acks_with_a_subscriber(21).await;
+    let mailbox = mailbox_of(&owner_key);
     for round in 0..3u32 {
         sender.deposit(round, mailbox, &round.to_be_bytes()).await;
         let (_, seq, payload) = owner.recv_deliver().await;
@@ -273,15 +281,8 @@ async fn a_truncated_or_oversized_request_carries_its_id() {
 /// arrived): the acknowledgement still takes effect, so the blob is not delivered again.
 #[tokio::test]
 async fn an_ack_sent_just_before_the_client_leaves_is_applied() {
-    let config = test_config();
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let store = Arc::new(SlowAcks(Arc::new(MemoryStore::new(config.quotas(), clock))));
-    let relay = relay::start_with_store(&config, store).await.unwrap();
-    let owner_key = key(23);
+    let (relay, owner_key, mut sender, mut owner) = slow_acks_with_a_subscriber(23).await;
     let mailbox = mailbox_of(&owner_key);
-    let mut sender = Client::connect(relay.addr()).await;
-    let mut owner = Client::connect(relay.addr()).await;
-    owner.subscribe(&owner_key, 1).await;
     sender.deposit(1, mailbox, b"read, then the tab closed").await;
     let (_, seq, _) = owner.recv_deliver().await;
     owner.send(&Frame::Ack { mailbox, seq }).await;
