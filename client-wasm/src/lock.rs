@@ -11,6 +11,7 @@
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand_core::CryptoRng;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::core::aead;
@@ -36,6 +37,73 @@ pub enum LockError {
     /// A passphrase is needed to open this state.
     #[error("locked with a passphrase")]
     Locked,
+}
+
+/// The shortest passphrase [`check_strength`] accepts, in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+/// The fewest different characters [`check_strength`] accepts.
+pub const MIN_DISTINCT_CHARS: usize = 6;
+
+/// Why a new passphrase is refused (it is only ever checked when it is set, never when unlocking,
+/// so a profile locked before this rule still opens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RefusedPassphrase {
+    /// Fewer than [`MIN_PASSPHRASE_CHARS`] characters.
+    #[error("A passphrase needs at least 12 characters: three or four words are easy to remember.")]
+    TooShort,
+    /// Long enough, but made of a few repeated characters or a run along the alphabet, the digits
+    /// or a keyboard row, which a guesser tries first.
+    #[error(
+        "This passphrase is too easy to guess (repeated characters or a simple sequence): use a few unrelated words."
+    )]
+    Predictable,
+    /// The confirmation is not the same passphrase.
+    #[error("The two passphrases differ: type the same one twice.")]
+    Mismatch,
+}
+
+/// A new passphrase, typed twice: the two must be equal (compared in constant time) and the
+/// passphrase must pass [`check_strength`].
+pub fn check_new(passphrase: &str, confirmation: &str) -> Result<(), RefusedPassphrase> {
+    check_strength(passphrase)?;
+    if bool::from(passphrase.as_bytes().ct_eq(confirmation.as_bytes())) {
+        Ok(())
+    } else {
+        Err(RefusedPassphrase::Mismatch)
+    }
+}
+
+/// The minimum strength of a new passphrase: at least [`MIN_PASSPHRASE_CHARS`] characters, at
+/// least [`MIN_DISTINCT_CHARS`] different ones, and not a run along the alphabet, the digits or a
+/// keyboard row. This is a floor against the obvious, not an estimate of entropy: no word list is
+/// shipped (it would cost more than the rest of the app's download), so "password password" passes.
+/// The passphrase is the last protection of a copied browser profile against offline guessing
+/// (Argon2id, [`ARGON2_M_KIB`] KiB, [`ARGON2_T`] passes, per guess).
+pub fn check_strength(passphrase: &str) -> Result<(), RefusedPassphrase> {
+    if passphrase.chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(RefusedPassphrase::TooShort);
+    }
+    // Copies of the passphrase are wiped when dropped.
+    let mut distinct: Zeroizing<Vec<char>> = Zeroizing::new(passphrase.chars().collect());
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < MIN_DISTINCT_CHARS {
+        return Err(RefusedPassphrase::Predictable);
+    }
+    const RUNS: [&str; 4] = [
+        "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz",
+        "qwertyuiopasdfghjklzxcvbnmqwertyuiopasdfghjklzxcvbnm",
+        "qwertzuiopasdfghjklyxcvbnmqwertzuiopasdfghjklyxcvbnm",
+        "0123456789012345678901234567890123456789",
+    ];
+    let folded: Zeroizing<String> = Zeroizing::new(
+        passphrase.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect(),
+    );
+    let reversed: Zeroizing<String> = Zeroizing::new(folded.chars().rev().collect());
+    if RUNS.iter().any(|run| run.contains(folded.as_str()) || run.contains(reversed.as_str())) {
+        return Err(RefusedPassphrase::Predictable);
+    }
+    Ok(())
 }
 
 /// A key derived from a passphrase, kept in memory while the profile is open so that saving does
@@ -175,5 +243,29 @@ mod tests {
         assert_eq!(open(&sealed, None).unwrap().0.as_slice(), b"plain");
         assert_eq!(open(&[], None).unwrap_err(), LockError::Corrupt);
         assert_eq!(open(&[7, 1], None).unwrap_err(), LockError::Corrupt);
+    }
+
+    #[test]
+    fn a_new_passphrase_needs_twelve_characters_no_obvious_pattern_and_a_matching_confirmation() {
+        assert_eq!(check_strength("a"), Err(RefusedPassphrase::TooShort));
+        assert_eq!(check_strength("elevenchars"), Err(RefusedPassphrase::TooShort));
+        // Twelve characters counted as characters, not bytes.
+        assert_eq!(check_strength("ééééééééééé"), Err(RefusedPassphrase::TooShort));
+        assert_eq!(check_strength("aaaaaaaaaaaaaaaa"), Err(RefusedPassphrase::Predictable));
+        assert_eq!(check_strength("abababababab"), Err(RefusedPassphrase::Predictable));
+        assert_eq!(check_strength("abcdefghijklmnop"), Err(RefusedPassphrase::Predictable));
+        assert_eq!(check_strength("QWERTY uiop asdf"), Err(RefusedPassphrase::Predictable));
+        assert_eq!(check_strength("9876543210987"), Err(RefusedPassphrase::Predictable));
+        assert_eq!(check_strength("xyzabcdefghij"), Err(RefusedPassphrase::Predictable));
+        assert_eq!(check_strength("correct horse battery"), Ok(()));
+        assert_eq!(check_strength("purple elephant marmalade"), Ok(()));
+        assert_eq!(check_strength("Brücke über den Fluß"), Ok(()));
+        assert_eq!(check_new("correct horse battery", "correct horse battery"), Ok(()));
+        assert_eq!(
+            check_new("correct horse battery", "correct horse batery"),
+            Err(RefusedPassphrase::Mismatch)
+        );
+        // Strength first: a weak passphrase typed twice the same is still refused.
+        assert_eq!(check_new("a", "a"), Err(RefusedPassphrase::TooShort));
     }
 }

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 const RELAY_BIN = process.env.DOORLESS_RELAY_BIN;
-const DIST = process.env.DOORLESS_DIST;
+export const DIST = process.env.DOORLESS_DIST;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const ARTIFACTS = new URL('../artifacts/', import.meta.url).pathname;
 
@@ -39,11 +39,13 @@ export function useRelayAndBrowser() {
  * Starts a relay on a free loopback port; resolves once it prints its address. Subscribe proofs are
  * bound to the origin the browser loads the app from: by default the relay accepts its own
  * `http://127.0.0.1:PORT` (and `localhost`); a test that puts something in front of it passes
- * `['--public-origin', url]` in `extraArgs`.
+ * `['--public-origin', url]` in `extraArgs`. A relay started again after `stop()` on the same
+ * port and data directory passes `{ listen: '127.0.0.1:PORT', dataDir }`; `dist` serves another
+ * build than `DOORLESS_DIST`.
  */
-export async function startRelay(extraArgs = []) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'doorless-e2e-'));
-  const args = ['--listen', '127.0.0.1:0', '--data-dir', dataDir, '--static-dir', DIST, ...extraArgs];
+export async function startRelay(extraArgs = [], { listen = '127.0.0.1:0', dataDir, dist = DIST } = {}) {
+  dataDir ??= mkdtempSync(join(tmpdir(), 'doorless-e2e-'));
+  const args = ['--listen', listen, '--data-dir', dataDir, '--static-dir', dist, ...extraArgs];
   const child = spawn(RELAY_BIN, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -57,6 +57,7 @@ for (const variant of VARIANTS) {
     await alice.page.getByRole('button', { name: 'Really delete everything' }).waitFor();
     await at(alice.page, 'settings, confirming deletion');
     await alice.page.getByLabel('Passphrase lock').fill('a passphrase for the audit');
+    await alice.page.getByLabel('Confirm passphrase').fill('a passphrase for the audit');
     await alice.page.getByRole('button', { name: 'Set passphrase' }).click();
     await alice.page.getByRole('alert').filter({ hasText: 'Passphrase lock is on.' }).waitFor();
     await alice.page.reload();

@@ -353,6 +353,7 @@ test('a passphrase lock: after a reload the profile opens only with the passphra
   assert.match(served, /^sha384-/);
   assert.equal(await settings.getByLabel('Build hash').textContent(), served);
   await settings.getByLabel('Passphrase lock').fill('correct horse battery');
+  await settings.getByLabel('Confirm passphrase').fill('correct horse battery');
   await settings.getByRole('button', { name: 'Set passphrase' }).click();
   await alice.page.getByRole('alert').filter({ hasText: 'Passphrase lock is on.' }).waitFor();
 

@@ -46,6 +46,7 @@ test('a passphrase typed in a second tab reaches the tab that runs the profile s
   await second.getByRole('button', { name: 'Settings' }).click();
   const settings = second.getByRole('dialog', { name: 'Settings' });
   await settings.getByLabel('Passphrase lock').fill('purple elephant marmalade');
+  await settings.getByLabel('Confirm passphrase').fill('purple elephant marmalade');
   await settings.getByRole('button', { name: 'Set passphrase' }).click();
   await second.getByRole('alert').filter({ hasText: 'Passphrase lock is on.' }).waitFor();
   const setting = await postedContaining(second, 'purple elephant marmalade');

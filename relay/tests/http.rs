@@ -101,6 +101,8 @@ async fn index_has_strict_csp_with_the_inline_script_hash() {
         &format!("ws://{}", relay.addr()),
         &format!("wss://{}", relay.addr()),
         "wss://other-relay.example",
+        // The app's service worker (docs/offline.md), from this origin only.
+        "worker-src 'self';",
     ] {
         assert!(csp.contains(needle), "missing {needle} in {csp}");
     }

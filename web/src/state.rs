@@ -5,6 +5,7 @@ use std::rc::Rc;
 use client_wasm::engine::{ContactId, InviteLink};
 use yew::Reducible;
 
+use crate::client::offline::Persistence;
 use crate::client::protocol::{Reply, Shared};
 
 /// A dialog on top of the app.
@@ -68,6 +69,10 @@ pub struct AppState {
     pub dialog: Option<Dialog>,
     /// A text the engine refused, back for the composer of its conversation.
     pub unsent: Option<Unsent>,
+    /// A new build of the app is installed and waits for "Reload to update".
+    pub update_ready: bool,
+    /// What the browser answered when asked to keep the data (None: not asked yet).
+    pub persistence: Option<Persistence>,
 }
 
 /// Everything that changes [`AppState`].
@@ -91,6 +96,10 @@ pub enum Action {
     Notice(Option<String>),
     /// Open or close a dialog.
     Dialog(Option<Dialog>),
+    /// A new build of the app waits to be taken.
+    UpdateReady,
+    /// The browser answered the request for persistent storage.
+    Persistence(Persistence),
 }
 
 impl Reducible for AppState {
@@ -135,6 +144,8 @@ impl Reducible for AppState {
             Action::IncomingInvite(fragment) => next.incoming_invite = fragment,
             Action::Notice(notice) => next.notice = notice,
             Action::Dialog(dialog) => next.dialog = dialog,
+            Action::UpdateReady => next.update_ready = true,
+            Action::Persistence(persistence) => next.persistence = Some(persistence),
         }
         Rc::new(next)
     }

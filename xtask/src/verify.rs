@@ -3,6 +3,8 @@
 //! 1. Fetches the served `index.html` and every asset it links with an `integrity="sha384-…"`
 //!    attribute (Trunk's `modulepreload` for the JS glue, `preload` for the wasm, the stylesheet,
 //!    the icon), and checks each hash against the bytes served.
+//!    It also fetches the service worker (`sw.js`, which browsers keep and run the app from) and
+//!    checks that every file it pins is served with the hash it pins.
 //! 2. Builds the app locally (`dist::build_web`, the same release build `cargo xtask dist` makes)
 //!    and compares `index.html` and every linked asset byte for byte with what was served.
 //!
@@ -17,10 +19,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use base64::Engine as _;
-use sha2::{Digest, Sha384};
 
-use crate::{dist, tools};
+use crate::dist::{self, SERVICE_WORKER, read_pinned, sri_sha384};
+use crate::tools;
 
 /// One `<link>` (or other) tag's attributes, lower-cased names.
 type Attributes = BTreeMap<String, String>;
@@ -77,11 +78,6 @@ fn attributes(tag: &str) -> Attributes {
     attrs
 }
 
-/// `sha384-<base64>` of `bytes`, as in an `integrity` attribute.
-fn sri_sha384(bytes: &[u8]) -> String {
-    format!("sha384-{}", base64::engine::general_purpose::STANDARD.encode(Sha384::digest(bytes)))
-}
-
 /// Whether an `integrity` attribute (possibly several space-separated hashes) admits `bytes`.
 fn integrity_matches(integrity: &str, bytes: &[u8]) -> bool {
     let ours = sri_sha384(bytes);
@@ -117,6 +113,37 @@ fn describe_difference(served: &[u8], local: &[u8]) -> String {
     )
 }
 
+/// Fetches the service worker and checks each file it pins against the served bytes (fetching
+/// those not linked from index.html). Returns the worker's bytes and the number of problems.
+fn check_worker(base: &str, served: &mut Vec<(String, Vec<u8>, &'static str)>) -> Result<(Vec<u8>, usize)> {
+    let worker = get(&format!("{base}/{SERVICE_WORKER}")).context("fetching the service worker")?;
+    let pinned = read_pinned(&String::from_utf8_lossy(&worker));
+    if pinned.is_empty() {
+        bail!("the served {SERVICE_WORKER} pins no file: not a build of this version of Doorless?");
+    }
+    let mut problems = 0;
+    for (path, hash) in pinned {
+        let Some(name) = local_name(&path) else {
+            problems += 1;
+            println!("  the worker pins {path}: not a plain file name");
+            continue;
+        };
+        let bytes = match served.iter().find(|(n, ..)| n == name) {
+            Some((_, bytes, _)) => bytes.clone(),
+            None => {
+                let bytes = get(&format!("{base}/{name}"))?;
+                served.push((name.to_owned(), bytes.clone(), "(pinned by the worker only)"));
+                bytes
+            }
+        };
+        if sri_sha384(&bytes) != hash {
+            problems += 1;
+            println!("  the worker pins {name} with another hash than the served file's");
+        }
+    }
+    Ok((worker, problems))
+}
+
 /// Fetches the served app and compares it with a local release build.
 pub fn verify(root: &Path, url: &str) -> Result<()> {
     let base = url.trim_end_matches('/');
@@ -148,6 +175,9 @@ pub fn verify(root: &Path, url: &str) -> Result<()> {
         };
         served.push((name.to_owned(), bytes, sri));
     }
+    let (worker, problem) = check_worker(base, &mut served)?;
+    problems += problem;
+    served.push((SERVICE_WORKER.to_owned(), worker, "(pins the files by hash)"));
 
     eprintln!("building the app locally to compare (release, as `cargo xtask dist`)…");
     let toolset = tools::ensure_web_tools(root)?;

@@ -3,6 +3,7 @@
 //! Views never touch any of this directly: they call [`Client::command`] and read [`Shared`] state
 //! from the reducer, which this module updates through [`Action`]s.
 
+pub mod offline;
 mod owner;
 pub mod protocol;
 pub mod settings;

@@ -266,7 +266,11 @@ impl Owner {
     }
 
     fn set_passphrase(&self, passphrase: Option<&str>) -> Reply {
-        let key = match passphrase.filter(|p| !p.is_empty()) {
+        // The view checks it too; this holds for a command from any tab.
+        if let Some(Err(refused)) = passphrase.map(lock::check_strength) {
+            return Reply::Notice(refused.to_string());
+        }
+        let key = match passphrase {
             Some(p) => match LockKey::new(p, &mut browser::rng()) {
                 Ok(key) => Some(key),
                 Err(_) => return Reply::Notice("The passphrase lock could not be set.".into()),

@@ -37,6 +37,25 @@ pub fn App() -> Html {
         });
     }
     {
+        // The offline copy of the app, and its updates.
+        let dispatcher = state.dispatcher();
+        use_effect_with((), move |_| {
+            client::offline::start(Callback::from(move |()| dispatcher.dispatch(Action::UpdateReady)));
+        });
+    }
+    {
+        // Once there is a profile to keep, ask the browser to keep it (not on the welcome screen).
+        let dispatcher = state.dispatcher();
+        let ready = state.shared.phase == Phase::Ready;
+        use_effect_with(ready, move |ready| {
+            if *ready {
+                wasm_bindgen_futures::spawn_local(async move {
+                    dispatcher.dispatch(Action::Persistence(client::offline::request_persistence().await));
+                });
+            }
+        });
+    }
+    {
         // The unread count in the tab title.
         let visible = use_visible();
         let unread: u32 = state.shared.view.contacts.iter().map(|c| shown_unread(&state, c, visible)).sum();
@@ -117,6 +136,7 @@ fn Shell() -> Html {
         let client = ctx.client.clone();
         Callback::from(move |_| client.command(Command::RetryNow))
     };
+    let take_update = Callback::from(|_| client::offline::take_update());
     let dismiss = {
         let state = state.clone();
         Callback::from(move |_| state.dispatch(Action::Notice(None)))
@@ -137,6 +157,12 @@ fn Shell() -> Html {
                     <div class="notice panel" role="alert">
                         <span>{ notice }</span>
                         <button class="secondary" onclick={dismiss} aria-label="Dismiss">{ "×" }</button>
+                    </div>
+                }
+                if state.update_ready {
+                    <div class="notice panel" role="status">
+                        <span>{ "A new version of Doorless is ready. Reloading starts it in every open Doorless tab." }</span>
+                        <button class="secondary" onclick={take_update}>{ "Reload to update" }</button>
                     </div>
                 }
                 if shared.phase == Phase::Ready && shared.connection == Connection::Offline {

@@ -1,8 +1,10 @@
+use client_wasm::lock;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::modal::Modal;
 use super::use_ctx;
+use crate::client::offline::Persistence;
 use crate::client::protocol::{Command, Passphrase};
 use crate::client::{self, settings};
 use crate::state::Action;
@@ -12,7 +14,8 @@ fn text_input(state: &UseStateHandle<String>) -> Callback<InputEvent> {
     Callback::from(move |e: InputEvent| state.set(e.target_unchecked_into::<HtmlInputElement>().value()))
 }
 
-/// Settings: name, relay, passphrase lock, notifications, build hash, delete all data.
+/// Settings: name, relay, passphrase lock, notifications, whether the browser keeps the data,
+/// build hash, delete all data.
 #[component]
 pub fn SettingsDialog() -> Html {
     let ctx = use_ctx();
@@ -20,6 +23,9 @@ pub fn SettingsDialog() -> Html {
     let name = use_state(|| shared.view.name.clone());
     let relay = use_state(settings::relay_url);
     let passphrase = use_state(String::new);
+    let confirmation = use_state(String::new);
+    // Why the passphrase just typed was refused.
+    let refusal = use_state(|| None::<lock::RefusedPassphrase>);
     let notifications = use_state(settings::notifications);
     let confirm_delete = use_state(|| false);
 
@@ -48,14 +54,20 @@ pub fn SettingsDialog() -> Html {
         })
     };
     let set_lock = {
-        let (client, passphrase) = (ctx.client.clone(), passphrase.clone());
+        let (client, passphrase, confirmation, refusal) =
+            (ctx.client.clone(), passphrase.clone(), confirmation.clone(), refusal.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            if !passphrase.is_empty() {
-                client.command(Command::SetPassphrase {
-                    passphrase: Some(Passphrase::new((*passphrase).clone())),
-                });
-                passphrase.set(String::new());
+            match lock::check_new(&passphrase, &confirmation) {
+                Err(refused) => refusal.set(Some(refused)),
+                Ok(()) => {
+                    refusal.set(None);
+                    client.command(Command::SetPassphrase {
+                        passphrase: Some(Passphrase::new((*passphrase).clone())),
+                    });
+                    passphrase.set(String::new());
+                    confirmation.set(String::new());
+                }
             }
         })
     };
@@ -102,8 +114,19 @@ pub fn SettingsDialog() -> Html {
                 </form>
                 <form onsubmit={set_lock}>
                     <label>{ if shared.locked_with_passphrase { "New passphrase" } else { "Passphrase lock" } }
-                        <input type="password" value={(*passphrase).clone()} oninput={text_input(&passphrase)} autocomplete="new-password" />
+                        <input type="password" value={(*passphrase).clone()} oninput={text_input(&passphrase)} autocomplete="new-password" aria-describedby="passphrase-rule" />
                     </label>
+                    <label>{ "Confirm passphrase" }
+                        <input type="password" value={(*confirmation).clone()} oninput={text_input(&confirmation)} autocomplete="new-password" />
+                    </label>
+                    <p class="muted" id="passphrase-rule">{ format!(
+                        "At least {} characters; a few unrelated words are best. A forgotten passphrase cannot be \
+                         recovered: nobody, not even the relay's operator, can open this profile without it.",
+                        lock::MIN_PASSPHRASE_CHARS,
+                    ) }</p>
+                    if let Some(refused) = *refusal {
+                        <p class="error" role="alert">{ refused.to_string() }</p>
+                    }
                     <button type="submit" class="secondary">{ "Set passphrase" }</button>
                     if shared.locked_with_passphrase {
                         <button type="button" class="secondary" onclick={remove_lock}>{ "Remove passphrase" }</button>
@@ -115,6 +138,17 @@ pub fn SettingsDialog() -> Html {
                 </label>
                 <p class="muted">{ format!("Deliveries that failed to decrypt (tampered, replayed or foreign): {}", shared.view.undecryptable) }</p>
                 <p class="muted">{ "Build: " }<code class="build-hash" aria-label="Build hash">{ client::build_hash() }</code></p>
+                <p class="muted">{ match ctx.state.persistence {
+                    Some(Persistence::Granted) => "This browser has agreed to keep Doorless's data until you delete it.",
+                    Some(Persistence::Refused) => "This browser has not agreed to keep Doorless's data for good: \
+                        when the disk runs low it may delete it, and with it your profile.",
+                    Some(Persistence::Unsupported) => "This browser cannot be asked to keep Doorless's data for good.",
+                    None => "Asking this browser to keep Doorless's data…",
+                } }</p>
+                <p class="muted">{ "Delete all data removes your identity, contacts and messages from this browser; \
+                    your contacts are not told. Clearing this site's data in the browser does the same: it \
+                    deletes the profile, and nothing can bring it back. Other browsers and devices are not \
+                    affected: each one is a separate profile." }</p>
                 <button class="danger" onclick={delete}>{ if *confirm_delete { "Really delete everything" } else { "Delete all data" } }</button>
                 if *confirm_delete {
                     <p class="error">{ "This deletes your identity, contacts and messages from this browser. It cannot be undone." }</p>
