@@ -177,7 +177,8 @@ pub fn verify(root: &Path, url: &str) -> Result<()> {
     }
     let (worker, problem) = check_worker(base, &mut served)?;
     problems += problem;
-    served.push((SERVICE_WORKER.to_owned(), worker, "(pins the files by hash)"));
+    let pins = if problem == 0 { "its pins match" } else { "PIN MISMATCH" };
+    served.push((SERVICE_WORKER.to_owned(), worker, pins));
 
     eprintln!("building the app locally to compare (release, as `cargo xtask dist`)…");
     let toolset = tools::ensure_web_tools(root)?;
