@@ -76,7 +76,8 @@ pub fn check_new(passphrase: &str, confirmation: &str) -> Result<(), RefusedPass
 /// The minimum strength of a new passphrase: at least [`MIN_PASSPHRASE_CHARS`] characters, at
 /// least [`MIN_DISTINCT_CHARS`] different ones, and not a run along the alphabet, the digits or a
 /// keyboard row. This is a floor against the obvious, not an estimate of entropy: no word list is
-/// shipped (it would cost more than the rest of the app's download), so "password password" passes.
+/// shipped, so "password password" passes. (Measured with `cargo xtask dist`: the `zxcvbn` crate
+/// 3.1.1, which ships such lists, took the release wasm from 224 KB to 829 KB brotli.)
 /// The passphrase is the last protection of a copied browser profile against offline guessing
 /// (Argon2id, [`ARGON2_M_KIB`] KiB, [`ARGON2_T`] passes, per guess).
 pub fn check_strength(passphrase: &str) -> Result<(), RefusedPassphrase> {

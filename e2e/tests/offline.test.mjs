@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   DIST, launchBrowser, startRelay, newPerson, onboard, pair, send, waitForText, openConversation,
-  connected, audit,
+  connected, audit, VIEWPORTS,
 } from '../lib/harness.mjs';
 
 /** Waits until the worker controls the page: from then on the app's files come from its cache. */
@@ -17,42 +17,48 @@ const controlled = (page) => page.waitForFunction(() => navigator.serviceWorker?
 
 const sri = (bytes) => `sha384-${createHash('sha384').update(bytes).digest('base64')}`;
 
-test('a reload while the relay is stopped shows the history, and what is written goes out when the relay is back', async () => {
-  let relay = await startRelay();
-  const browser = await launchBrowser();
-  try {
-    const { alice, bob } = await pair(browser, relay);
-    await send(alice.page, 'before the outage');
-    await waitForText(bob.page, 'before the outage');
-    await send(bob.page, 'an answer before the outage');
-    await waitForText(alice.page, 'an answer before the outage');
-    await controlled(alice.page);
+for (const [label, viewport] of VIEWPORTS) {
+  test(`a reload while the relay is stopped shows the history, and what is written goes out when the relay is back (${label})`, async () => {
+    let relay = await startRelay();
+    const browser = await launchBrowser();
+    try {
+      const { alice, bob } = await pair(browser, relay, { viewport });
+      await send(alice.page, 'before the outage');
+      await waitForText(bob.page, 'before the outage');
+      await send(bob.page, 'an answer before the outage');
+      await waitForText(alice.page, 'an answer before the outage');
+      await controlled(alice.page);
 
-    await relay.stop();
-    const loaded = await alice.page.reload();
-    assert.ok(loaded.fromServiceWorker(), 'the page came from the worker, not the network');
-    await alice.page.getByRole('status').filter({ hasText: 'Offline' }).waitFor();
-    await openConversation(alice.page, 'Bob');
-    await waitForText(alice.page, 'before the outage');
-    await waitForText(alice.page, 'an answer before the outage');
+      await relay.stop();
+      const loaded = await alice.page.reload();
+      assert.ok(loaded.fromServiceWorker(), 'the page came from the worker, not the network');
+      const offline = alice.page.getByRole('status').filter({ hasText: 'Offline' });
+      await offline.waitFor();
+      // Said where a person sees it, without scrolling.
+      const box = await offline.boundingBox();
+      assert.ok(box.y >= 0 && box.y + box.height <= viewport.height && box.x + box.width <= viewport.width, `status off screen: ${JSON.stringify(box)}`);
+      await openConversation(alice.page, 'Bob');
+      await waitForText(alice.page, 'before the outage');
+      await waitForText(alice.page, 'an answer before the outage');
 
-    await send(alice.page, 'written during the outage');
-    const mine = alice.page.getByRole('log', { name: 'Messages' }).locator('.message', { hasText: 'written during the outage' });
-    await mine.filter({ hasText: 'waiting to send' }).waitFor();
-    await audit(alice.page, 'offline after a reload');
+      await send(alice.page, 'written during the outage');
+      const mine = alice.page.getByRole('log', { name: 'Messages' }).locator('.message', { hasText: 'written during the outage' });
+      await mine.filter({ hasText: 'waiting to send' }).waitFor();
+      await audit(alice.page, `offline after a reload (${label})`);
 
-    // The relay comes back on the same address with the same data: both tabs reconnect by themselves.
-    relay = await startRelay([], { listen: new URL(relay.url).host, dataDir: relay.dataDir });
-    await connected(alice.page);
-    await waitForText(bob.page, 'written during the outage');
-    await mine.filter({ hasText: 'delivered' }).waitFor();
-  } finally {
-    await browser.close();
-    await relay.stop();
-  }
-});
+      // The relay comes back on the same address with the same data: both tabs reconnect by themselves.
+      relay = await startRelay([], { listen: new URL(relay.url).host, dataDir: relay.dataDir });
+      await connected(alice.page);
+      await waitForText(bob.page, 'written during the outage');
+      await mine.filter({ hasText: 'delivered' }).waitFor();
+    } finally {
+      await browser.close();
+      await relay.stop();
+    }
+  });
+}
 
-test('the worker serves only the pinned build; a changed build is installed, announced and taken on "Reload to update"', async () => {
+test('the worker serves only the pinned build; a changed build is installed, announced and taken on "Reload to update"; one whose files do not match is not', async () => {
   // A copy of the build that the test can change; precompressed siblings would serve the old bytes.
   const dir = mkdtempSync(join(tmpdir(), 'doorless-dist-'));
   cpSync(DIST, dir, { recursive: true });
@@ -93,7 +99,30 @@ test('the worker serves only the pinned build; a changed build is installed, ann
     assert.equal(await ready.count(), 0);
     // The profile is the same one.
     await alice.page.getByRole('button', { name: 'Settings' }).click();
-    assert.equal(await alice.page.getByRole('textbox', { name: 'Display name' }).inputValue(), 'Alice');
+    const settings = alice.page.getByRole('dialog', { name: 'Settings' });
+    assert.equal(await settings.getByRole('textbox', { name: 'Display name' }).inputValue(), 'Alice');
+    await settings.getByRole('button', { name: 'Close' }).click();
+
+    // A worker that pins a file the relay does not serve (a tampered build, or a half-deployed one)
+    // never installs: the build in use stays, and nothing is announced.
+    const pinned = readFileSync(join(dir, 'sw.js'), 'utf8');
+    writeFileSync(join(dir, 'sw.js'), pinned.replace(sri(changed), sri(Buffer.from('some other index.html'))));
+    const outcome = await alice.page.evaluate(async () => {
+      const registration = await navigator.serviceWorker.getRegistration();
+      await registration.update();
+      const installing = registration.installing;
+      if (!installing) return 'nothing to install';
+      return new Promise((resolve) => {
+        const settled = () => ['installed', 'redundant'].includes(installing.state) && resolve(installing.state);
+        installing.addEventListener('statechange', settled);
+        settled();
+      });
+    });
+    assert.equal(outcome, 'redundant', 'the worker with a wrong pin was discarded');
+    assert.equal(await ready.count(), 0, 'no update is announced');
+    await alice.page.reload();
+    await connected(alice.page);
+    assert.equal(await marker.count(), 1, 'the build in use is still served');
   } finally {
     await browser.close();
     await relay.stop();
