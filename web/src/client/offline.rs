@@ -28,17 +28,23 @@ fn navigator_part<T: JsCast>(name: &str) -> Option<T> {
 /// that another worker served, the page reloads, so that every tab runs the same build.
 pub fn start(on_update: Callback<()>) {
     let Some(container) = navigator_part::<ServiceWorkerContainer>("serviceWorker") else { return };
-    // The first worker takes over a page the network served: nothing to reload for.
-    if container.controller().is_some() {
-        EventListener::new(&container, "controllerchange", |_| super::reload()).forget();
-    }
+    // A page gets a controller when the first worker takes over (nothing to reload for: the page
+    // came from the network) and again when a later build does (reload, to run that build).
+    let had_controller = std::cell::Cell::new(container.controller().is_some());
+    EventListener::new(&container, "controllerchange", move |_| {
+        if had_controller.replace(true) {
+            super::reload();
+        }
+    })
+    .forget();
     wasm_bindgen_futures::spawn_local(async move {
         // No worker in a development build (`trunk serve` has no /sw.js): the register fails.
         let Ok(registration) = JsFuture::from(container.register(WORKER)).await else { return };
         let registration: ServiceWorkerRegistration = registration.unchecked_into();
-        let controlled = container.controller().is_some();
+        // An installed worker is an update only if another one controls the page (the first
+        // worker, once installed, activates by itself).
         let announce = move || {
-            if controlled {
+            if container.controller().is_some() {
                 on_update.emit(());
             }
         };
