@@ -93,6 +93,23 @@ for (const [label, viewport] of VIEWPORTS) {
     await dialog.getByRole('button', { name: 'Delete conversation' }).click();
     const list = alice.page.getByRole('list', { name: 'Conversations' });
     await list.getByRole('listitem').first().waitFor({ state: 'detached' });
+    // The list can show the deletion before its save has committed (a message arriving meanwhile
+    // publishes the views first), and a reload in that moment loses it: wait until the stored
+    // records of the conversation are gone.
+    await alice.page.waitForFunction(async () => {
+      const db = await new Promise((resolve, reject) => {
+        const open = indexedDB.open('doorless');
+        open.onsuccess = () => resolve(open.result);
+        open.onerror = () => reject(open.error);
+      });
+      const keys = await new Promise((resolve, reject) => {
+        const all = db.transaction('kv').objectStore('kv').getAllKeys();
+        all.onsuccess = () => resolve(all.result);
+        all.onerror = () => reject(all.error);
+      });
+      db.close();
+      return !keys.some((key) => String(key).startsWith('log/'));
+    });
     await alice.page.reload();
     await connected(alice.page);
     // Bob writes in his own window (a tab in the background gets no animation frames, and the log
