@@ -92,6 +92,10 @@ test('the worker serves only the pinned build; a changed build is installed, ann
     const ready = alice.page.getByRole('status').filter({ hasText: 'A new version of Doorless is ready' });
     await ready.waitFor();
     assert.equal(await marker.count(), 0, 'the update waits until the person takes it');
+    // The browser's reload does not take it: the page comes back with the same build and note.
+    await alice.page.reload();
+    await ready.waitFor();
+    assert.equal(await marker.count(), 0, 'a plain reload keeps the build in use');
     await audit(alice.page, 'update ready');
     await alice.page.getByRole('button', { name: 'Reload to update' }).click();
     await marker.waitFor({ state: 'attached' });
