@@ -233,6 +233,8 @@ pub struct InviteLink {
     pub fragment: String,
     /// Expiry, unix seconds.
     pub expires_at: u64,
+    /// The pending invite it is (in [`Engine::pending_invites`] until answered, revoked or expired).
+    pub invite: InviteId,
 }
 
 impl std::fmt::Debug for InviteLink {
@@ -554,8 +556,8 @@ impl Engine {
         let (invite, secret) =
             core::create_invite(&self.identity, inbox.id().0, &self.name, now, INVITE_TTL_SECS, rng);
         self.subscribe(&inbox);
-        let link = InviteLink { fragment: invite.to_fragment(), expires_at: invite.expires_at() };
         let id = InviteId(self.next_invite);
+        let link = InviteLink { fragment: invite.to_fragment(), expires_at: invite.expires_at(), invite: id };
         self.next_invite = self.next_invite.wrapping_add(1).max(1);
         let mut pending = PendingInvite::new(id, secret, inbox, for_contact);
         pending.for_name = for_name;
