@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  useRelayAndBrowser, newPerson, onboard, openConversation, send, waitForText, audit, VIEWPORTS, connected,
+  useRelayAndBrowser, newPerson, onboard, openConversation, send, waitForText, texts, audit, pair, VIEWPORTS,
+  connected,
 } from '../lib/harness.mjs';
 
 const env = useRelayAndBrowser();
@@ -200,3 +201,27 @@ for (const [label, viewport] of VIEWPORTS) {
     await Promise.all([alice, dan, erin].map((p) => p.context.close()));
   });
 }
+
+test('a second invite between the same two people continues their conversation on both sides', async () => {
+  const { alice, bob } = await pair(env.browser, env.relay);
+  await send(bob.page, 'before the second invite');
+  await waitForText(alice.page, 'before the second invite');
+  // This time Bob, who was invited, invites Alice; she opens the link in her running app.
+  const link = await inviteFor(bob.page, 'Alice again');
+  await alice.page.goto(link);
+  await alice.page.getByRole('button', { name: 'Accept invite' }).click();
+  await openConversation(alice.page, 'Bob');
+  await send(alice.page, 'after the second invite');
+  await waitForText(bob.page, 'after the second invite');
+  // One conversation each, under the name it had, with its history.
+  for (const [p, name] of [[alice, 'Bob'], [bob, 'Alice']]) {
+    await showList(p.page);
+    const names = await p.page.getByRole('list', { name: 'Conversations' }).locator('.name').allTextContents();
+    assert.deepEqual(names, [name]);
+    await open(p.page, name);
+    assert.deepEqual(await texts(p.page), ['before the second invite', 'after the second invite']);
+  }
+  assert.equal(await bob.page.getByRole('list', { name: 'Pending invites' }).count(), 0);
+  for (const p of [alice, bob]) assert.deepEqual(p.errors, []);
+  await Promise.all([alice, bob].map((p) => p.context.close()));
+});
