@@ -497,6 +497,17 @@ fn contacts_shown_under_the_same_name_are_flagged() {
     w.engines[2].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
     w.pump();
     assert!(w.engines[0].view().contacts.iter().all(|c| !c.same_name_as_other));
+    // Or renames one of two look-alikes afterwards: only she sees it, and it is kept.
+    let mut w = World::new(&["Alice", "Bob", "Bob"], 15);
+    relay::invite(&mut w, 0, 1);
+    let (twin, _) = relay::invite(&mut w, 0, 2);
+    assert!(w.engines[0].view().contacts.iter().all(|c| c.same_name_as_other));
+    assert!(matches!(w.engines[0].rename_contact(twin, "  "), Err(EngineError::InvalidName)));
+    w.engines[0].rename_contact(twin, "Bob (Berlin)").unwrap();
+    w.reload(0);
+    let renamed = w.engines[0].contact(twin).unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.calls_themselves()), ("Bob (Berlin)", Some("Bob")));
+    assert!(w.engines[0].view().contacts.iter().all(|c| !c.same_name_as_other));
 }
 
 /// A second invite between the same two people, made by the one who was invited the first time:

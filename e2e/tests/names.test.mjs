@@ -1,7 +1,8 @@
 // Names nobody can borrow, and invites that can be listed and revoked, at desktop size and at
 // 360 px: "Invite for" names the contact, the name a contact sends is shown beside it (never
 // instead of it) and a rename is recorded in the conversation; two contacts shown under the same
-// name are flagged; verified contacts carry a mark in the list and the header; a revoked invite's
+// name are flagged until one is renamed; verified contacts carry a mark in the list and the
+// header; a second invite between the same people continues their conversation; a revoked invite's
 // answer makes no conversation and the joiner is told; an expired invite leaves the list.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -120,6 +121,18 @@ for (const [label, viewport] of VIEWPORTS) {
     await conversation(alice.page, 'bob').getByText('Same name as another contact').waitFor();
     await audit(alice.page, `a contact flagged for a shared name (${label})`);
 
+    // Alice renames Carol's "bob" (only on her side): both flags go.
+    await conversation(alice.page, 'bob').getByRole('button', { name: 'Conversation menu' }).click();
+    await alice.page.getByRole('menuitem', { name: 'Rename' }).click();
+    const rename = alice.page.getByRole('dialog', { name: 'Rename bob' });
+    await rename.getByRole('textbox', { name: 'Name' }).fill('Carol');
+    await audit(alice.page, `renaming a contact (${label})`);
+    await rename.getByRole('button', { name: 'Rename' }).click();
+    await conversation(alice.page, 'Carol').locator('.chat-head').getByText('calls themselves bob').waitFor();
+    await showList(alice.page);
+    await entry(alice.page, 'Carol').waitFor();
+    assert.equal(await alice.page.getByText('Same name as another contact').count(), 0);
+
     // Alice verifies Bob: the mark shows in the list and in his header, not on Carol's entry.
     await open(alice.page, 'Bob');
     await aliceHead.getByRole('button', { name: 'Safety number' }).click();
@@ -132,7 +145,7 @@ for (const [label, viewport] of VIEWPORTS) {
     assert.equal(await aliceHead.getByText('Not verified').count(), 0);
     await showList(alice.page);
     await entry(alice.page, 'Bob').getByText('Verified', { exact: true }).waitFor();
-    assert.equal(await entry(alice.page, 'bob').getByText('Verified', { exact: true }).count(), 0);
+    assert.equal(await entry(alice.page, 'Carol').getByText('Verified', { exact: true }).count(), 0);
 
     // All of it survives a reload.
     await alice.page.reload();
@@ -140,7 +153,7 @@ for (const [label, viewport] of VIEWPORTS) {
     await showList(alice.page);
     await entry(alice.page, 'Bob').getByText('Verified', { exact: true }).waitFor();
     await entry(alice.page, 'Bob').getByText('calls themselves Alice').waitFor();
-    await entry(alice.page, 'bob').getByText('Same name as another contact').waitFor();
+    await entry(alice.page, 'Carol').getByText('calls themselves bob').waitFor();
     for (const p of [alice, robert, carol]) assert.deepEqual(p.errors, []);
     await Promise.all([alice, robert, carol].map((p) => p.context.close()));
   });

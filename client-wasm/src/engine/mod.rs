@@ -730,6 +730,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Gives a contact another local name (the name shown for them on this side only; they are
+    /// not told, and the name they call themselves stays beside it).
+    pub fn rename_contact(&mut self, contact: ContactId, name: &str) -> Result<(), EngineError> {
+        let name = valid_name(name)?;
+        self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?.name = name;
+        Ok(())
+    }
+
     /// The person compared the safety number `shown` (as shown to them; spaces are ignored) and it
     /// matched: mark the contact verified. Refused with [`EngineError::SafetyNumberMismatch`] if
     /// the contact's safety number is no longer the one shown.

@@ -222,6 +222,9 @@ impl Owner {
             Command::SetName { name } => {
                 self.with_engine(|e| e.set_name(&name, now, &mut rng).map(|_| Reply::Done))
             }
+            Command::RenameContact { contact, name } => {
+                self.with_engine(|e| e.rename_contact(contact, &name).map(|()| Reply::Done))
+            }
             Command::DeleteConversation { contact } => {
                 self.with_engine(|e| e.delete_conversation(contact).map(|()| Reply::Done))
             }

@@ -53,6 +53,8 @@ pub enum Command {
     AcceptSafetyNumberChange { contact: ContactId },
     /// Change the display name.
     SetName { name: String },
+    /// Give a contact another local name.
+    RenameContact { contact: ContactId, name: String },
     /// Delete a conversation on this side (history, keys, mailboxes).
     DeleteConversation { contact: ContactId },
     /// Delete a conversation's history on this side.
@@ -94,6 +96,7 @@ impl fmt::Debug for Command {
                 write!(f, "AcceptSafetyNumberChange {{ contact: {contact:?} }}")
             }
             Command::SetName { .. } => f.write_str("SetName"),
+            Command::RenameContact { contact, .. } => write!(f, "RenameContact {{ contact: {contact:?} }}"),
             Command::DeleteConversation { contact } => {
                 write!(f, "DeleteConversation {{ contact: {contact:?} }}")
             }
