@@ -34,10 +34,10 @@ fn grouped_skipped_session() -> Vec<u8> {
     session.to_bytes().to_vec()
 }
 
-/// The profile record version 2 fixture (paired, verified, an open invite, an outbox), as records.
-fn profile_v2() -> Vec<u8> {
-    let records: Vec<(String, Vec<u8>)> =
-        postcard::from_bytes(include_bytes!("fixtures/profile-v2.bin")).unwrap();
+/// A profile record fixture (`fixtures/profile-v<N>.bin`: paired, verified, an open invite, an
+/// outbox), as records.
+fn profile_fixture(fixture: &[u8]) -> Vec<u8> {
+    let records: Vec<(String, Vec<u8>)> = postcard::from_bytes(fixture).unwrap();
     fuzz_targets::encode_records(records.iter().map(|(n, b)| (n.as_str(), b.as_slice())))
 }
 
@@ -104,7 +104,8 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         ("stored_records", "previous-release", legacy_profile),
         ("stored_records", "current", current_profile),
-        ("stored_records", "profile-v2", profile_v2()),
+        ("stored_records", "profile-v2", profile_fixture(include_bytes!("fixtures/profile-v2.bin"))),
+        ("stored_records", "profile-v4", profile_fixture(include_bytes!("fixtures/profile-v4.bin"))),
     ]
 }
 

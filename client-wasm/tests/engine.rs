@@ -5,7 +5,7 @@
 mod relay;
 
 use client_wasm::engine::{
-    CHUNK_LEN, ContactId, Delivery, Engine, EngineError, Event, InviteConflict, LEGACY_RECORD,
+    CHUNK_LEN, ContactId, Delivery, Engine, EngineError, Event, InviteConflict, LEGACY_RECORD, MessageKind,
     PROFILE_RECORD, SnapshotError,
 };
 use doorless_frames::Frame;
@@ -414,13 +414,192 @@ fn debug_output_has_no_plaintext_names_or_links() {
     }
 }
 
+/// A rename reaches contacts as the name they call themselves: the name Bob gave Alice stays
+/// (no contact can take another's name in Bob's list), and the rename is an entry in the
+/// conversation, kept across a reload.
 #[test]
-fn a_name_change_reaches_contacts() {
+fn a_rename_is_recorded_beside_the_local_name() {
     let (mut w, _, alice) = pair();
     w.engines[0].set_name("Alice Liddell", NOW, &mut w.rng).unwrap();
     w.pump();
-    assert_eq!(w.engines[1].contact(alice).unwrap().name, "Alice Liddell");
+    w.reload(1);
+    let contact = w.engines[1].contact(alice).unwrap();
+    assert_eq!(contact.name, "Alice");
+    assert_eq!(contact.their_name, "Alice Liddell");
+    assert_eq!(contact.calls_themselves(), Some("Alice Liddell"));
+    let last = contact.messages.last().unwrap();
+    assert_eq!(
+        (last.kind, last.text.as_str(), last.outgoing),
+        (MessageKind::Renamed, "Alice Liddell", false)
+    );
+    assert!(w.events[1].contains(&Event::ProfileChanged(alice)));
+    assert_eq!(contact.unread, 0, "a rename is no unread message");
+    let view = w.engines[1].view();
+    assert_eq!(view.contacts[0].calls_themselves.as_deref(), Some("Alice Liddell"));
+    // Renaming back to the name Bob uses: nothing more to show beside it.
+    w.engines[0].set_name("alice", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[1].contact(alice).unwrap().calls_themselves(), None);
+    assert_eq!(w.engines[1].contact(alice).unwrap().messages.len(), 2);
     assert!(matches!(w.engines[0].set_name("   ", NOW, &mut w.rng), Err(EngineError::InvalidName)));
+}
+
+/// "Invite for": the inviter names the contact before anyone answers; the joiner may name the
+/// inviter at accept time. Each keeps the other's own name beside it.
+#[test]
+fn local_names_come_from_invite_for_and_from_the_accept_screen() {
+    let mut w = World::new(&["Alice", "Robert"], 11);
+    let link = w.engines[0].create_invite_for("  Bob ", NOW, &mut w.rng).unwrap();
+    w.pump();
+    let pending = w.engines[0].view().invites;
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].for_name.as_deref(), pending[0].expires_at), (Some("Bob"), link.expires_at));
+    let alice = w.engines[1].accept_invite_as(&link.fragment, Some("Ally"), None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let bob = w.engines[0].contacts().next().unwrap().id;
+    assert!(w.engines[0].view().invites.is_empty(), "an answered invite is no longer pending");
+    w.reload(0);
+    w.reload(1);
+    let at_alice = w.engines[0].contact(bob).unwrap();
+    assert_eq!((at_alice.name.as_str(), at_alice.calls_themselves()), ("Bob", Some("Robert")));
+    let at_bob = w.engines[1].contact(alice).unwrap();
+    assert_eq!((at_bob.name.as_str(), at_bob.calls_themselves()), ("Ally", Some("Alice")));
+    // Without a name, the name sent is the name shown.
+    let (carol, _) = {
+        w.engines.push(Engine::new("Carol", &mut w.rng));
+        w.online.push(false);
+        w.events.push(Vec::new());
+        w.stores.push(Default::default());
+        w.connect(2);
+        relay::invite(&mut w, 0, 2)
+    };
+    let at_alice = w.engines[0].contact(carol).unwrap();
+    assert_eq!((at_alice.name.as_str(), at_alice.calls_themselves()), ("Carol", None));
+    assert!(matches!(w.engines[0].create_invite_for(" ", NOW, &mut w.rng), Err(EngineError::InvalidName)));
+}
+
+/// Two contacts shown under the same name (case and space ignored) are both flagged.
+#[test]
+fn contacts_shown_under_the_same_name_are_flagged() {
+    let mut w = World::new(&["Alice", "Bob", "bob ", "Carol"], 12);
+    for joiner in 1..4 {
+        relay::invite(&mut w, 0, joiner);
+    }
+    let flagged: Vec<(String, bool)> =
+        w.engines[0].view().contacts.iter().map(|c| (c.name.clone(), c.same_name_as_other)).collect();
+    assert_eq!(flagged.iter().filter(|(_, f)| *f).count(), 2, "{flagged:?}");
+    assert!(flagged.iter().any(|(n, f)| n == "Carol" && !f));
+    // A local name set apart removes the flag: Alice names the next "Bob" herself.
+    let mut w = World::new(&["Alice", "Bob", "Bob"], 13);
+    relay::invite(&mut w, 0, 1);
+    let link = w.engines[0].create_invite_for("Bob from work", NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.engines[2].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert!(w.engines[0].view().contacts.iter().all(|c| !c.same_name_as_other));
+    // Or renames one of two look-alikes afterwards: only she sees it, and it is kept.
+    let mut w = World::new(&["Alice", "Bob", "Bob"], 15);
+    relay::invite(&mut w, 0, 1);
+    let (twin, _) = relay::invite(&mut w, 0, 2);
+    assert!(w.engines[0].view().contacts.iter().all(|c| c.same_name_as_other));
+    assert!(matches!(w.engines[0].rename_contact(twin, "  "), Err(EngineError::InvalidName)));
+    w.engines[0].rename_contact(twin, "Bob (Berlin)").unwrap();
+    w.reload(0);
+    let renamed = w.engines[0].contact(twin).unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.calls_themselves()), ("Bob (Berlin)", Some("Bob")));
+    assert!(w.engines[0].view().contacts.iter().all(|c| !c.same_name_as_other));
+}
+
+/// A second invite between the same two people, made by the one who was invited the first time:
+/// both sides continue the conversation (history, names and verification kept), no twin.
+#[test]
+fn a_second_invite_in_the_other_direction_continues_the_conversation() {
+    let (mut w, bob, alice) = pair();
+    w.engines[0].send_text(bob, "before", NOW, &mut w.rng).unwrap();
+    w.pump();
+    let at_alice = w.engines[0].contact(bob).unwrap().safety_number().digits();
+    w.engines[0].mark_verified(bob, &at_alice).unwrap();
+    let at_bob = w.engines[1].contact(alice).unwrap().safety_number().digits();
+    w.engines[1].mark_verified(alice, &at_bob).unwrap();
+    // Bob invites Alice (naming her "Ally", which does not rename a known contact).
+    let link = w.engines[1].create_invite_for("Ally", NOW, &mut w.rng).unwrap();
+    w.pump();
+    let conflict = match w.engines[0].accept_invite(&link.fragment, NOW, &mut w.rng) {
+        Err(EngineError::InviteConflict(conflict)) => conflict,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    assert_eq!(conflict, InviteConflict::KnownContact(bob));
+    assert_eq!(w.engines[0].accept_invite_despite(&link.fragment, conflict, NOW, &mut w.rng).unwrap(), bob);
+    w.pump();
+    assert!(w.events[1].contains(&Event::Reestablished(alice)));
+    for (i, id, name) in [(0, bob, "Bob"), (1, alice, "Alice")] {
+        assert_eq!(w.engines[i].contacts().count(), 1, "no twin at engine {i}");
+        let c = w.engines[i].contact(id).unwrap();
+        assert!(c.verified && !c.blocked, "same keys: still verified at engine {i}");
+        assert_eq!((c.name.as_str(), c.calls_themselves()), (name, None));
+    }
+    w.engines[1].send_text(alice, "after", NOW, &mut w.rng).unwrap();
+    w.pump();
+    w.engines[0].send_text(bob, "and back", NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.texts(0, bob), ["before", "after", "and back"]);
+    assert_eq!(w.texts(1, alice), ["before", "after", "and back"]);
+}
+
+/// A revoked invite: its secret and mailbox are gone, an answer to it makes no contact (on this
+/// connection or the next), and the invite list no longer has it.
+#[test]
+fn a_revoked_invite_refuses_its_answer() {
+    let mut w = World::new(&["Alice", "Bob"], 14);
+    let link = w.engines[0].create_invite_for("Bob", NOW, &mut w.rng).unwrap();
+    let kept = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
+    w.pump();
+    let invites = w.engines[0].view().invites;
+    assert_eq!(invites.len(), 2);
+    let before = w.subscribed_on_reconnect(0);
+    w.engines[0].revoke_invite(invites[0].id).unwrap();
+    assert!(matches!(w.engines[0].revoke_invite(invites[0].id), Err(EngineError::UnknownInvite)));
+    assert_eq!(w.engines[0].view().invites.iter().map(|i| i.id).collect::<Vec<_>>(), [invites[1].id]);
+    // Bob answers the revoked one while Alice is still subscribed to its mailbox.
+    w.engines[1].accept_invite(&link.fragment, NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[0].contacts().count(), 0);
+    assert!(!w.events[0].contains(&Event::Undecryptable), "dropped as revoked, not as a failure");
+    w.reload(0);
+    let after = w.subscribed_on_reconnect(0);
+    assert_eq!(before.difference(&after).count(), 1, "the revoked invite's mailbox is not subscribed");
+    assert_eq!(w.engines[0].contacts().count(), 0);
+    assert_eq!(w.engines[0].view().invites.len(), 1);
+    // The other invite still works (Bob's side already has Alice, still waiting for her).
+    let waiting = w.engines[1].contacts().next().unwrap().id;
+    assert!(w.engines[1].contact(waiting).unwrap().awaiting_since.is_some());
+    let conflict = InviteConflict::KnownContact(waiting);
+    w.engines[1].accept_invite_despite(&kept.fragment, conflict, NOW, &mut w.rng).unwrap();
+    w.pump();
+    assert_eq!(w.engines[0].contacts().count(), 1);
+    assert_eq!(w.engines[1].contact(waiting).unwrap().awaiting_since, None);
+}
+
+/// A profile stored as profile record version 4 (fixture written by `write_profile_fixture`
+/// before version 5 added local names) opens: each contact calls themselves what they are
+/// called, and the open invite is listed.
+#[test]
+fn a_profile_stored_as_version_4_opens() {
+    let records: Vec<(String, Vec<u8>)> =
+        postcard::from_bytes(include_bytes!("fixtures/profile-v4.bin")).expect("fixture decodes");
+    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(4));
+    let mut engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
+    let bob = engine.contacts().next().unwrap();
+    assert_eq!((bob.name.as_str(), bob.their_name.as_str(), bob.messages.len()), ("Bob", "Bob", 141));
+    let invites = engine.view().invites;
+    assert_eq!(invites.len(), 1);
+    assert_eq!(invites[0].for_name, None);
+    let mut again: std::collections::BTreeMap<String, Vec<u8>> = records.into_iter().collect();
+    again.extend(engine.take_records().into_named().map(|(n, b)| (n, b.to_vec())));
+    assert_eq!(again[PROFILE_RECORD][0], 5);
+    let mut engine = Engine::restore(again.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("reopens");
+    assert_eq!(engine.view().invites, invites, "the same ids after the migration");
+    engine.revoke_invite(invites[0].id).unwrap();
 }
 
 /// The profile that `fixtures/profile-v<N>.bin` holds, N the current profile record version, made by
@@ -573,11 +752,11 @@ fn a_profile_stored_as_version_3_opens() {
     assert_eq!(texts.len(), 141);
     assert_eq!((texts[0], texts[1], texts[140]), ("a0", "b0", "offline"));
     assert_eq!(engine.unconfirmed(), 1);
-    // Saved again over the stored records, the profile is version 4 and opens the same.
+    // Saved again over the stored records, the profile is the current version and opens the same.
     let mut engine = engine;
     let mut again: std::collections::BTreeMap<String, Vec<u8>> = records.into_iter().collect();
     again.extend(engine.take_records().into_named().map(|(n, b)| (n, b.to_vec())));
-    assert_eq!(again[PROFILE_RECORD][0], 4);
+    assert_eq!(again[PROFILE_RECORD][0], 5);
     let engine = Engine::restore(again.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("reopens");
     assert_eq!(engine.contacts().next().unwrap().messages.len(), 141);
     let mut w = World::new(&[], 1);

@@ -37,11 +37,11 @@ for (const [label, viewport] of VIEWPORTS) {
     await alice.page.keyboard.press('Enter');
     const menu = alice.page.getByRole('menu', { name: 'Conversation menu' });
     await menu.waitFor();
-    assert.deepEqual(await menu.getByRole('menuitem').allTextContents(), ['Clear history', 'Block', 'Delete conversation']);
+    assert.deepEqual(await menu.getByRole('menuitem').allTextContents(), ['Rename', 'Clear history', 'Block', 'Delete conversation']);
     const focusedItem = () => alice.page.evaluate(() => document.activeElement?.textContent);
-    assert.equal(await focusedItem(), 'Clear history');
+    assert.equal(await focusedItem(), 'Rename');
     await alice.page.keyboard.press('ArrowDown');
-    assert.equal(await focusedItem(), 'Block');
+    assert.equal(await focusedItem(), 'Clear history');
     await alice.page.keyboard.press('ArrowUp');
     await alice.page.keyboard.press('ArrowUp');
     assert.equal(await focusedItem(), 'Delete conversation');

@@ -17,6 +17,8 @@ pub enum Dialog {
     Settings,
     /// Confirm a conversation menu action for a contact.
     Confirm(Confirm, ContactId),
+    /// Give a contact another local name.
+    Rename(ContactId),
 }
 
 /// A conversation menu action that asks first.

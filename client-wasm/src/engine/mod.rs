@@ -36,7 +36,7 @@ use crate::core::{
 pub use log::{CHUNK_LEN, Chunk, Log};
 pub use mailbox::{Mailbox, SUBSCRIBE_BATCH};
 pub use snapshot::{ChunkKey, LEGACY_RECORD, PROFILE_RECORD, Records, SnapshotError};
-pub use view::{ContactView, ProfileView};
+pub use view::{ContactView, InviteView, ProfileView};
 
 /// How long an invite stays valid.
 pub const INVITE_TTL_SECS: u64 = 7 * 24 * 60 * 60;
@@ -87,6 +87,9 @@ pub enum MessageKind {
         /// How many.
         count: u32,
     },
+    /// A notice: the contact now calls themselves the message's `text` (a name they sent; the name
+    /// this profile gave them stays).
+    Renamed,
 }
 
 /// One entry in a conversation. `Debug` prints no text.
@@ -98,7 +101,7 @@ pub struct Message {
     pub kind: MessageKind,
     /// Whether this side wrote it.
     pub outgoing: bool,
-    /// The text (empty for notices).
+    /// The text (empty for notices, except [`MessageKind::Renamed`]: the name they sent).
     pub text: String,
     /// Sender's clock, unix seconds.
     pub sent_at: u64,
@@ -136,8 +139,12 @@ struct Retiring {
 pub struct Contact {
     /// Handle.
     pub id: ContactId,
-    /// Their display name, as they sent it.
+    /// The name this profile gave them (its local name): what the list and the header show. Set
+    /// from "Invite for" or at accept time, and never by anything the contact sends.
     pub name: String,
+    /// The name they call themselves: sent in their invite, their answer to ours, or a rename.
+    /// Shown beside [`Contact::name`] when it differs, never instead of it.
+    pub their_name: String,
     /// The ratchet session with them.
     session: Session,
     /// Our mailbox for this contact: they deposit here.
@@ -191,6 +198,32 @@ impl Contact {
     pub fn missing(&self) -> usize {
         self.session.skipped_keys()
     }
+
+    /// The name they call themselves, when a person would take it for another name than the one
+    /// this profile gave them (see [`Contact::their_name`]).
+    pub fn calls_themselves(&self) -> Option<&str> {
+        (!same_name(&self.name, &self.their_name)).then_some(self.their_name.as_str())
+    }
+
+    /// They sent `name` (a rename, or the name in a new invite or answer): kept as
+    /// [`Contact::their_name`], and a change is recorded in the conversation. Whether it changed.
+    fn now_called(&mut self, name: &str, now: u64) -> bool {
+        let name = name.trim();
+        if name.is_empty() || name == self.their_name {
+            return false;
+        }
+        name.clone_into(&mut self.their_name);
+        self.messages.push(Message {
+            id: [0; 16],
+            kind: MessageKind::Renamed,
+            outgoing: false,
+            text: name.to_owned(),
+            sent_at: now,
+            received_at: now,
+            delivery: Delivery::Delivered,
+        });
+        true
+    }
 }
 
 /// A link made by [`Engine::create_invite`]. `Debug` prints the expiry only: the link is the way in.
@@ -200,6 +233,8 @@ pub struct InviteLink {
     pub fragment: String,
     /// Expiry, unix seconds.
     pub expires_at: u64,
+    /// The pending invite it is (in [`Engine::pending_invites`] until answered, revoked or expired).
+    pub invite: InviteId,
 }
 
 impl std::fmt::Debug for InviteLink {
@@ -208,13 +243,19 @@ impl std::fmt::Debug for InviteLink {
     }
 }
 
-/// An invite this profile made and nobody has answered yet.
-#[derive(Debug)]
+/// An invite's handle inside one engine (stored with it, so it stays the same across reloads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InviteId(pub u32);
+
+/// An invite this profile made and nobody has answered yet. `Debug` prints no name or secret.
 struct PendingInvite {
+    id: InviteId,
     secret: InviteSecret,
     inbox: Mailbox,
     /// Made from a conversation to re-establish it (after the contact lost their data, say).
     for_contact: Option<ContactId>,
+    /// "Invite for": the local name the contact who answers gets.
+    for_name: Option<String>,
     /// Blobs that failed to answer it (see [`MAX_FAILED_ANSWERS`]). A blob delivered again is
     /// counted again: the relay's numbers are not trusted to tell one blob from another.
     failed: u32,
@@ -223,9 +264,19 @@ struct PendingInvite {
     deferred: Option<u64>,
 }
 
+impl std::fmt::Debug for PendingInvite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingInvite")
+            .field("id", &self.id)
+            .field("for_contact", &self.for_contact)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PendingInvite {
-    fn new(secret: InviteSecret, inbox: Mailbox, for_contact: Option<ContactId>) -> Self {
-        Self { secret, inbox, for_contact, failed: 0, deferred: None }
+    fn new(id: InviteId, secret: InviteSecret, inbox: Mailbox, for_contact: Option<ContactId>) -> Self {
+        Self { id, secret, inbox, for_contact, for_name: None, failed: 0, deferred: None }
     }
 
     /// Answers are taken until the invite's expiry plus the grace period.
@@ -322,6 +373,9 @@ pub enum EngineError {
     /// The person blocked this contact: nothing is sent to them until they are unblocked.
     #[error("contact blocked")]
     Barred,
+    /// No pending invite with that id (answered, expired or revoked already).
+    #[error("unknown invite")]
+    UnknownInvite,
 }
 
 /// The connection as the engine sees it.
@@ -353,6 +407,8 @@ pub struct Engine {
     contacts: BTreeMap<ContactId, Contact>,
     invites: Vec<PendingInvite>,
     next_contact: u32,
+    /// The next [`InviteId`] (not stored: one more than the highest stored).
+    next_invite: u32,
     link: Link,
     /// Deposits not yet confirmed durable, in order; re-sent after a reconnect. Stored, so a crash
     /// after encrypting never loses a message (the ratchet has moved on; the ciphertext is kept).
@@ -386,7 +442,7 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Display names that a person would take for the same (case and surrounding space ignored).
-fn same_name(a: &str, b: &str) -> bool {
+pub(crate) fn same_name(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
 }
 
@@ -415,6 +471,7 @@ impl Engine {
             contacts: BTreeMap::new(),
             invites: Vec::new(),
             next_contact: 1,
+            next_invite: 1,
             link: Link::Down,
             unconfirmed: VecDeque::new(),
             next_request: 1,
@@ -473,13 +530,49 @@ impl Engine {
         if let Some(id) = for_contact {
             self.contacts.get(&id).ok_or(EngineError::UnknownContact)?;
         }
+        self.make_invite(for_contact, None, now, rng)
+    }
+
+    /// Makes a one-time invite for someone new ("Invite for"): whoever answers it becomes a
+    /// contact named `local_name`, whatever name they send (that one is kept beside it).
+    pub fn create_invite_for(
+        &mut self,
+        local_name: &str,
+        now: u64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<InviteLink, EngineError> {
+        let local_name = valid_name(local_name)?;
+        self.make_invite(None, Some(local_name), now, rng)
+    }
+
+    fn make_invite(
+        &mut self,
+        for_contact: Option<ContactId>,
+        for_name: Option<String>,
+        now: u64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<InviteLink, EngineError> {
         let inbox = Mailbox::generate(rng);
         let (invite, secret) =
             core::create_invite(&self.identity, inbox.id().0, &self.name, now, INVITE_TTL_SECS, rng);
         self.subscribe(&inbox);
-        let link = InviteLink { fragment: invite.to_fragment(), expires_at: invite.expires_at() };
-        self.invites.push(PendingInvite::new(secret, inbox, for_contact));
+        let id = InviteId(self.next_invite);
+        let link = InviteLink { fragment: invite.to_fragment(), expires_at: invite.expires_at(), invite: id };
+        self.next_invite = self.next_invite.wrapping_add(1).max(1);
+        let mut pending = PendingInvite::new(id, secret, inbox, for_contact);
+        pending.for_name = for_name;
+        self.invites.push(pending);
         Ok(link)
+    }
+
+    /// Revokes a pending invite: its secret is deleted (zeroized on drop) and its mailbox is
+    /// never subscribed again, so an answer to it is never read. An answer the relay still
+    /// delivers on this connection is acknowledged (deleted at the relay) and dropped.
+    pub fn revoke_invite(&mut self, invite: InviteId) -> Result<(), EngineError> {
+        let pos = self.invites.iter().position(|i| i.id == invite).ok_or(EngineError::UnknownInvite)?;
+        let revoked = self.invites.remove(pos);
+        self.forgotten.push(revoked.inbox.id());
+        Ok(())
     }
 
     /// Reads an invite link's fragment (for showing who invites, before accepting).
@@ -494,10 +587,15 @@ impl Engine {
     /// Whether accepting `invite` needs the person's confirmation first: the inviter is already a
     /// contact, or uses a verified contact's name.
     pub fn invite_conflict(&self, invite: &Invite) -> Option<InviteConflict> {
+        self.conflict_as(invite, invite.inviter_name())
+    }
+
+    /// As [`Engine::invite_conflict`], for a contact to be named `local_name`.
+    fn conflict_as(&self, invite: &Invite, local_name: &str) -> Option<InviteConflict> {
         if let Some(id) = self.contact_with_identity(invite.inviter()) {
             return Some(InviteConflict::KnownContact(id));
         }
-        self.verified_with_name(invite.inviter_name()).map(InviteConflict::NameOfVerifiedContact)
+        self.verified_with_name(local_name).map(InviteConflict::NameOfVerifiedContact)
     }
 
     /// Accepts an invite: runs the handshake, adds the contact and queues the first message.
@@ -508,7 +606,7 @@ impl Engine {
         now: u64,
         rng: &mut impl CryptoRng,
     ) -> Result<ContactId, EngineError> {
-        self.accept(fragment, None, now, rng)
+        self.accept_invite_as(fragment, None, None, now, rng)
     }
 
     /// Accepts an invite after the person confirmed `conflict` (as [`Engine::accept_invite`]
@@ -523,18 +621,24 @@ impl Engine {
         now: u64,
         rng: &mut impl CryptoRng,
     ) -> Result<ContactId, EngineError> {
-        self.accept(fragment, Some(conflict), now, rng)
+        self.accept_invite_as(fragment, None, Some(conflict), now, rng)
     }
 
-    fn accept(
+    /// Accepts an invite as [`Engine::accept_invite`] (or, with `confirmed`,
+    /// [`Engine::accept_invite_despite`]) does, naming a new contact `local_name` (the person may
+    /// change the name the invite shows; `None` keeps it). A known contact keeps the name it has
+    /// unless `local_name` is given. The name the inviter sent is kept beside it either way.
+    pub fn accept_invite_as(
         &mut self,
         fragment: &str,
+        local_name: Option<&str>,
         confirmed: Option<InviteConflict>,
         now: u64,
         rng: &mut impl CryptoRng,
     ) -> Result<ContactId, EngineError> {
         let invite = self.read_invite(fragment, now)?;
-        let conflict = self.invite_conflict(&invite);
+        let local_name = local_name.map(valid_name).transpose()?;
+        let conflict = self.conflict_as(&invite, local_name.as_deref().unwrap_or(invite.inviter_name()));
         if let Some(conflict) = conflict
             && confirmed != Some(conflict)
         {
@@ -555,10 +659,17 @@ impl Engine {
                 contact.outbox = outbox;
                 contact.retiring = None;
                 contact.announce = false;
-                contact.name = invite.inviter_name().to_owned();
+                if let Some(local_name) = local_name {
+                    contact.name = local_name;
+                }
+                contact.now_called(invite.inviter_name(), now);
                 id
             }
-            _ => self.add_contact(invite.inviter_name().to_owned(), session, inbox, outbox),
+            _ => {
+                let their_name = invite.inviter_name().to_owned();
+                let name = local_name.unwrap_or_else(|| their_name.clone());
+                self.add_contact(name, their_name, session, inbox, outbox)
+            }
         };
         if let Some(contact) = self.contacts.get_mut(&id) {
             contact.awaiting_since = Some(now);
@@ -616,6 +727,14 @@ impl Engine {
             let payload = Payload::new(Content::Profile { name: name.clone() }, now, rng);
             self.send_payload(id, &payload, None, now, rng)?;
         }
+        Ok(())
+    }
+
+    /// Gives a contact another local name (the name shown for them on this side only; they are
+    /// not told, and the name they call themselves stays beside it).
+    pub fn rename_contact(&mut self, contact: ContactId, name: &str) -> Result<(), EngineError> {
+        let name = valid_name(name)?;
+        self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?.name = name;
         Ok(())
     }
 
@@ -1005,7 +1124,10 @@ impl Engine {
             contact.session = session;
             contact.inbox = fresh;
             contact.outbox = MailboxId(reply);
-            contact.name = name;
+            // The name this profile gave them stays; the one they sent is noted if it changed.
+            if contact.now_called(&name, now) {
+                events.push(Event::ProfileChanged(contact.id));
+            }
             if changed {
                 contact.blocked = contact.verified;
                 contact.verified = false;
@@ -1024,8 +1146,9 @@ impl Engine {
             }
             contact.id
         } else {
-            let twin_of = self.verified_with_name(&name);
-            let id = self.add_contact(name, session, fresh, MailboxId(reply));
+            let local = pending.for_name.clone().unwrap_or_else(|| name.clone());
+            let twin_of = self.verified_with_name(&local);
+            let id = self.add_contact(local, name, session, fresh, MailboxId(reply));
             events.push(Event::ContactAdded(id));
             if let Some(verified) = twin_of {
                 events.push(Event::NameOfVerifiedContact { contact: id, verified });
@@ -1085,8 +1208,7 @@ impl Engine {
                 }
             }
             Content::Profile { name } => {
-                if !name.trim().is_empty() {
-                    entry.name = name;
+                if !name.trim().is_empty() && entry.now_called(&name, now) {
                     events.push(Event::ProfileChanged(contact));
                 }
             }
@@ -1183,6 +1305,7 @@ impl Engine {
     fn add_contact(
         &mut self,
         name: String,
+        their_name: String,
         session: Session,
         inbox: Mailbox,
         outbox: MailboxId,
@@ -1195,6 +1318,7 @@ impl Engine {
             Contact {
                 id,
                 name,
+                their_name,
                 session,
                 inbox,
                 outbox,

@@ -1,17 +1,21 @@
 //! The engine's stored form: named records, written together (specified in `docs/stored-profile.md`).
 //!
-//! - `profile`: `version: u8 = 4 | postcard(ProfileV4)` — identity, contacts with their ratchet
+//! - `profile`: `version: u8 = 5 | postcard(ProfileV5)` — identity, contacts with their ratchet
 //!   sessions and message counts, open invites, the outbox. Rewritten on every save; its size does
-//!   not grow with the conversations. Version 4 adds, per contact, whether the person blocked it
+//!   not grow with the conversations. Version 5 adds, per contact, the name they call themselves
+//!   beside the name this profile gave them, and per invite its id and the "Invite for" name;
+//!   version 4 records are still read (the name they call themselves is the stored name).
+//!   Version 4 added, per contact, whether the person blocked it
 //!   (`barred`) and since when a conversation waits for the inviter's first message
 //!   (`awaiting_since`); version 3 records are still read (nobody blocked, nothing awaited). Version 3 added, per contact, the invite mailbox still read
 //!   after the move to a fresh one (`retiring`) and whether that move is still to be announced,
 //!   and per invite the count of failed answers; version 2 records are still read (no invite
 //!   mailbox to retire, no failures counted).
-//! - `log/<contact>/<chunk>` (hex): `version: u8 = 2 | postcard(Vec<Message>)` — one chunk of a
-//!   conversation ([`super::log::CHUNK_LEN`] messages). Written only when it changed. Version 2
-//!   adds the message kind `Lost` (index 2, with a count); version 1 chunks (kinds 0 and 1 only)
-//!   are still read, and an older build refuses a version 2 chunk as unsupported rather than corrupt.
+//! - `log/<contact>/<chunk>` (hex): `version: u8 = 3 | postcard(Vec<Message>)` — one chunk of a
+//!   conversation ([`super::log::CHUNK_LEN`] messages). Written only when it changed. Version 3
+//!   adds the message kind `Renamed` (index 3); version 2 added `Lost` (index 2, with a count).
+//!   Version 1 and 2 chunks (subsets) are still read, and an older build refuses a newer chunk as
+//!   unsupported rather than corrupt.
 //! - `state`: the version-1 snapshot of earlier releases (everything in one record, messages
 //!   included). Still read; the first save replaces it with the records above.
 //!
@@ -28,21 +32,25 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::log::{Log, MissingChunk};
-use super::{Contact, ContactId, Engine, Link, Mailbox, Message, Outgoing, PendingInvite, Retiring};
+use super::{
+    Contact, ContactId, Engine, InviteId, Link, Mailbox, Message, Outgoing, PendingInvite, Retiring,
+};
 use crate::core::{self, Identity, InviteSecret, Session};
 use doorless_frames::MailboxId;
 
 /// The current version of the profile record.
-pub const PROFILE_VERSION: u8 = 4;
+pub const PROFILE_VERSION: u8 = 5;
 /// The previous version of the profile record (read, never written).
+const PROFILE_V4: u8 = 4;
+/// An earlier version of the profile record (read, never written).
 const PROFILE_V3: u8 = 3;
 /// An earlier version of the profile record (read, never written).
 const PROFILE_V2: u8 = 2;
 /// The version of the single-record snapshot of earlier releases.
 const LEGACY_VERSION: u8 = 1;
 /// The current version of a log chunk record.
-const CHUNK_VERSION: u8 = 2;
-/// The previous version of a log chunk record (a subset of the current one).
+const CHUNK_VERSION: u8 = 3;
+/// The oldest version of a log chunk record (each version is a subset of the next).
 const CHUNK_V1: u8 = 1;
 
 /// The profile record's name.
@@ -114,6 +122,34 @@ impl Records {
         std::iter::once((PROFILE_RECORD.to_owned(), self.profile))
             .chain(self.chunks.into_iter().map(|(key, bytes)| (key.record_name(), bytes)))
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ProfileV5 {
+    identity: Vec<u8>,
+    name: String,
+    contacts: Vec<ContactV5>,
+    invites: Vec<InviteV5>,
+    next_contact: u32,
+    unconfirmed: Vec<(u32, Outgoing)>,
+    next_request: u32,
+    undecryptable: u32,
+}
+
+/// A version 4 contact followed by the name they call themselves (postcard writes a nested
+/// struct as its fields, so this is the flat list of docs/stored-profile.md).
+#[derive(Serialize, Deserialize)]
+struct ContactV5 {
+    base: ContactV4,
+    their_name: String,
+}
+
+/// A version 3 invite followed by its id and the "Invite for" name.
+#[derive(Serialize, Deserialize)]
+struct InviteV5 {
+    base: InviteV3,
+    id: u32,
+    for_name: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -273,6 +309,44 @@ macro_rules! zeroize_on_drop {
 
 zeroize_on_drop!(ProfileV4, ProfileV3, ProfileV2, SnapshotV1);
 
+impl Drop for ProfileV5 {
+    fn drop(&mut self) {
+        self.identity.zeroize();
+        for contact in &mut self.contacts {
+            contact.base.session.zeroize();
+            contact.base.inbox.zeroize();
+        }
+        for invite in &mut self.invites {
+            invite.base.secret.zeroize();
+            invite.base.inbox.zeroize();
+        }
+    }
+}
+
+/// Version 4 is version 5 where each contact calls themselves what this profile calls them,
+/// and no invite has an "Invite for" name (ids are given in order).
+impl From<ProfileV4> for ProfileV5 {
+    fn from(mut p: ProfileV4) -> Self {
+        Self {
+            identity: take(&mut p.identity),
+            name: take(&mut p.name),
+            contacts: take(&mut p.contacts)
+                .into_iter()
+                .map(|c| ContactV5 { their_name: c.name.clone(), base: c })
+                .collect(),
+            invites: take(&mut p.invites)
+                .into_iter()
+                .zip(1..)
+                .map(|(base, id)| InviteV5 { base, id, for_name: None })
+                .collect(),
+            next_contact: p.next_contact,
+            unconfirmed: take(&mut p.unconfirmed),
+            next_request: p.next_request,
+            undecryptable: p.undecryptable,
+        }
+    }
+}
+
 impl Drop for RetiringV1 {
     fn drop(&mut self) {
         self.inbox.zeroize();
@@ -359,6 +433,7 @@ impl From<ProfileV2> for ProfileV3 {
 struct StoredContact<'a> {
     id: ContactId,
     name: &'a str,
+    their_name: &'a str,
     session: &'a [u8],
     inbox: &'a [u8; 32],
     outbox: [u8; 32],
@@ -374,22 +449,36 @@ struct StoredContact<'a> {
 
 /// One invite as stored, whatever the version.
 struct StoredInvite<'a> {
+    id: u32,
     secret: &'a [u8],
     inbox: &'a [u8; 32],
     for_contact: Option<ContactId>,
+    for_name: Option<&'a str>,
     failed: u32,
 }
 
-impl<'a> From<&'a InviteV1> for StoredInvite<'a> {
-    fn from(i: &'a InviteV1) -> Self {
-        Self { secret: &i.secret, inbox: &i.inbox, for_contact: i.for_contact, failed: 0 }
+impl<'a> StoredInvite<'a> {
+    /// A version 1 invite, given the id `id`.
+    fn v1(i: &'a InviteV1, id: u32) -> Self {
+        Self { id, secret: &i.secret, inbox: &i.inbox, for_contact: i.for_contact, for_name: None, failed: 0 }
     }
 }
 
-impl<'a> From<&'a InviteV3> for StoredInvite<'a> {
-    fn from(i: &'a InviteV3) -> Self {
-        Self { secret: &i.secret, inbox: &i.inbox, for_contact: i.for_contact, failed: i.failed }
+impl<'a> From<&'a InviteV5> for StoredInvite<'a> {
+    fn from(i: &'a InviteV5) -> Self {
+        Self {
+            id: i.id,
+            secret: &i.base.secret,
+            inbox: &i.base.inbox,
+            for_contact: i.base.for_contact,
+            for_name: i.for_name.as_deref(),
+            failed: i.base.failed,
+        }
     }
+}
+
+fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, SnapshotError> {
+    postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)
 }
 
 fn versioned(version: u8, value: &impl Serialize) -> Zeroizing<Vec<u8>> {
@@ -413,30 +502,33 @@ impl Engine {
                 chunks.push((key, versioned(CHUNK_VERSION, &*chunk)));
             }
         }
-        let profile = ProfileV4 {
+        let profile = ProfileV5 {
             identity: self.identity.to_bytes().to_vec(),
             name: self.name.clone(),
             contacts: self
                 .contacts
                 .values()
-                .map(|c| ContactV4 {
-                    id: c.id,
-                    name: c.name.clone(),
-                    session: c.session.to_bytes().to_vec(),
-                    inbox: *c.inbox.seed(),
-                    outbox: c.outbox.0,
-                    messages: u32::try_from(c.messages.len()).unwrap_or(u32::MAX),
-                    unread: c.unread,
-                    verified: c.verified,
-                    blocked: c.blocked,
-                    retiring: c.retiring.as_ref().map(|r| RetiringV1 {
-                        inbox: *r.inbox.seed(),
-                        until: r.until,
-                        switched: r.switched,
-                    }),
-                    announce: c.announce,
-                    barred: c.barred,
-                    awaiting_since: c.awaiting_since,
+                .map(|c| ContactV5 {
+                    their_name: c.their_name.clone(),
+                    base: ContactV4 {
+                        id: c.id,
+                        name: c.name.clone(),
+                        session: c.session.to_bytes().to_vec(),
+                        inbox: *c.inbox.seed(),
+                        outbox: c.outbox.0,
+                        messages: u32::try_from(c.messages.len()).unwrap_or(u32::MAX),
+                        unread: c.unread,
+                        verified: c.verified,
+                        blocked: c.blocked,
+                        retiring: c.retiring.as_ref().map(|r| RetiringV1 {
+                            inbox: *r.inbox.seed(),
+                            until: r.until,
+                            switched: r.switched,
+                        }),
+                        announce: c.announce,
+                        barred: c.barred,
+                        awaiting_since: c.awaiting_since,
+                    },
                 })
                 .collect(),
             invites: self.stored_invites(),
@@ -465,14 +557,18 @@ impl Engine {
         }
     }
 
-    fn stored_invites(&self) -> Vec<InviteV3> {
+    fn stored_invites(&self) -> Vec<InviteV5> {
         self.invites
             .iter()
-            .map(|i| InviteV3 {
-                secret: i.secret.to_bytes().to_vec(),
-                inbox: *i.inbox.seed(),
-                for_contact: i.for_contact,
-                failed: i.failed,
+            .map(|i| InviteV5 {
+                base: InviteV3 {
+                    secret: i.secret.to_bytes().to_vec(),
+                    inbox: *i.inbox.seed(),
+                    for_contact: i.for_contact,
+                    failed: i.failed,
+                },
+                id: i.id.0,
+                for_name: i.for_name.clone(),
             })
             .collect()
     }
@@ -493,7 +589,7 @@ impl Engine {
                 legacy = Some(bytes);
             } else if let Some(key) = ChunkKey::parse(name) {
                 let (&version, body) = bytes.split_first().ok_or(SnapshotError::Corrupt)?;
-                if version != CHUNK_VERSION && version != CHUNK_V1 {
+                if !(CHUNK_V1..=CHUNK_VERSION).contains(&version) {
                     return Err(SnapshotError::UnsupportedVersion);
                 }
                 let messages: Vec<Message> =
@@ -521,24 +617,20 @@ impl Engine {
         let mut log = |id: ContactId, messages: u32| {
             Log::from_chunks(messages as usize, chunks.remove(&id).unwrap_or_default())
         };
-        let p: ProfileV4 = match version {
-            PROFILE_VERSION => postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?,
-            PROFILE_V3 => {
-                let p: ProfileV3 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
-                p.into()
-            }
-            PROFILE_V2 => {
-                let p: ProfileV2 = postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
-                ProfileV3::from(p).into()
-            }
+        let p: ProfileV5 = match version {
+            PROFILE_VERSION => decode(body)?,
+            PROFILE_V4 => decode::<ProfileV4>(body)?.into(),
+            PROFILE_V3 => ProfileV4::from(decode::<ProfileV3>(body)?).into(),
+            PROFILE_V2 => ProfileV4::from(ProfileV3::from(decode::<ProfileV2>(body)?)).into(),
             v if v > PROFILE_VERSION => return Err(SnapshotError::UnsupportedVersion),
             _ => return Err(SnapshotError::Corrupt),
         };
         let mut contacts = Vec::new();
-        for c in &p.contacts {
+        for ContactV5 { base: c, their_name } in &p.contacts {
             contacts.push(StoredContact {
                 id: c.id,
                 name: &c.name,
+                their_name,
                 session: &c.session,
                 inbox: &c.inbox,
                 outbox: c.outbox,
@@ -579,6 +671,7 @@ impl Engine {
                 StoredContact {
                     id: c.id,
                     name: &c.name,
+                    their_name: &c.name,
                     session: &c.session,
                     inbox: &c.inbox,
                     outbox: c.outbox,
@@ -593,7 +686,7 @@ impl Engine {
                 }
             })
             .collect();
-        let invites = s.invites.iter().map(StoredInvite::from).collect();
+        let invites = s.invites.iter().zip(1..).map(|(i, id)| StoredInvite::v1(i, id)).collect();
         Self::assemble(&s.identity, &s.name, contacts, invites, &s.unconfirmed, counters(&s))
     }
 
@@ -616,6 +709,7 @@ impl Engine {
                 Contact {
                     id: c.id,
                     name: c.name.to_owned(),
+                    their_name: c.their_name.to_owned(),
                     session,
                     inbox: Mailbox::from_seed(c.inbox),
                     outbox: MailboxId(c.outbox),
@@ -638,16 +732,20 @@ impl Engine {
         let mut invites = Vec::new();
         for i in stored_invites {
             let secret = InviteSecret::from_bytes(i.secret).map_err(|_| SnapshotError::Corrupt)?;
-            let mut invite = PendingInvite::new(secret, Mailbox::from_seed(i.inbox), i.for_contact);
+            let id = InviteId(i.id);
+            let mut invite = PendingInvite::new(id, secret, Mailbox::from_seed(i.inbox), i.for_contact);
             invite.failed = i.failed;
+            invite.for_name = i.for_name.map(str::to_owned);
             invites.push(invite);
         }
+        let next_invite = invites.iter().map(|i| i.id.0).max().unwrap_or(0).wrapping_add(1).max(1);
         Ok(Self {
             identity,
             name: name.to_owned(),
             contacts,
             invites,
             next_contact,
+            next_invite,
             link: Link::Down,
             unconfirmed: unconfirmed.iter().cloned().collect::<VecDeque<_>>(),
             next_request,
@@ -679,7 +777,7 @@ macro_rules! counters_of {
     )*};
 }
 
-counters_of!(ProfileV4, ProfileV3, ProfileV2, SnapshotV1);
+counters_of!(ProfileV5, ProfileV3, ProfileV2, SnapshotV1);
 
 fn counters(p: impl Into<Counters>) -> Counters {
     p.into()

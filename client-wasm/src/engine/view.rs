@@ -3,15 +3,19 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Chunk, ContactId, Engine, Message};
+use super::{Chunk, ContactId, Engine, InviteId, Message, same_name};
 
 /// One conversation as shown. `Debug` prints no name or message.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactView {
     /// Handle.
     pub id: ContactId,
-    /// Display name.
+    /// The name this profile gave them (shown in the list and the header).
     pub name: String,
+    /// The name they call themselves, when it differs from `name` (shown beside it).
+    pub calls_themselves: Option<String>,
+    /// Another contact is shown under the same name (case and surrounding space ignored).
+    pub same_name_as_other: bool,
     /// The conversation, oldest first, in the engine's chunks: shared, not copied, so building
     /// a view costs one pointer per chunk, and a view compares equal chunk by chunk.
     pub chunks: Vec<Chunk>,
@@ -59,6 +63,26 @@ impl std::fmt::Debug for ContactView {
     }
 }
 
+/// An invite this profile made that nobody has answered yet. `Debug` prints no name.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteView {
+    /// Handle (for [`Engine::revoke_invite`]).
+    pub id: InviteId,
+    /// Who it is for: the "Invite for" name, or the contact a re-invite is for.
+    pub for_name: Option<String>,
+    /// Expiry, unix seconds. Answers are still taken for a grace period after it.
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for InviteView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InviteView")
+            .field("id", &self.id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The whole profile as shown. `Debug` prints no name or message.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileView {
@@ -66,6 +90,9 @@ pub struct ProfileView {
     pub name: String,
     /// Conversations, most recent activity first.
     pub contacts: Vec<ContactView>,
+    /// Invites nobody has answered yet, oldest first (expired ones included until the engine
+    /// drops them: the view filters by the time it shows them at).
+    pub invites: Vec<InviteView>,
     /// Deposits waiting for the relay.
     pub outbox: u32,
     /// Blobs that failed to decrypt (tampered, replayed or foreign), ever.
@@ -76,6 +103,7 @@ impl std::fmt::Debug for ProfileView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProfileView")
             .field("contacts", &self.contacts)
+            .field("invites", &self.invites)
             .field("outbox", &self.outbox)
             .field("undecryptable", &self.undecryptable)
             .finish_non_exhaustive()
@@ -83,6 +111,18 @@ impl std::fmt::Debug for ProfileView {
 }
 
 impl Engine {
+    /// Invites nobody has answered yet, oldest first.
+    pub fn pending_invites(&self) -> impl Iterator<Item = InviteView> + '_ {
+        self.invites.iter().map(|i| InviteView {
+            id: i.id,
+            for_name: i
+                .for_name
+                .clone()
+                .or_else(|| i.for_contact.and_then(|c| self.contacts.get(&c)).map(|c| c.name.clone())),
+            expires_at: i.secret.expires_at(),
+        })
+    }
+
     /// The view of everything.
     pub fn view(&self) -> ProfileView {
         let mut contacts: Vec<ContactView> = self
@@ -90,6 +130,10 @@ impl Engine {
             .map(|c| ContactView {
                 id: c.id,
                 name: c.name.clone(),
+                calls_themselves: c.calls_themselves().map(str::to_owned),
+                same_name_as_other: self
+                    .contacts()
+                    .any(|other| other.id != c.id && same_name(&other.name, &c.name)),
                 chunks: c.messages.chunks().to_vec(),
                 unread: c.unread,
                 verified: c.verified,
@@ -106,6 +150,7 @@ impl Engine {
         ProfileView {
             name: self.name.clone(),
             contacts,
+            invites: self.pending_invites().collect(),
             outbox: u32::try_from(self.unconfirmed()).unwrap_or(u32::MAX),
             undecryptable: self.undecryptable,
         }

@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use client_wasm::browser::{self, NamedRecords, RelaySocket, SocketEvent, StorageError, Vault};
-use client_wasm::engine::{Engine, EngineError, Event, LEGACY_RECORD, PROFILE_RECORD};
+use client_wasm::engine::{Engine, EngineError, Event, InviteConflict, LEGACY_RECORD, PROFILE_RECORD};
 use client_wasm::lock::{self, LockError, LockKey};
 use doorless_frames::Frame;
 use futures_channel::mpsc;
@@ -180,12 +180,28 @@ impl Owner {
                 Reply::Done
             }
             Command::Unlock { passphrase } => self.unlock(passphrase.as_str()),
-            Command::NewInvite { for_contact } => {
-                self.with_engine(|e| e.create_invite(for_contact, now, &mut rng).map(Reply::InviteMade))
+            Command::NewInvite { for_contact, for_name } => self.with_engine(|e| {
+                match for_name.as_deref().filter(|n| !n.trim().is_empty()) {
+                    Some(name) if for_contact.is_none() => e.create_invite_for(name, now, &mut rng),
+                    _ => e.create_invite(for_contact, now, &mut rng),
+                }
+                .map(Reply::InviteMade)
+            }),
+            Command::RevokeInvite { invite } => {
+                self.with_engine(|e| e.revoke_invite(invite).map(|()| Reply::Done))
             }
-            Command::AcceptInvite { fragment } => {
-                self.with_engine(|e| e.accept_invite(&fragment, now, &mut rng).map(Reply::Open))
-            }
+            Command::AcceptInvite { fragment, name } => self.with_engine(|e| {
+                let name = name.as_deref().filter(|n| !n.trim().is_empty());
+                match e.accept_invite_as(&fragment, name, None, now, &mut rng) {
+                    // The same identity keys: the same person. Their conversation goes on (history,
+                    // verification and the name given to them stay); no second contact is made.
+                    Err(EngineError::InviteConflict(known @ InviteConflict::KnownContact(_))) => {
+                        e.accept_invite_as(&fragment, None, Some(known), now, &mut rng)
+                    }
+                    other => other,
+                }
+                .map(Reply::Open)
+            }),
             Command::Send { contact, text } => {
                 match self.with_engine(|e| e.send_text(contact, &text, now, &mut rng).map(|_| Reply::Done)) {
                     // Refused: nothing was queued, so the text goes back to the composer.
@@ -205,6 +221,9 @@ impl Owner {
             }
             Command::SetName { name } => {
                 self.with_engine(|e| e.set_name(&name, now, &mut rng).map(|_| Reply::Done))
+            }
+            Command::RenameContact { contact, name } => {
+                self.with_engine(|e| e.rename_contact(contact, &name).map(|()| Reply::Done))
             }
             Command::DeleteConversation { contact } => {
                 self.with_engine(|e| e.delete_conversation(contact).map(|()| Reply::Done))
@@ -539,7 +558,9 @@ pub fn describe(err: &EngineError) -> String {
         EngineError::Session(_) => "The message could not be encrypted.".into(),
         EngineError::Content(_) => "The message is too long.".into(),
         EngineError::UnknownContact => "That conversation no longer exists.".into(),
-        EngineError::Barred => "You blocked this contact. Unblock them in the conversation menu to send.".into(),
+        EngineError::Barred => {
+            "You blocked this contact. Unblock them in the conversation menu to send.".into()
+        }
         EngineError::EmptyMessage => "Type a message first.".into(),
         EngineError::InvalidName => "A name needs 1 to 64 characters.".into(),
         EngineError::SafetyNumberChanged => {
@@ -548,13 +569,16 @@ pub fn describe(err: &EngineError) -> String {
         EngineError::SafetyNumberMismatch => {
             "The safety number changed while it was shown. Compare the new one.".into()
         }
-        EngineError::InviteConflict(client_wasm::engine::InviteConflict::KnownContact(_)) => {
-            "This invite is from someone already in your conversations. Open that conversation instead.".into()
-        }
-        EngineError::InviteConflict(client_wasm::engine::InviteConflict::NameOfVerifiedContact(_)) => {
-            "This invite uses the name of a contact you verified, but it is someone else's key. It was not accepted."
+        EngineError::InviteConflict(InviteConflict::KnownContact(_)) => {
+            "This invite is from someone already in your conversations. Open that conversation instead."
                 .into()
         }
+        EngineError::InviteConflict(InviteConflict::NameOfVerifiedContact(_)) => {
+            "You already have a verified contact with this name, and this invite is from someone else. \
+             It was not accepted: give them another name to accept it."
+                .into()
+        }
+        EngineError::UnknownInvite => "That invite was already answered, revoked or expired.".into(),
         EngineError::InvalidRelayUrl => "The relay address is not a ws:// or wss:// address.".into(),
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use client_wasm::engine::{ContactId, InviteLink, ProfileView};
+use client_wasm::engine::{ContactId, InviteId, InviteLink, ProfileView};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -37,10 +37,12 @@ pub enum Command {
     Start { name: String },
     /// Open a passphrase-locked profile.
     Unlock { passphrase: Passphrase },
-    /// Make an invite (for an existing conversation: re-establish it).
-    NewInvite { for_contact: Option<ContactId> },
-    /// Accept the invite in a URL fragment.
-    AcceptInvite { fragment: String },
+    /// Make an invite (for an existing conversation: re-establish it; or "Invite for" a name).
+    NewInvite { for_contact: Option<ContactId>, for_name: Option<String> },
+    /// Revoke a pending invite.
+    RevokeInvite { invite: InviteId },
+    /// Accept the invite in a URL fragment, naming the inviter `name` (None: the invite's name).
+    AcceptInvite { fragment: String, name: Option<String> },
     /// Send a text.
     Send { contact: ContactId, text: String },
     /// The conversation was seen.
@@ -51,6 +53,8 @@ pub enum Command {
     AcceptSafetyNumberChange { contact: ContactId },
     /// Change the display name.
     SetName { name: String },
+    /// Give a contact another local name.
+    RenameContact { contact: ContactId, name: String },
     /// Delete a conversation on this side (history, keys, mailboxes).
     DeleteConversation { contact: ContactId },
     /// Delete a conversation's history on this side.
@@ -80,7 +84,10 @@ impl fmt::Debug for Command {
         match self {
             Command::Start { .. } => f.write_str("Start"),
             Command::Unlock { .. } => f.write_str("Unlock"),
-            Command::NewInvite { for_contact } => write!(f, "NewInvite {{ for_contact: {for_contact:?} }}"),
+            Command::NewInvite { for_contact, .. } => {
+                write!(f, "NewInvite {{ for_contact: {for_contact:?} }}")
+            }
+            Command::RevokeInvite { invite } => write!(f, "RevokeInvite {{ invite: {invite:?} }}"),
             Command::AcceptInvite { .. } => f.write_str("AcceptInvite"),
             Command::Send { contact, .. } => write!(f, "Send {{ contact: {contact:?} }}"),
             Command::MarkRead { contact } => write!(f, "MarkRead {{ contact: {contact:?} }}"),
@@ -89,6 +96,7 @@ impl fmt::Debug for Command {
                 write!(f, "AcceptSafetyNumberChange {{ contact: {contact:?} }}")
             }
             Command::SetName { .. } => f.write_str("SetName"),
+            Command::RenameContact { contact, .. } => write!(f, "RenameContact {{ contact: {contact:?} }}"),
             Command::DeleteConversation { contact } => {
                 write!(f, "DeleteConversation {{ contact: {contact:?} }}")
             }

@@ -1,4 +1,5 @@
 use client_wasm::core::{Invite, InviteError};
+use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::use_ctx;
@@ -10,10 +11,17 @@ pub struct Props {
     pub fragment: String,
 }
 
-/// Shows who invites, and "Accept invite"; or why the invite cannot be used.
+/// Shows who invites, and "Accept invite" with the name to give them (the invite's name, which
+/// the person may change); or why the invite cannot be used.
 #[component]
 pub fn AcceptInvite(props: &Props) -> Html {
     let ctx = use_ctx();
+    // The name to give the inviter; None until edited (the invite's own name is the default).
+    let name = use_state(|| None::<String>);
+    {
+        let name = name.clone();
+        use_effect_with(props.fragment.clone(), move |_| name.set(None));
+    }
     let dismiss = {
         let state = ctx.state.clone();
         Callback::from(move |_| {
@@ -23,23 +31,36 @@ pub fn AcceptInvite(props: &Props) -> Html {
     };
     match Invite::from_fragment(&props.fragment, client_wasm::browser::now()) {
         Ok(invite) => {
-            let onclick = {
+            let shown = name.as_deref().unwrap_or(invite.inviter_name()).to_owned();
+            let onsubmit = {
                 let client = ctx.client.clone();
                 let fragment = props.fragment.clone();
-                Callback::from(move |_| {
+                let name = (*name).clone();
+                Callback::from(move |e: SubmitEvent| {
+                    e.prevent_default();
                     client::clear_fragment();
-                    client.command(Command::AcceptInvite { fragment: fragment.clone() });
+                    client.command(Command::AcceptInvite { fragment: fragment.clone(), name: name.clone() });
+                })
+            };
+            let oninput = {
+                let name = name.clone();
+                Callback::from(move |e: InputEvent| {
+                    name.set(Some(e.target_unchecked_into::<HtmlInputElement>().value()))
                 })
             };
             html! {
                 <section class="chat">
-                    <div class="panel invite">
+                    <form class="panel invite" {onsubmit}>
                         <h2>{ format!("{} invites you to talk", invite.inviter_name()) }</h2>
                         <p class="muted">{ "Accepting sets up an end-to-end encrypted conversation. \
                             Compare safety numbers afterwards to be sure it is really them." }</p>
-                        <button {onclick}>{ "Accept invite" }</button>
-                        <button class="secondary" onclick={dismiss}>{ "Not now" }</button>
-                    </div>
+                        <label>{ "Name in your conversations" }
+                            <input type="text" value={shown.clone()} {oninput} maxlength="64" required=true />
+                        </label>
+                        <span class="muted">{ "Only you see this name. The name they chose is shown beside it if it differs." }</span>
+                        <button type="submit" disabled={shown.trim().is_empty()}>{ "Accept invite" }</button>
+                        <button type="button" class="secondary" onclick={dismiss}>{ "Not now" }</button>
+                    </form>
                 </section>
             }
         }

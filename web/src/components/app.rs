@@ -5,7 +5,7 @@ use super::accept::AcceptInvite;
 use super::chat::Chat;
 use super::conversations::Conversations;
 use super::invite::InvitePanel;
-use super::menu::ConfirmDialog;
+use super::menu::{ConfirmDialog, RenameDialog};
 use super::onboarding::{Onboarding, Unlock};
 use super::safety::SafetyDialog;
 use super::settings::SettingsDialog;
@@ -180,6 +180,7 @@ fn Shell() -> Html {
                 Some(Dialog::Safety(contact)) => html! { <SafetyDialog {contact} /> },
                 Some(Dialog::Settings) => html! { <SettingsDialog /> },
                 Some(Dialog::Confirm(confirm, contact)) => html! { <ConfirmDialog {confirm} {contact} /> },
+                Some(Dialog::Rename(contact)) => html! { <RenameDialog {contact} /> },
                 None => html! {},
             } }
         </div>

@@ -297,8 +297,11 @@ pub fn Chat(props: &Props) -> Html {
         <section class="chat" aria-label={format!("Conversation with {}", contact.name)}>
             <div class="chat-head">
                 <button class="secondary back" onclick={back} aria-label="Back to conversations">{ "‹" }</button>
-                <h2>{ contact.name.clone() }</h2>
-                if contact.verified { <span class="verified">{ "Verified" }</span> }
+                <div class="who">
+                    <h2>{ contact.name.clone() }</h2>
+                    <Marks calls_themselves={contact.calls_themselves.clone().map(AttrValue::from)}
+                        verified={contact.verified} same_name={contact.same_name_as_other} />
+                </div>
                 <button class="secondary" onclick={open_safety}>{ "Safety number" }</button>
                 <ConversationMenu contact={id} barred={contact.barred} />
             </div>
@@ -344,7 +347,8 @@ pub fn Chat(props: &Props) -> Html {
 }
 
 /// After this long without a word from the inviter, although the relay has our answer, the invite
-/// was most likely answered by someone else first (an invite works once).
+/// was most likely answered by someone else first (an invite works once), or revoked. (Nothing
+/// tells the joiner which: a revoked invite's mailbox is simply never read again.)
 const PROBABLY_USED_AFTER_SECS: u64 = 10 * 60;
 
 /// What a conversation that waits for the inviter's first message says.
@@ -354,7 +358,8 @@ fn waiting_text(name: &str, since: u64, stored: bool, now: u64) -> String {
         format!(
             "Waiting for {name} to confirm. Nothing has come from {name} in the {} minutes since you \
              accepted the invite, although the relay has your answer: the invite was probably already \
-             used by someone else. Ask {name} for a new one, through a channel you trust.",
+             used by someone else, or {name} revoked it. Ask {name} for a new one, through a channel \
+             you trust.",
             waited / 60
         )
     } else {
@@ -451,6 +456,9 @@ fn Entry(props: &EntryProps) -> Html {
         MessageKind::SafetyNumberChanged => html! {
             <div class="system">{ format!("{}'s safety number changed. Compare it again to be sure it is really them.", props.name) }</div>
         },
+        MessageKind::Renamed => html! {
+            <div class="system info">{ format!("{} now calls themselves {}", props.name, m.text) }</div>
+        },
         MessageKind::Lost { count } => html! {
             <div class="system">{ match count {
                 1 => "1 message could not be received.".to_owned(),
@@ -482,4 +490,40 @@ fn Entry(props: &EntryProps) -> Html {
         }
     };
     html! { <>{ for separator }{ for marker }{ entry }</> }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct MarksProps {
+    /// The name they call themselves, when it differs from the name given to them.
+    pub calls_themselves: Option<AttrValue>,
+    /// Safety number compared.
+    pub verified: bool,
+    /// Another contact has the same name.
+    pub same_name: bool,
+    /// In the conversation list: say nothing about an unverified contact (the header does).
+    #[prop_or_default]
+    pub in_list: bool,
+}
+
+/// What sets a contact apart from a look-alike, as text (so screen readers say it too): the name
+/// they call themselves if it differs from the name given to them, "Verified" (or, in the header,
+/// "Not verified"), and "Same name as another contact".
+#[component]
+pub fn Marks(props: &MarksProps) -> Html {
+    let c = props;
+    html! {
+        <span class="marks">
+            if let Some(theirs) = &c.calls_themselves {
+                <span class="muted calls">{ format!("calls themselves {theirs}") }</span>
+            }
+            if c.verified {
+                <span class="verified">{ "Verified" }</span>
+            } else if !props.in_list {
+                <span class="unverified">{ "Not verified" }</span>
+            }
+            if c.same_name {
+                <span class="same-name">{ "Same name as another contact" }</span>
+            }
+        </span>
+    }
 }

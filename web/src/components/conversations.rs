@@ -1,6 +1,7 @@
 use client_wasm::engine::MessageKind;
 use yew::prelude::*;
 
+use super::chat::Marks;
 use super::{shown_unread, time, use_ctx, use_visible};
 use crate::state::Action;
 
@@ -34,6 +35,10 @@ pub fn Conversations() -> Html {
                                     if c.barred { <span class="muted">{ "Blocked" }</span> }
                                     <span class="muted when">{ when }</span>
                                 </span>
+                                if c.verified || c.same_name_as_other || c.calls_themselves.is_some() {
+                                    <Marks calls_themselves={c.calls_themselves.clone().map(AttrValue::from)}
+                                        verified={c.verified} same_name={c.same_name_as_other} in_list=true />
+                                }
                                 <span class="row">
                                     <span class="muted preview">{ preview }</span>
                                     if unread > 0 {

@@ -1,9 +1,9 @@
-//! The conversation menu ("Conversation menu": "Delete conversation", "Block", "Clear history")
-//! and the dialog that confirms what cannot be undone.
+//! The conversation menu ("Conversation menu": "Rename", "Clear history", "Block", "Delete
+//! conversation"), the dialog that confirms what cannot be undone, and the one that renames.
 
 use client_wasm::engine::ContactId;
 use wasm_bindgen::JsCast;
-use web_sys::HtmlElement;
+use web_sys::{HtmlElement, HtmlInputElement};
 use yew::prelude::*;
 
 use super::modal::Modal;
@@ -39,7 +39,7 @@ pub fn ConversationMenu(props: &MenuProps) -> Html {
         let open = open.clone();
         Callback::from(move |_| open.set(!*open))
     };
-    let choose = |confirm: Option<Confirm>, command: Option<Command>| {
+    let choose = |dialog: Option<Dialog>, command: Option<Command>| {
         let (open, state, client, button) =
             (open.clone(), ctx.state.clone(), ctx.client.clone(), button.clone());
         Callback::from(move |_| {
@@ -47,8 +47,8 @@ pub fn ConversationMenu(props: &MenuProps) -> Html {
             if let Some(el) = button.cast::<HtmlElement>() {
                 let _ = el.focus();
             }
-            if let Some(confirm) = confirm {
-                state.dispatch(Action::Dialog(Some(Dialog::Confirm(confirm, id))));
+            if dialog.is_some() {
+                state.dispatch(Action::Dialog(dialog));
             }
             if let Some(command) = command.clone() {
                 client.command(command);
@@ -79,7 +79,7 @@ pub fn ConversationMenu(props: &MenuProps) -> Html {
     let block = if props.barred {
         html! { <li role="none"><button role="menuitem" tabindex="-1" onclick={choose(None, Some(Command::SetBarred { contact: id, barred: false }))}>{ "Unblock" }</button></li> }
     } else {
-        html! { <li role="none"><button role="menuitem" tabindex="-1" onclick={choose(Some(Confirm::Block), None)}>{ "Block" }</button></li> }
+        html! { <li role="none"><button role="menuitem" tabindex="-1" onclick={choose(Some(Dialog::Confirm(Confirm::Block, id)), None)}>{ "Block" }</button></li> }
     };
     html! {
         <div class="menu-wrap">
@@ -87,9 +87,10 @@ pub fn ConversationMenu(props: &MenuProps) -> Html {
                 aria-controls="conversation-menu" onclick={toggle}>{ "Conversation menu" }</button>
             if *open {
                 <ul class="menu panel" role="menu" id="conversation-menu" aria-label="Conversation menu" ref={menu.clone()} {onkeydown}>
-                    <li role="none"><button role="menuitem" tabindex="-1" onclick={choose(Some(Confirm::ClearHistory), None)}>{ "Clear history" }</button></li>
+                    <li role="none"><button role="menuitem" tabindex="-1" onclick={choose(Some(Dialog::Rename(id)), None)}>{ "Rename" }</button></li>
+                    <li role="none"><button role="menuitem" tabindex="-1" onclick={choose(Some(Dialog::Confirm(Confirm::ClearHistory, id)), None)}>{ "Clear history" }</button></li>
                     { block }
-                    <li role="none"><button role="menuitem" tabindex="-1" class="danger-text" onclick={choose(Some(Confirm::Delete), None)}>{ "Delete conversation" }</button></li>
+                    <li role="none"><button role="menuitem" tabindex="-1" class="danger-text" onclick={choose(Some(Dialog::Confirm(Confirm::Delete, id)), None)}>{ "Delete conversation" }</button></li>
                 </ul>
             }
         </div>
@@ -178,6 +179,55 @@ pub fn ConfirmDialog(props: &ConfirmProps) -> Html {
                 <button class="secondary" onclick={close.reform(|_| ())} autofocus=true>{ "Cancel" }</button>
                 <button class="danger" onclick={confirm}>{ action }</button>
             </div>
+        </Modal>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct RenameProps {
+    pub contact: ContactId,
+}
+
+/// "Rename NAME": the name shown for a contact on this side (they are not told).
+#[component]
+pub fn RenameDialog(props: &RenameProps) -> Html {
+    let ctx = use_ctx();
+    let current =
+        ctx.state.shared.view.contacts.iter().find(|c| c.id == props.contact).map(|c| c.name.clone());
+    let name = use_state(|| current.clone().unwrap_or_default());
+    let Some(current) = current else {
+        return html! {};
+    };
+    let id = props.contact;
+    let close = {
+        let state = ctx.state.clone();
+        Callback::from(move |()| state.dispatch(Action::Dialog(None)))
+    };
+    let oninput = {
+        let name = name.clone();
+        Callback::from(move |e: InputEvent| name.set(e.target_unchecked_into::<HtmlInputElement>().value()))
+    };
+    let onsubmit = {
+        let (state, client, name) = (ctx.state.clone(), ctx.client.clone(), name.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            client.command(Command::RenameContact { contact: id, name: name.trim().to_owned() });
+            state.dispatch(Action::Dialog(None));
+        })
+    };
+    html! {
+        <Modal labelled_by="rename-title" on_close={close.clone()}>
+            <form {onsubmit}>
+                <h2 id="rename-title">{ format!("Rename {current}") }</h2>
+                <label>{ "Name" }
+                    <input type="text" value={(*name).clone()} {oninput} maxlength="64" required=true autofocus=true />
+                </label>
+                <p class="muted">{ "Only you see this name; they are not told. The name they chose stays beside it if it differs." }</p>
+                <div class="dialog-actions">
+                    <button type="button" class="secondary" onclick={close.reform(|_| ())}>{ "Cancel" }</button>
+                    <button type="submit" disabled={name.trim().is_empty()}>{ "Rename" }</button>
+                </div>
+            </form>
         </Modal>
     }
 }
