@@ -58,6 +58,9 @@ pub struct Owner {
     jobs: mpsc::UnboundedSender<Job>,
     /// What the person did is saved and not yet shown: the worker shows it once the save is over.
     publish_after_save: Cell<bool>,
+    /// A save that holds something the person did is running: until it is over, nothing is shown
+    /// early (a message arriving meanwhile would otherwise show the unsaved change with it).
+    person_change_saving: Cell<bool>,
     /// Commands that arrived while storage was still being read.
     waiting: RefCell<Vec<(u32, Command)>>,
     /// This tab's id.
@@ -83,6 +86,7 @@ impl Owner {
             backoff: Cell::new(BACKOFF_MS.0),
             jobs,
             publish_after_save: Cell::new(false),
+            person_change_saving: Cell::new(false),
             waiting: RefCell::new(Vec::new()),
             tab,
             report,
@@ -338,7 +342,8 @@ impl Owner {
             Some(engine) => engine.take_frames(),
             None => return,
         };
-        if views_first {
+        // Views go first only when they hold nothing the person did that is not saved yet.
+        if views_first && !self.publish_after_save.get() && !self.person_change_saving.get() {
             self.publish();
         } else {
             self.publish_after_save.set(true);
@@ -372,11 +377,13 @@ impl Owner {
             // What the person did up to here is in this save; changes made while it runs set the
             // flag again and are shown after their own save.
             let show = owner.publish_after_save.take();
+            owner.person_change_saving.set(show);
             let vault = owner.vault.borrow().clone();
             let saved = match (records, vault) {
                 (Some((records, deleted)), Some(vault)) => vault.save(records, &deleted).await,
                 _ => Ok(()),
             };
+            owner.person_change_saving.set(false);
             if saved == Err(StorageError::Conflict) {
                 // Another writer got there first: this tab's engine is behind what is stored, and
                 // going on would fork the ratchet. Nothing it produced is sent.
