@@ -5,9 +5,10 @@ use std::sync::OnceLock;
 
 use client_wasm::core::content::Payload;
 use client_wasm::core::{
-    Header, Identity, IdentityPublic, Invite, InviteSecret, Session, accept_invite, create_invite,
+    Header, Identity, IdentityPublic, Invite, InviteSecret, Session, ShortLink, accept_invite, create_invite,
     envelope_kind,
 };
+use doorless_frames::RelayOrigin;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -48,6 +49,25 @@ pub fn invite(data: &[u8]) {
         let _ = Invite::from_fragment(s, NOW);
     }
     let _ = Invite::from_bytes(data, NOW);
+}
+
+/// The short link of the fixture's invite, on `https://relay.example`.
+pub fn short_link() -> ShortLink {
+    let relay = RelayOrigin::parse("https://relay.example").unwrap();
+    ShortLink::for_invite(&fixture().invite, relay)
+}
+
+/// Target `short_invite`: a short link fragment (UTF-8 or not), and a sealed invite bundle as a relay
+/// might return it for the fixture's short link.
+pub fn short_invite(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Ok(link) = ShortLink::parse(s)
+    {
+        assert_eq!(ShortLink::parse(&link.to_fragment()).ok(), Some(link));
+    }
+    if let Ok(invite) = short_link().open(data, NOW) {
+        assert_eq!(invite, fixture().invite, "a bundle opened to another invite than the link's");
+    }
 }
 
 /// Target `envelope`: routing, then decryption by a live session or an invite secret.
@@ -166,8 +186,9 @@ pub fn stored_records(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the fuzz target and corpus directory names).
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("invite", invite),
+    ("short_invite", short_invite),
     ("envelope", envelope),
     ("header", header),
     ("session_state", session_state),
