@@ -24,6 +24,8 @@ pub const INFO_MESSAGE_KEYS: &[u8] = b"Doorless-v1 message keys";
 pub const INFO_MESSAGE_KEYS_V2: &[u8] = b"Doorless-v2 message keys";
 /// HKDF info that derives a short invite link's bundle id and bundle key from its link key.
 pub const INFO_SHORT_INVITE: &[u8] = b"Doorless-v2 short invite";
+/// HKDF info that derives an attachment's payload key and STREAM nonce prefix.
+pub const INFO_ATTACHMENT: &[u8] = b"Doorless-v2 attachment";
 /// The 32 bytes of `0xFF` prepended to the PQXDH key material (X3DH/PQXDH section 2.2 `F`).
 pub const PQXDH_F: [u8; 32] = [0xFF; 32];
 /// HMAC input that derives a message key from a chain key.
@@ -109,6 +111,17 @@ pub fn short_invite_keys(link_key: &[u8; 32]) -> ([u8; 16], Secret32) {
     let mut key = Zeroizing::new([0u8; 32]);
     key.copy_from_slice(&okm[16..]);
     (id, key)
+}
+
+/// An attachment's payload key and STREAM nonce prefix: `HKDF-SHA256(salt = nonce, ikm = K,
+/// info = INFO_ATTACHMENT)`, 39 bytes split 32 + 7.
+pub fn attachment_keys(key: &[u8; 32], nonce: &[u8; 16]) -> (Secret32, [u8; 7]) {
+    let okm = hkdf_expand::<39>(nonce, key, &[INFO_ATTACHMENT]);
+    let mut payload_key = Zeroizing::new([0u8; 32]);
+    payload_key.copy_from_slice(&okm[..32]);
+    let mut prefix = [0u8; 7];
+    prefix.copy_from_slice(&okm[32..]);
+    (payload_key, prefix)
 }
 
 /// `KDF_RK_HE(rk, dh_out)`: `HKDF-SHA256(salt = rk, ikm = dh_out, info = INFO_ROOT)`, 96 bytes split into

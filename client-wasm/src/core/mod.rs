@@ -33,6 +33,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod aead;
+pub mod attachment;
 mod codec;
 pub mod content;
 mod envelope;
