@@ -47,6 +47,13 @@ fn sealed_short_invite() -> Vec<u8> {
     fuzz_targets::short_link().seal(&fuzz_targets::fixture().invite, &mut rng).unwrap()
 }
 
+/// Segment 0 of the 65,537-byte file the `attachment` target opens, sealed under its secret.
+fn sealed_attachment_segment() -> Vec<u8> {
+    use client_wasm::core::attachment::{AttachmentSecret, Layout, SegmentCipher};
+    let secret = AttachmentSecret::from_parts([0x41; 32], [0x42; 16]);
+    SegmentCipher::new(&secret, Layout::new(65_537).unwrap()).seal_segment(0, &[7; 65_537]).unwrap()
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let f = fuzz_targets::fixture();
     let (legacy_profile, current_profile) = stored_profiles();
@@ -65,6 +72,9 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         ("short_invite", "sealed", sealed_short_invite()),
         ("short_invite", "empty", Vec::new()),
+        ("attachment", "segment", sealed_attachment_segment()),
+        ("attachment", "layout-small", [&10u64.to_be_bytes()[..], &65_536u64.to_be_bytes()].concat()),
+        ("attachment", "empty", Vec::new()),
         ("envelope", "message", f.message.clone()),
         ("envelope", "initial", f.initial_message.clone()),
         ("envelope", "zeros", {
@@ -151,6 +161,12 @@ fn seed_inputs_decode_successfully() {
     assert!(f.alice_session.clone().decrypt(&f.message).is_ok());
     assert_eq!(fuzz_targets::short_link().open(&sealed_short_invite(), fuzz_targets::NOW).unwrap(), f.invite);
     let fragment = fuzz_targets::short_link().to_fragment();
+    {
+        use client_wasm::core::attachment::{AttachmentSecret, Layout, SegmentCipher};
+        let secret = AttachmentSecret::from_parts([0x41; 32], [0x42; 16]);
+        let cipher = SegmentCipher::new(&secret, Layout::new(65_537).unwrap());
+        assert_eq!(cipher.open_segment(0, &sealed_attachment_segment()).unwrap(), vec![7; 65_537]);
+    }
     assert_eq!(client_wasm::core::ShortLink::parse(&fragment).unwrap(), fuzz_targets::short_link());
     assert!(f.invite_secret.clone().respond(&f.bob, &f.initial_message, fuzz_targets::NOW).is_ok());
     for (_, _, bytes) in seeds().into_iter().filter(|(t, _, _)| *t == "content") {

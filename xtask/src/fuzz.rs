@@ -272,6 +272,7 @@ artifact_prefix='/x/fuzz/artifacts/frame/'; Test unit written to /x/fuzz/artifac
         for expected in [
             "invite",
             "short_invite",
+            "attachment",
             "envelope",
             "header",
             "session_state",

@@ -70,6 +70,26 @@ pub fn short_invite(data: &[u8]) {
     }
 }
 
+/// Target `attachment`: a sealed segment as a relay might return it, opened as segment 0 of a
+/// 65,537-byte file (two chunks) and, with the first 16 bytes taken as a length and padded length,
+/// as the last segment of whatever layout they give.
+pub fn attachment(data: &[u8]) {
+    use client_wasm::core::attachment::{AttachmentSecret, Layout, SegmentCipher};
+    let secret = AttachmentSecret::from_parts([0x41; 32], [0x42; 16]);
+    let fixed = SegmentCipher::new(&secret, Layout::new(65_537).unwrap());
+    if let Ok(opened) = fixed.open_segment(0, data) {
+        assert_eq!(opened.len(), 65_537);
+    }
+    if let (Some(len), Some(padded)) = (data.get(..8), data.get(8..16)) {
+        let len = u64::from_be_bytes(len.try_into().unwrap());
+        let padded = u64::from_be_bytes(padded.try_into().unwrap());
+        if let Ok(layout) = Layout::with_padded(len, padded) {
+            let last = layout.segments() - 1;
+            let _ = SegmentCipher::new(&secret, layout).open_segment(last, &data[16..]);
+        }
+    }
+}
+
 /// Target `envelope`: routing, then decryption by a live session or an invite secret.
 pub fn envelope(data: &[u8]) {
     let f = fixture();
@@ -186,9 +206,10 @@ pub fn stored_records(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the fuzz target and corpus directory names).
-pub const TARGETS: [(&str, Target); 9] = [
+pub const TARGETS: [(&str, Target); 10] = [
     ("invite", invite),
     ("short_invite", short_invite),
+    ("attachment", attachment),
     ("envelope", envelope),
     ("header", header),
     ("session_state", session_state),
