@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use client_wasm::core::content::{Content, Payload};
 use client_wasm::core::{Header, MESSAGE_ENVELOPE_SIZES};
 use doorless_frames::{ErrorCode, Frame, MailboxId, MailboxProof};
+use rand_core::SeedableRng;
 
 fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
@@ -41,6 +42,18 @@ fn profile_fixture(fixture: &[u8]) -> Vec<u8> {
     fuzz_targets::encode_records(records.iter().map(|(n, b)| (n.as_str(), b.as_slice())))
 }
 
+fn sealed_short_invite() -> Vec<u8> {
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([0x5A; 32]);
+    fuzz_targets::short_link().seal(&fuzz_targets::fixture().invite, &mut rng).unwrap()
+}
+
+/// Segment 0 of the 65,537-byte file the `attachment` target opens, sealed under its secret.
+fn sealed_attachment_segment() -> Vec<u8> {
+    use client_wasm::core::attachment::{AttachmentSecret, Layout, SegmentCipher};
+    let secret = AttachmentSecret::from_parts([0x41; 32], [0x42; 16]);
+    SegmentCipher::new(&secret, Layout::new(65_537).unwrap()).seal_segment(0, &[7; 65_537]).unwrap()
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let f = fuzz_targets::fixture();
     let (legacy_profile, current_profile) = stored_profiles();
@@ -51,6 +64,17 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("invite", "fragment-truncated", fragment.as_bytes()[..fragment.len() / 2].to_vec()),
         ("invite", "binary", f.invite.to_bytes()),
         ("invite", "empty", Vec::new()),
+        ("short_invite", "fragment", fuzz_targets::short_link().to_fragment().into_bytes()),
+        (
+            "short_invite",
+            "fragment-loopback",
+            b"1/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/http://127.0.0.1:8080".to_vec(),
+        ),
+        ("short_invite", "sealed", sealed_short_invite()),
+        ("short_invite", "empty", Vec::new()),
+        ("attachment", "segment", sealed_attachment_segment()),
+        ("attachment", "layout-small", [&10u64.to_be_bytes()[..], &65_536u64.to_be_bytes()].concat()),
+        ("attachment", "empty", Vec::new()),
         ("envelope", "message", f.message.clone()),
         ("envelope", "initial", f.initial_message.clone()),
         ("envelope", "zeros", {
@@ -136,6 +160,15 @@ fn seed_inputs_decode_successfully() {
     let f = fuzz_targets::fixture();
     assert!(client_wasm::core::Invite::from_fragment(&f.invite.to_fragment(), fuzz_targets::NOW).is_ok());
     assert!(f.alice_session.clone().decrypt(&f.message).is_ok());
+    assert_eq!(fuzz_targets::short_link().open(&sealed_short_invite(), fuzz_targets::NOW).unwrap(), f.invite);
+    let fragment = fuzz_targets::short_link().to_fragment();
+    {
+        use client_wasm::core::attachment::{AttachmentSecret, Layout, SegmentCipher};
+        let secret = AttachmentSecret::from_parts([0x41; 32], [0x42; 16]);
+        let cipher = SegmentCipher::new(&secret, Layout::new(65_537).unwrap());
+        assert_eq!(cipher.open_segment(0, &sealed_attachment_segment()).unwrap(), vec![7; 65_537]);
+    }
+    assert_eq!(client_wasm::core::ShortLink::parse(&fragment).unwrap(), fuzz_targets::short_link());
     assert!(f.invite_secret.clone().respond(&f.bob, &f.initial_message, fuzz_targets::NOW).is_ok());
     for (_, _, bytes) in seeds().into_iter().filter(|(t, _, _)| *t == "content") {
         assert!(Payload::decode(&bytes).is_ok());

@@ -5,8 +5,9 @@
 use client_wasm::core::content::{Content, Payload};
 use client_wasm::core::{
     Identity, IdentityPublic, Invite, InviteSecret, MAX_SKIP, MESSAGE_ENVELOPE_SIZES, PADDING_BUCKETS,
-    Session, accept_invite, create_invite, envelope_kind, safety_number,
+    Session, ShortLink, accept_invite, create_invite, envelope_kind, safety_number,
 };
+use doorless_frames::RelayOrigin;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::{Value, json};
@@ -158,10 +159,37 @@ fn generate() -> String {
         "payloads": payloads(),
         "names": names(&bob),
         "tampered": tampered(&bob, &invite_secret, &initial, &sa, &sb),
+        "short_invite": short_invite(&invite),
     });
     let mut out = serde_json::to_string_pretty(&doc).unwrap();
     out.push('\n');
     out
+}
+
+/// The short link of the main scenario's invite (docs/protocol.md §3.1). The seal's nonce is the first
+/// draw of `ChaCha20Rng::from_seed([0x5A; 32])`.
+fn short_invite(invite: &Invite) -> Value {
+    let relay = RelayOrigin::parse("https://relay.example").unwrap();
+    let link = ShortLink::for_invite(invite, relay);
+    let sealed = link.seal(invite, &mut ChaCha20Rng::from_seed([0x5A; 32])).unwrap();
+    assert_eq!(link.open(&sealed, NOW + 60).unwrap(), *invite);
+    let (id, key) = client_wasm::core::kdf::short_invite_keys(&invite.hash());
+    assert_eq!(id, link.bundle_id());
+    let loopback = ShortLink::for_invite(invite, RelayOrigin::parse("ws://127.0.0.1:8080/ws").unwrap());
+    let mut flipped = sealed.clone();
+    flipped[100] ^= 0x01;
+    json!({
+        "relay": "https://relay.example",
+        "link_key": hex::encode(invite.hash()),
+        "fragment": link.to_fragment(),
+        "loopback_relay": "http://127.0.0.1:8080",
+        "loopback_fragment": loopback.to_fragment(),
+        "bundle_id": hex::encode(id),
+        "bundle_key": hex::encode(*key),
+        "seal_rng_seed": hex::encode([0x5A; 32]),
+        "sealed": hex::encode(&sealed),
+        "sealed_bit_flipped": {"input": hex::encode(&flipped), "error": format!("{:?}", link.open(&flipped, NOW + 60).unwrap_err())},
+    })
 }
 
 /// A recorder of one case: both parties start from the main scenario's final sessions, each with its own

@@ -271,6 +271,8 @@ artifact_prefix='/x/fuzz/artifacts/frame/'; Test unit written to /x/fuzz/artifac
         let names = targets(&root.join("fuzz")).unwrap();
         for expected in [
             "invite",
+            "short_invite",
+            "attachment",
             "envelope",
             "header",
             "session_state",

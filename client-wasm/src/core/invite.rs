@@ -30,6 +30,16 @@ pub const INVITE_RESPONSE_GRACE_SECS: u64 = 7 * 24 * 60 * 60;
 pub const INVITE_SECRET_LEN: usize = 1 + 32 + 64 + 32 + 8 + 32;
 
 const SIGNED_FIXED_LEN: usize = 1 + IDENTITY_PUBLIC_LEN + 32 + KEM_ENCAPSULATION_KEY_LEN + 32 + 8 + 1;
+/// Length of the longest invite encoding (a 64-byte name): 1,515 bytes.
+pub const MAX_INVITE_LEN: usize = SIGNED_FIXED_LEN + MAX_INVITER_NAME_LEN + 64;
+
+/// The length of the invite encoding that starts `bytes`, read from its name-length byte; `None` if
+/// `bytes` is too short to hold it or the name length is over the limit. Checks nothing else.
+pub(crate) fn encoded_len(bytes: &[u8]) -> Option<usize> {
+    let name_len = usize::from(*bytes.get(SIGNED_FIXED_LEN - 1)?);
+    let len = SIGNED_FIXED_LEN + name_len + 64;
+    (name_len <= MAX_INVITER_NAME_LEN && bytes.len() >= len).then_some(len)
+}
 
 /// Why an invite fragment was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

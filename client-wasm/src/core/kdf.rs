@@ -22,6 +22,10 @@ pub const INFO_MESSAGE_KEYS: &[u8] = b"Doorless-v1 message keys";
 /// HKDF info for expanding a message key and the envelope's header nonce into an AEAD key and nonce
 /// (followed by the 12-byte header nonce), version 2 envelopes.
 pub const INFO_MESSAGE_KEYS_V2: &[u8] = b"Doorless-v2 message keys";
+/// HKDF info that derives a short invite link's bundle id and bundle key from its link key.
+pub const INFO_SHORT_INVITE: &[u8] = b"Doorless-v2 short invite";
+/// HKDF info that derives an attachment's payload key and STREAM nonce prefix.
+pub const INFO_ATTACHMENT: &[u8] = b"Doorless-v2 attachment";
 /// The 32 bytes of `0xFF` prepended to the PQXDH key material (X3DH/PQXDH section 2.2 `F`).
 pub const PQXDH_F: [u8; 32] = [0xFF; 32];
 /// HMAC input that derives a message key from a chain key.
@@ -95,6 +99,29 @@ pub fn initial_identity_key(dh3: &[u8; 32], kem_ss: &[u8; 32], invite_hash: &[u8
     ikm[..32].copy_from_slice(dh3);
     ikm[32..].copy_from_slice(kem_ss);
     hkdf_expand::<32>(&[0u8; 32], ikm.as_ref(), &[INFO_INITIAL_IDENTITY, invite_hash])
+}
+
+/// A short invite link's bundle id (the name under which the relay holds the sealed invite) and
+/// bundle key: `HKDF-SHA256(salt = 32 zero bytes, ikm = link_key, info = INFO_SHORT_INVITE)`, 48 bytes
+/// split 16 + 32. The relay learns the id, never the link key, so it cannot derive the key.
+pub fn short_invite_keys(link_key: &[u8; 32]) -> ([u8; 16], Secret32) {
+    let okm = hkdf_expand::<48>(&[0u8; 32], link_key, &[INFO_SHORT_INVITE]);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&okm[..16]);
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&okm[16..]);
+    (id, key)
+}
+
+/// An attachment's payload key and STREAM nonce prefix: `HKDF-SHA256(salt = nonce, ikm = K,
+/// info = INFO_ATTACHMENT)`, 39 bytes split 32 + 7.
+pub fn attachment_keys(key: &[u8; 32], nonce: &[u8; 16]) -> (Secret32, [u8; 7]) {
+    let okm = hkdf_expand::<39>(nonce, key, &[INFO_ATTACHMENT]);
+    let mut payload_key = Zeroizing::new([0u8; 32]);
+    payload_key.copy_from_slice(&okm[..32]);
+    let mut prefix = [0u8; 7];
+    prefix.copy_from_slice(&okm[32..]);
+    (payload_key, prefix)
 }
 
 /// `KDF_RK_HE(rk, dh_out)`: `HKDF-SHA256(salt = rk, ikm = dh_out, info = INFO_ROOT)`, 96 bytes split into

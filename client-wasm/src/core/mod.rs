@@ -33,6 +33,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod aead;
+pub mod attachment;
 mod codec;
 pub mod content;
 mod envelope;
@@ -42,6 +43,7 @@ mod invite;
 pub mod kdf;
 mod safety;
 mod session;
+mod short_invite;
 mod skipped;
 
 pub use content::{Content, ContentError, MessageId, Payload};
@@ -53,9 +55,10 @@ pub use envelope::{
 pub use handshake::{HandshakeError, accept_invite};
 pub use identity::{IDENTITY_LEN, IDENTITY_PUBLIC_LEN, Identity, IdentityError, IdentityPublic};
 pub use invite::{
-    INVITE_RESPONSE_GRACE_SECS, INVITE_VERSION, Invite, InviteError, InviteSecret, MAX_INVITER_NAME_LEN,
-    create_invite,
+    INVITE_RESPONSE_GRACE_SECS, INVITE_VERSION, Invite, InviteError, InviteSecret, MAX_INVITE_LEN,
+    MAX_INVITER_NAME_LEN, create_invite,
 };
 pub use safety::{SafetyNumber, safety_number};
 pub use session::{DecryptError, Decrypted, Role, SESSION_VERSION, Session, SessionError, SessionStateError};
+pub use short_invite::{BUNDLE_ID_LEN, SEALED_INVITE_LEN, SHORT_LINK_VERSION, ShortLink, ShortLinkError};
 pub use skipped::{MAX_JUMP, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_STORED_SKIPPED};

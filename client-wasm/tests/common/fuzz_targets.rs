@@ -5,9 +5,10 @@ use std::sync::OnceLock;
 
 use client_wasm::core::content::Payload;
 use client_wasm::core::{
-    Header, Identity, IdentityPublic, Invite, InviteSecret, Session, accept_invite, create_invite,
+    Header, Identity, IdentityPublic, Invite, InviteSecret, Session, ShortLink, accept_invite, create_invite,
     envelope_kind,
 };
+use doorless_frames::RelayOrigin;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -48,6 +49,45 @@ pub fn invite(data: &[u8]) {
         let _ = Invite::from_fragment(s, NOW);
     }
     let _ = Invite::from_bytes(data, NOW);
+}
+
+/// The short link of the fixture's invite, on `https://relay.example`.
+pub fn short_link() -> ShortLink {
+    let relay = RelayOrigin::parse("https://relay.example").unwrap();
+    ShortLink::for_invite(&fixture().invite, relay)
+}
+
+/// Target `short_invite`: a short link fragment (UTF-8 or not), and a sealed invite bundle as a relay
+/// might return it for the fixture's short link.
+pub fn short_invite(data: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Ok(link) = ShortLink::parse(s)
+    {
+        assert_eq!(ShortLink::parse(&link.to_fragment()).ok(), Some(link));
+    }
+    if let Ok(invite) = short_link().open(data, NOW) {
+        assert_eq!(invite, fixture().invite, "a bundle opened to another invite than the link's");
+    }
+}
+
+/// Target `attachment`: a sealed segment as a relay might return it, opened as segment 0 of a
+/// 65,537-byte file (two chunks) and, with the first 16 bytes taken as a length and padded length,
+/// as the last segment of whatever layout they give.
+pub fn attachment(data: &[u8]) {
+    use client_wasm::core::attachment::{AttachmentSecret, Layout, SegmentCipher};
+    let secret = AttachmentSecret::from_parts([0x41; 32], [0x42; 16]);
+    let fixed = SegmentCipher::new(&secret, Layout::new(65_537).unwrap());
+    if let Ok(opened) = fixed.open_segment(0, data) {
+        assert_eq!(opened.len(), 65_537);
+    }
+    if let (Some(len), Some(padded)) = (data.get(..8), data.get(8..16)) {
+        let len = u64::from_be_bytes(len.try_into().unwrap());
+        let padded = u64::from_be_bytes(padded.try_into().unwrap());
+        if let Ok(layout) = Layout::with_padded(len, padded) {
+            let last = layout.segments() - 1;
+            let _ = SegmentCipher::new(&secret, layout).open_segment(last, &data[16..]);
+        }
+    }
 }
 
 /// Target `envelope`: routing, then decryption by a live session or an invite secret.
@@ -166,8 +206,10 @@ pub fn stored_records(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the fuzz target and corpus directory names).
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 10] = [
     ("invite", invite),
+    ("short_invite", short_invite),
+    ("attachment", attachment),
     ("envelope", envelope),
     ("header", header),
     ("session_state", session_state),
