@@ -92,6 +92,9 @@ for (const [label, viewport] of VIEWPORTS) {
     const aliceHead = conversation(alice.page, 'Bob');
     await aliceHead.getByText('calls themselves Robert').waitFor();
     await aliceHead.getByText('Not verified', { exact: true }).waitFor();
+    // A new conversation says where it starts and how to be sure who is on the other side.
+    const aliceLog = alice.page.getByRole('log', { name: 'Messages' });
+    await aliceLog.getByText('To be sure it is really Bob, compare safety numbers with them').waitFor();
     await pending.waitFor({ state: 'detached' });
     // Robert's side: "Ally", who calls herself Alice.
     await openConversation(robert.page, 'Ally');
@@ -143,6 +146,7 @@ for (const [label, viewport] of VIEWPORTS) {
     await dialog.waitFor({ state: 'detached' });
     await aliceHead.getByText('Verified', { exact: true }).waitFor();
     assert.equal(await aliceHead.getByText('Not verified').count(), 0);
+    await aliceLog.getByText('You compared safety numbers: it is really them.').waitFor();
     await showList(alice.page);
     await entry(alice.page, 'Bob').getByText('Verified', { exact: true }).waitFor();
     assert.equal(await entry(alice.page, 'Carol').getByText('Verified', { exact: true }).count(), 0);

@@ -325,6 +325,9 @@ pub fn Chat(props: &Props) -> Html {
                     onwheel={scrolling_by_hand.reform(|_: WheelEvent| ())} ontouchmove={scrolling_by_hand.reform(|_: TouchEvent| ())}
                     onkeydown={scrolling_by_hand.reform(|_: KeyboardEvent| ())} onpointerdown={scrolling_by_hand.reform(|_: PointerEvent| ())}>
                     { earlier_button }
+                    // The start of the history (always in the document, hidden once earlier
+                    // messages are left out, for the same reason as the jump button).
+                    <p class="system info start" hidden={start != 0}>{ start_text(&contact.name, contact.verified) }</p>
                     { for chunks }
                     // The scroll anchor while at the end: entries that take their real size after
                     // a scroll to the end (they skip layout while off screen) push it, and the
@@ -343,6 +346,19 @@ pub fn Chat(props: &Props) -> Html {
                 <InvitePanel for_contact={Some(id)} />
             </details>
         </section>
+    }
+}
+
+/// What the top of a conversation says: where it starts, and how to be sure who is on the other side.
+fn start_text(name: &str, verified: bool) -> String {
+    if verified {
+        format!("This is the start of your conversation with {name}. You compared safety numbers: it is really them.")
+    } else {
+        format!(
+            "This is the start of your conversation with {name}. Messages are end-to-end encrypted. \
+             To be sure it is really {name}, compare safety numbers with them in person or on a call \
+             (\u{201c}Safety number\u{201d} above)."
+        )
     }
 }
 
