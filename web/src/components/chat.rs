@@ -352,7 +352,9 @@ pub fn Chat(props: &Props) -> Html {
 /// What the top of a conversation says: where it starts, and how to be sure who is on the other side.
 fn start_text(name: &str, verified: bool) -> String {
     if verified {
-        format!("This is the start of your conversation with {name}. You compared safety numbers: it is really them.")
+        format!(
+            "This is the start of your conversation with {name}. You compared safety numbers: it is really them."
+        )
     } else {
         format!(
             "This is the start of your conversation with {name}. Messages are end-to-end encrypted. \
