@@ -124,17 +124,101 @@ impl Records {
     }
 }
 
+/// A stored profile, every version: the versions differ only in their contact and invite records.
+/// Each version's type is an alias below; postcard writes the fields in this order.
 #[derive(Serialize, Deserialize)]
-struct ProfileV5 {
+struct StoredProfile<C: StoredSecrets, I: StoredSecrets> {
     identity: Vec<u8>,
     name: String,
-    contacts: Vec<ContactV5>,
-    invites: Vec<InviteV5>,
+    contacts: Vec<C>,
+    invites: Vec<I>,
     next_contact: u32,
     unconfirmed: Vec<(u32, Outgoing)>,
     next_request: u32,
     undecryptable: u32,
 }
+
+type ProfileV5 = StoredProfile<ContactV5, InviteV5>;
+type ProfileV4 = StoredProfile<ContactV4, InviteV3>;
+type ProfileV3 = StoredProfile<ContactV3, InviteV3>;
+type ProfileV2 = StoredProfile<ContactV2, InviteV1>;
+/// The single-record snapshot of the earliest releases (contacts hold their whole log).
+type SnapshotV1 = StoredProfile<ContactV1, InviteV1>;
+
+/// The secret fields of a stored contact or invite record, wiped when its profile is dropped.
+trait StoredSecrets {
+    fn zeroize_secrets(&mut self);
+}
+
+impl<C: StoredSecrets, I: StoredSecrets> Drop for StoredProfile<C, I> {
+    fn drop(&mut self) {
+        self.identity.zeroize();
+        self.contacts.iter_mut().for_each(StoredSecrets::zeroize_secrets);
+        self.invites.iter_mut().for_each(StoredSecrets::zeroize_secrets);
+    }
+}
+
+impl<C: StoredSecrets, I: StoredSecrets> StoredProfile<C, I> {
+    /// The same profile with each contact and invite record converted (fields are taken, not
+    /// moved: both types zeroize their secrets on drop).
+    fn convert<D: StoredSecrets, J: StoredSecrets>(
+        mut self,
+        contact: impl FnMut(&mut C) -> D,
+        invite: impl FnMut(&mut I) -> J,
+    ) -> StoredProfile<D, J> {
+        StoredProfile {
+            identity: take(&mut self.identity),
+            name: take(&mut self.name),
+            contacts: self.contacts.iter_mut().map(contact).collect(),
+            invites: self.invites.iter_mut().map(invite).collect(),
+            next_contact: self.next_contact,
+            unconfirmed: take(&mut self.unconfirmed),
+            next_request: self.next_request,
+            undecryptable: self.undecryptable,
+        }
+    }
+
+    fn counters(&self) -> Counters {
+        Counters {
+            next_contact: self.next_contact,
+            next_request: self.next_request,
+            undecryptable: self.undecryptable,
+        }
+    }
+}
+
+/// The secrets every contact and invite record version holds: a contact's session and inbox seed,
+/// an invite's secret and inbox seed.
+macro_rules! stored_secrets {
+    ($($t:ty: $first:ident, $second:ident);* $(;)?) => {$(
+        impl StoredSecrets for $t {
+            fn zeroize_secrets(&mut self) {
+                self.$first.zeroize();
+                self.$second.zeroize();
+            }
+        }
+    )*};
+}
+
+stored_secrets!(
+    ContactV2: session, inbox;
+    ContactV1: session, inbox;
+    InviteV3: secret, inbox;
+    InviteV1: secret, inbox;
+);
+
+/// Records that extend the previous version's record hold its secrets in `base`.
+macro_rules! stored_secrets_in_base {
+    ($($t:ty),*) => {$(
+        impl StoredSecrets for $t {
+            fn zeroize_secrets(&mut self) {
+                self.base.zeroize_secrets();
+            }
+        }
+    )*};
+}
+
+stored_secrets_in_base!(ContactV5, ContactV4, ContactV3, InviteV5);
 
 /// A version 4 contact followed by the name they call themselves (postcard writes a nested
 /// struct as its fields, so this is the flat list of docs/stored-profile.md).
@@ -152,62 +236,21 @@ struct InviteV5 {
     for_name: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct ProfileV4 {
-    identity: Vec<u8>,
-    name: String,
-    contacts: Vec<ContactV4>,
-    invites: Vec<InviteV3>,
-    next_contact: u32,
-    unconfirmed: Vec<(u32, Outgoing)>,
-    next_request: u32,
-    undecryptable: u32,
-}
-
+/// A version 3 contact followed by the person's "Block" and the time the joiner accepted.
 #[derive(Serialize, Deserialize)]
 struct ContactV4 {
-    id: ContactId,
-    name: String,
-    session: Vec<u8>,
-    inbox: [u8; 32],
-    outbox: [u8; 32],
-    /// Messages in the log: its chunks must add up to exactly this.
-    messages: u32,
-    unread: u32,
-    verified: bool,
-    blocked: bool,
-    retiring: Option<RetiringV1>,
-    announce: bool,
+    base: ContactV3,
     /// Blocked by the person ("Block").
     barred: bool,
     /// Accepted their invite then; nothing read from them since.
     awaiting_since: Option<u64>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct ProfileV3 {
-    identity: Vec<u8>,
-    name: String,
-    contacts: Vec<ContactV3>,
-    invites: Vec<InviteV3>,
-    next_contact: u32,
-    unconfirmed: Vec<(u32, Outgoing)>,
-    next_request: u32,
-    undecryptable: u32,
-}
-
+/// A version 2 contact followed by the printed mailbox it retires and whether the fresh inbox is
+/// still to be announced.
 #[derive(Serialize, Deserialize)]
 struct ContactV3 {
-    id: ContactId,
-    name: String,
-    session: Vec<u8>,
-    inbox: [u8; 32],
-    outbox: [u8; 32],
-    /// Messages in the log: its chunks must add up to exactly this.
-    messages: u32,
-    unread: u32,
-    verified: bool,
-    blocked: bool,
+    base: ContactV2,
     retiring: Option<RetiringV1>,
     announce: bool,
 }
@@ -229,18 +272,6 @@ struct InviteV3 {
 }
 
 #[derive(Serialize, Deserialize)]
-struct ProfileV2 {
-    identity: Vec<u8>,
-    name: String,
-    contacts: Vec<ContactV2>,
-    invites: Vec<InviteV1>,
-    next_contact: u32,
-    unconfirmed: Vec<(u32, Outgoing)>,
-    next_request: u32,
-    undecryptable: u32,
-}
-
-#[derive(Serialize, Deserialize)]
 struct ContactV2 {
     id: ContactId,
     name: String,
@@ -252,18 +283,6 @@ struct ContactV2 {
     unread: u32,
     verified: bool,
     blocked: bool,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SnapshotV1 {
-    identity: Vec<u8>,
-    name: String,
-    contacts: Vec<ContactV1>,
-    invites: Vec<InviteV1>,
-    next_contact: u32,
-    unconfirmed: Vec<(u32, Outgoing)>,
-    next_request: u32,
-    undecryptable: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -286,64 +305,18 @@ struct InviteV1 {
     for_contact: Option<ContactId>,
 }
 
-/// Zeroizes the secrets of a stored-profile struct when it is dropped. Every version has the same
-/// secret fields (identity; per contact the session and inbox seed; per invite the secret and
-/// inbox seed).
-macro_rules! zeroize_on_drop {
-    ($($t:ty),*) => {$(
-        impl Drop for $t {
-            fn drop(&mut self) {
-                self.identity.zeroize();
-                for contact in &mut self.contacts {
-                    contact.session.zeroize();
-                    contact.inbox.zeroize();
-                }
-                for invite in &mut self.invites {
-                    invite.secret.zeroize();
-                    invite.inbox.zeroize();
-                }
-            }
-        }
-    )*};
-}
-
-zeroize_on_drop!(ProfileV4, ProfileV3, ProfileV2, SnapshotV1);
-
-impl Drop for ProfileV5 {
-    fn drop(&mut self) {
-        self.identity.zeroize();
-        for contact in &mut self.contacts {
-            contact.base.session.zeroize();
-            contact.base.inbox.zeroize();
-        }
-        for invite in &mut self.invites {
-            invite.base.secret.zeroize();
-            invite.base.inbox.zeroize();
-        }
-    }
-}
-
 /// Version 4 is version 5 where each contact calls themselves what this profile calls them,
 /// and no invite has an "Invite for" name (ids are given in order).
 impl From<ProfileV4> for ProfileV5 {
-    fn from(mut p: ProfileV4) -> Self {
-        Self {
-            identity: take(&mut p.identity),
-            name: take(&mut p.name),
-            contacts: take(&mut p.contacts)
-                .into_iter()
-                .map(|c| ContactV5 { their_name: c.name.clone(), base: c })
-                .collect(),
-            invites: take(&mut p.invites)
-                .into_iter()
-                .zip(1..)
-                .map(|(base, id)| InviteV5 { base, id, for_name: None })
-                .collect(),
-            next_contact: p.next_contact,
-            unconfirmed: take(&mut p.unconfirmed),
-            next_request: p.next_request,
-            undecryptable: p.undecryptable,
-        }
+    fn from(p: ProfileV4) -> Self {
+        let mut id = 0;
+        p.convert(
+            |c| ContactV5 { their_name: c.base.base.name.clone(), base: take_contact_v4(c) },
+            |i| {
+                id += 1;
+                InviteV5 { base: take_invite_v3(i), id, for_name: None }
+            },
+        )
     }
 }
 
@@ -355,78 +328,45 @@ impl Drop for RetiringV1 {
 
 /// Version 3 is version 4 with nobody blocked.
 impl From<ProfileV3> for ProfileV4 {
-    fn from(mut p: ProfileV3) -> Self {
-        Self {
-            identity: take(&mut p.identity),
-            name: take(&mut p.name),
-            contacts: p
-                .contacts
-                .iter_mut()
-                .map(|c| ContactV4 {
-                    id: c.id,
-                    name: take(&mut c.name),
-                    session: take(&mut c.session),
-                    inbox: c.inbox,
-                    outbox: c.outbox,
-                    messages: c.messages,
-                    unread: c.unread,
-                    verified: c.verified,
-                    blocked: c.blocked,
-                    retiring: c.retiring.take(),
-                    announce: c.announce,
-                    barred: false,
-                    awaiting_since: None,
-                })
-                .collect(),
-            invites: take(&mut p.invites),
-            next_contact: p.next_contact,
-            unconfirmed: take(&mut p.unconfirmed),
-            next_request: p.next_request,
-            undecryptable: p.undecryptable,
-        }
+    fn from(p: ProfileV3) -> Self {
+        p.convert(
+            |c| ContactV4 { base: take_contact_v3(c), barred: false, awaiting_since: None },
+            take_invite_v3,
+        )
     }
 }
 
 /// Version 2 is version 3 with nothing to retire, no announcement due and no failed answers.
-/// (Fields are taken, not moved: both types zeroize their secrets on drop.)
 impl From<ProfileV2> for ProfileV3 {
-    fn from(mut p: ProfileV2) -> Self {
-        Self {
-            identity: take(&mut p.identity),
-            name: take(&mut p.name),
-            contacts: p
-                .contacts
-                .iter_mut()
-                .map(|c| ContactV3 {
-                    id: c.id,
-                    name: take(&mut c.name),
-                    session: take(&mut c.session),
-                    inbox: c.inbox,
-                    outbox: c.outbox,
-                    messages: c.messages,
-                    unread: c.unread,
-                    verified: c.verified,
-                    blocked: c.blocked,
-                    retiring: None,
-                    announce: false,
-                })
-                .collect(),
-            invites: p
-                .invites
-                .iter_mut()
-                .map(|i| InviteV3 {
-                    secret: take(&mut i.secret),
-                    inbox: i.inbox,
-                    for_contact: i.for_contact,
-                    failed: 0,
-                })
-                .collect(),
-            next_contact: p.next_contact,
-            unconfirmed: take(&mut p.unconfirmed),
-            next_request: p.next_request,
-            undecryptable: p.undecryptable,
-        }
+    fn from(p: ProfileV2) -> Self {
+        p.convert(
+            |c| ContactV3 { base: take_contact_v2(c), retiring: None, announce: false },
+            |i| InviteV3 {
+                secret: take(&mut i.secret),
+                inbox: i.inbox,
+                for_contact: i.for_contact,
+                failed: 0,
+            },
+        )
     }
+}
+
+/// Move a contact record out of a profile being converted (its secrets leave with it).
+fn take_contact_v2(c: &mut ContactV2) -> ContactV2 {
+    ContactV2 { name: take(&mut c.name), session: take(&mut c.session), ..*c }
+}
+
+fn take_contact_v3(c: &mut ContactV3) -> ContactV3 {
+    ContactV3 { base: take_contact_v2(&mut c.base), retiring: c.retiring.take(), announce: c.announce }
+}
+
+fn take_contact_v4(c: &mut ContactV4) -> ContactV4 {
+    ContactV4 { base: take_contact_v3(&mut c.base), barred: c.barred, awaiting_since: c.awaiting_since }
+}
+
+/// Moves a version 3 invite record out of a profile being converted.
+fn take_invite_v3(i: &mut InviteV3) -> InviteV3 {
+    InviteV3 { secret: take(&mut i.secret), ..*i }
 }
 
 /// One contact as stored, whatever the version.
@@ -511,21 +451,25 @@ impl Engine {
                 .map(|c| ContactV5 {
                     their_name: c.their_name.clone(),
                     base: ContactV4 {
-                        id: c.id,
-                        name: c.name.clone(),
-                        session: c.session.to_bytes().to_vec(),
-                        inbox: *c.inbox.seed(),
-                        outbox: c.outbox.0,
-                        messages: u32::try_from(c.messages.len()).unwrap_or(u32::MAX),
-                        unread: c.unread,
-                        verified: c.verified,
-                        blocked: c.blocked,
-                        retiring: c.retiring.as_ref().map(|r| RetiringV1 {
-                            inbox: *r.inbox.seed(),
-                            until: r.until,
-                            switched: r.switched,
-                        }),
-                        announce: c.announce,
+                        base: ContactV3 {
+                            base: ContactV2 {
+                                id: c.id,
+                                name: c.name.clone(),
+                                session: c.session.to_bytes().to_vec(),
+                                inbox: *c.inbox.seed(),
+                                outbox: c.outbox.0,
+                                messages: u32::try_from(c.messages.len()).unwrap_or(u32::MAX),
+                                unread: c.unread,
+                                verified: c.verified,
+                                blocked: c.blocked,
+                            },
+                            retiring: c.retiring.as_ref().map(|r| RetiringV1 {
+                                inbox: *r.inbox.seed(),
+                                until: r.until,
+                                switched: r.switched,
+                            }),
+                            announce: c.announce,
+                        },
                         barred: c.barred,
                         awaiting_since: c.awaiting_since,
                     },
@@ -626,7 +570,11 @@ impl Engine {
             _ => return Err(SnapshotError::Corrupt),
         };
         let mut contacts = Vec::new();
-        for ContactV5 { base: c, their_name } in &p.contacts {
+        for contact in &p.contacts {
+            let ContactV5 {
+                base: ContactV4 { base: ContactV3 { base: c, retiring, announce }, barred, awaiting_since },
+                their_name,
+            } = contact;
             contacts.push(StoredContact {
                 id: c.id,
                 name: &c.name,
@@ -638,14 +586,14 @@ impl Engine {
                 unread: c.unread,
                 verified: c.verified,
                 blocked: c.blocked,
-                retiring: c.retiring.clone(),
-                announce: c.announce,
-                barred: c.barred,
-                awaiting_since: c.awaiting_since,
+                retiring: retiring.clone(),
+                announce: *announce,
+                barred: *barred,
+                awaiting_since: *awaiting_since,
             });
         }
         let invites = p.invites.iter().map(StoredInvite::from).collect();
-        let engine = Self::assemble(&p.identity, &p.name, contacts, invites, &p.unconfirmed, counters(&p))?;
+        let engine = Self::assemble(&p.identity, &p.name, contacts, invites, &p.unconfirmed, p.counters())?;
         if !chunks.is_empty() {
             // Chunks of a conversation the profile does not have.
             return Err(SnapshotError::Corrupt);
@@ -687,7 +635,7 @@ impl Engine {
             })
             .collect();
         let invites = s.invites.iter().zip(1..).map(|(i, id)| StoredInvite::v1(i, id)).collect();
-        Self::assemble(&s.identity, &s.name, contacts, invites, &s.unconfirmed, counters(&s))
+        Self::assemble(&s.identity, &s.name, contacts, invites, &s.unconfirmed, s.counters())
     }
 
     fn assemble(
@@ -764,21 +712,4 @@ struct Counters {
     next_contact: u32,
     next_request: u32,
     undecryptable: u32,
-}
-
-/// The counters of any stored profile version.
-macro_rules! counters_of {
-    ($($t:ty),*) => {$(
-        impl From<&$t> for Counters {
-            fn from(p: &$t) -> Self {
-                Self { next_contact: p.next_contact, next_request: p.next_request, undecryptable: p.undecryptable }
-            }
-        }
-    )*};
-}
-
-counters_of!(ProfileV5, ProfileV3, ProfileV2, SnapshotV1);
-
-fn counters(p: impl Into<Counters>) -> Counters {
-    p.into()
 }
