@@ -1,4 +1,5 @@
-//! Routes: `/ws`, `/healthz`, `/metrics`, and the web app.
+//! Routes: `/ws`, `/healthz`, `/metrics`, `/blobs` (attachments, [`crate::blob::routes`]), and the
+//! web app.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ pub fn routes(
     shared: Arc<Shared>,
     site: Option<Arc<StaticSite>>,
     behind_tls: bool,
+    blobs: BoxedFilter<(Response,)>,
 ) -> BoxedFilter<(Response,)> {
     let ws_shared = shared.clone();
     let websocket = warp::path("ws").and(warp::path::end()).and(websocket_upgrade()).map(
@@ -46,7 +48,7 @@ pub fn routes(
             .into_response()
     });
 
-    let api = websocket.or(healthz).unify().or(metrics).unify();
+    let api = websocket.or(healthz).unify().or(metrics).unify().or(blobs).unify();
     let routes = match site {
         Some(site) => {
             let app = warp::get()
