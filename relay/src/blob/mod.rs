@@ -361,9 +361,26 @@ pub(crate) fn storage_error(err: &std::io::Error) -> BlobError {
     }
 }
 
+/// Most bytes of a request body the relay reads and discards to answer a refused upload cleanly.
+/// A client whose body is not read sees its connection reset instead of the answer (and would
+/// retry); a body past this is not read, and the connection is closed after the answer.
+pub const DRAIN_LIMIT: u64 = SEGMENT_LEN + CHUNK_LEN;
+
+/// Reads and discards what is left of `body`, up to [`DRAIN_LIMIT`] bytes in all counting
+/// `already` read.
+pub(crate) async fn drain(body: &mut BodyStream, already: u64) {
+    let mut read = already;
+    while read <= DRAIN_LIMIT {
+        match body.next().await {
+            Some(Ok(chunk)) => read = read.saturating_add(chunk.len() as u64),
+            Some(Err(_)) | None => return,
+        }
+    }
+}
+
 /// Reads an upload from `body` into `out`, checking as it goes that it is exactly `expected_len`
-/// bytes with SHA-256 `expected`. Stops reading as soon as the body is too long. Never holds more
-/// than one received chunk in memory.
+/// bytes with SHA-256 `expected`. Stops storing as soon as the body is too long (the rest is
+/// drained, see [`drain`]). Never holds more than one received chunk in memory.
 pub(crate) async fn receive_segment<W: AsyncWrite + Unpin>(
     body: &mut BodyStream,
     out: &mut W,
@@ -376,10 +393,14 @@ pub(crate) async fn receive_segment<W: AsyncWrite + Unpin>(
         let chunk = chunk.map_err(|_| BlobError::BodyAborted)?;
         received = received.saturating_add(chunk.len() as u64);
         if received > expected_len {
+            drain(body, received).await;
             return Err(BlobError::WrongLength);
         }
         hasher.update(&chunk);
-        out.write_all(&chunk).await.map_err(|err| storage_error(&err))?;
+        if let Err(err) = out.write_all(&chunk).await {
+            drain(body, received).await;
+            return Err(storage_error(&err));
+        }
     }
     if received != expected_len {
         return Err(BlobError::WrongLength);

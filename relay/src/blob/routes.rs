@@ -241,8 +241,50 @@ impl BlobService {
         id: &str,
         index: &str,
         headers: &HeaderMap,
-        body: BodyStream,
+        mut body: BodyStream,
     ) -> Result<Response, BlobError> {
+        let declared =
+            headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let checked = match self.check_put(id, index, headers, declared).await {
+            Ok(Some(checked)) => Ok(checked),
+            Ok(None) => Err(None),
+            Err(err) => Err(Some(err)),
+        };
+        let held = checked.and_then(|(id, index, sha256)| {
+            let permit = self.uploads.try_acquire().map_err(|_| Some(BlobError::Busy))?;
+            let claim = self.claim(id, index).map_err(Some)?;
+            Ok((id, index, sha256, permit, claim))
+        });
+        let (id, index, sha256, _permit, _claim) = match held {
+            Ok(held) => held,
+            Err(refused) => {
+                // Answered without storing: the body is read and dropped first (unless it is
+                // declared too long for that), so the client gets the answer, not a reset.
+                if declared.is_none_or(|len| len <= super::DRAIN_LIMIT) {
+                    super::drain(&mut body, 0).await;
+                }
+                return match refused {
+                    Some(err) => Err(err),
+                    None => Ok(segment_answer(StatusCode::OK, index)),
+                };
+            }
+        };
+        let status = match self.store.put_segment(id, index, sha256, body).await? {
+            PutOutcome::Stored => StatusCode::CREATED,
+            PutOutcome::AlreadyStored => StatusCode::OK,
+        };
+        Ok(segment_answer(status, &index.to_string()))
+    }
+
+    /// Everything about an upload that can be checked before its body is read: `None` when the
+    /// segment is already stored with that hash (nothing to do), else what to store.
+    async fn check_put(
+        &self,
+        id: &str,
+        index: &str,
+        headers: &HeaderMap,
+        declared: Option<u64>,
+    ) -> Result<Option<(BlobId, u16, [u8; 32])>, BlobError> {
         let (id, info) = self.authorized(id, headers, Needs::Write).await?;
         let index = parse_index(index)?;
         let sha256 = headers
@@ -251,22 +293,13 @@ impl BlobService {
             .and_then(|v| <[u8; 32]>::try_from(hex::decode(v).ok()?).ok())
             .ok_or(BlobError::Invalid("doorless-segment-sha256 must be 64 hex digits"))?;
         let expected_len = info.segment_len(index).ok_or(BlobError::NoSuchSegment)?;
-        // Refused before a byte of the body is read where the request already says enough.
         if info.check_put(index, &sha256)? {
-            return Ok(json(StatusCode::OK, &serde_json::json!({ "stored": index })));
+            return Ok(None);
         }
-        if let Some(len) = headers.get("content-length").and_then(|v| v.to_str().ok()) {
-            if len.parse::<u64>().ok() != Some(expected_len) {
-                return Err(BlobError::WrongLength);
-            }
+        if declared.is_some_and(|len| len != expected_len) {
+            return Err(BlobError::WrongLength);
         }
-        let _permit = self.uploads.try_acquire().map_err(|_| BlobError::Busy)?;
-        let _claim = self.claim(id, index)?;
-        let status = match self.store.put_segment(id, index, sha256, body).await? {
-            PutOutcome::Stored => StatusCode::CREATED,
-            PutOutcome::AlreadyStored => StatusCode::OK,
-        };
-        Ok(json(status, &serde_json::json!({ "stored": index })))
+        Ok(Some((id, index, sha256)))
     }
 
     async fn get(&self, id: &str, index: &str, headers: &HeaderMap) -> Result<Response, BlobError> {
@@ -297,6 +330,12 @@ where
     B: warp::Buf,
 {
     Box::pin(body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining())).map_err(std::io::Error::other))
+}
+
+/// The answer to an upload: the segment index (`index` as the path gave it, already checked).
+fn segment_answer(status: StatusCode, index: &str) -> Response {
+    let index: u64 = index.parse().unwrap_or_default();
+    json(status, &serde_json::json!({ "stored": index }))
 }
 
 fn parse_index(text: &str) -> Result<u16, BlobError> {
