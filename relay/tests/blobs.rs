@@ -483,3 +483,71 @@ async fn malformed_requests_are_refused_clearly(backend: Backend) {
     );
     h.finish().await;
 }
+
+// --- A relay process killed mid-upload -----------------------------------------------------------
+
+/// `kill -9` of the relay while a segment is half uploaded: after a restart on the same data
+/// directory the segment is absent, the status lists exactly the segments stored before, no
+/// temporary file is left, and the upload resumes and completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_put_leaves_the_segment_absent_and_status_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = common::spawn_relay(dir.path(), &[]);
+    let segments = [bytes(1, SEGMENT_LEN), bytes(2, SEGMENT_LEN), bytes(3, 100)];
+    let blob = create(addr, 3, 2 * SEGMENT_LEN + 100).await.ok().unwrap();
+    assert_eq!(put(addr, &blob, 0, &segments[0]).await.status, 201);
+
+    // Segment 1: the first MiB is sent, then the relay is killed while it waits for the rest.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+    let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|frame| (frame, rx))
+    }))
+    .boxed();
+    let headers =
+        [bearer(&blob.write), sha_header(&segments[1]), ("content-length", SEGMENT_LEN.to_string())];
+    let path = format!("/blobs/{}/1", blob.id);
+    let upload = tokio::spawn(async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        let mut request = hyper::Request::builder().method("PUT").uri(path).header("host", addr.to_string());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        // The relay dies before answering.
+        sender.send_request(request.body(body).unwrap()).await.is_err()
+    });
+    for chunk in segments[1][..1 << 20].chunks(64 * 1024) {
+        tx.send(Ok(Frame::data(Bytes::copy_from_slice(chunk)))).await.unwrap();
+    }
+    let tmp = dir.path().join("blobs").join("tmp");
+    common::wait_until("part of segment 1 is on disk", || {
+        files_under(&tmp).iter().any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(upload.await.unwrap(), "the cut-off upload got no answer");
+    drop(tx);
+
+    let (mut child, addr) = common::spawn_relay(dir.path(), &[]);
+    let after = status(addr, &blob).await;
+    assert_eq!(after.status, 200);
+    assert_eq!(stored(&after), vec![0], "only the segment stored before the kill");
+    assert_eq!(files_under(&tmp), Vec::<std::path::PathBuf>::new(), "the partial upload is gone");
+    let blob_dir = dir.path().join("blobs").join("segments").join(&blob.id);
+    assert!(!blob_dir.join("1").exists());
+    let unreadable = complete(addr, &blob).await;
+    assert_eq!(unreadable.json()["missing"], serde_json::json!([1, 2]));
+
+    assert_eq!(put(addr, &blob, 1, &segments[1]).await.status, 201);
+    assert_eq!(put(addr, &blob, 2, &segments[2]).await.status, 201);
+    assert_eq!(complete(addr, &blob).await.status, 200);
+    for (index, segment) in segments.iter().enumerate() {
+        let reply = get(addr, &format!("/blobs/{}/{index}", blob.id), &blob.read).await;
+        assert!(reply.status == 200 && reply.body == *segment, "segment {index} after the restart");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
