@@ -551,3 +551,28 @@ async fn kill_9_mid_put_leaves_the_segment_absent_and_status_consistent() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A disk that runs out of room in the middle of a segment (simulated with a file size limit on
+/// the relay process, which fails the write the way a full disk does): the upload is refused with
+/// `507 disk_full`, nothing of it is stored or left behind, and smaller segments still go in.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_the_segment_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3000 blocks: 1.5 MB with POSIX's 512-byte blocks, 3 MB with bash's 1 KiB ones; either way
+    // below one segment and far above the metadata files. SIGXFSZ is ignored (kept across exec),
+    // so an oversized write fails with EFBIG instead of killing the process.
+    let mut shell = std::process::Command::new("sh");
+    shell.args(["-c", "trap '' XFSZ; ulimit -f 3000 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_relay")]);
+    let (mut child, addr) = common::spawn_relay_with(shell, dir.path(), &[]);
+    let blob = create(addr, 2, SEGMENT_LEN + 100).await.ok().unwrap();
+    let full = put(addr, &blob, 0, &bytes(1, SEGMENT_LEN)).await;
+    assert_eq!((full.status, full.error().as_str()), (507, "disk_full"));
+    assert_eq!(stored(&status(addr, &blob).await), Vec::<u64>::new());
+    assert_eq!(files_under(&dir.path().join("blobs").join("tmp")), Vec::<std::path::PathBuf>::new());
+    assert_eq!(files_under(&dir.path().join("blobs").join("segments")), Vec::<std::path::PathBuf>::new());
+    assert_eq!(put(addr, &blob, 1, &bytes(2, 100)).await.status, 201);
+    assert_eq!(stored(&status(addr, &blob).await), vec![1]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -168,8 +168,18 @@ impl Client {
 /// Starts the relay binary on `dir` (a loopback port picked by the system) with `extra` flags,
 /// and returns it with the address it reported. Its log goes nowhere.
 pub fn spawn_relay(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, SocketAddr) {
+    spawn_relay_with(std::process::Command::new(env!("CARGO_BIN_EXE_relay")), dir, extra)
+}
+
+/// [`spawn_relay`] through `command` (the binary itself, or a shell that sets limits and then
+/// execs the binary with the arguments that follow).
+pub fn spawn_relay_with(
+    mut command: std::process::Command,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Child, SocketAddr) {
     use std::io::BufRead as _;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
+    let mut child = command
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(extra)
