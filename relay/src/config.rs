@@ -141,6 +141,14 @@ pub struct Config {
     /// 256 KiB buffer); more are refused with 503 and `Retry-After`.
     #[arg(long, env = "DOORLESS_BLOB_MAX_UPLOADS", default_value_t = 64)]
     pub blob_max_uploads: usize,
+
+    /// Attachments: blobs one HTTP connection may create per second, sustained.
+    #[arg(long, env = "DOORLESS_BLOB_CREATE_RATE", default_value_t = 1.0)]
+    pub blob_create_rate: f64,
+
+    /// Attachments: blobs one HTTP connection may create in a burst (a batch of photos).
+    #[arg(long, env = "DOORLESS_BLOB_CREATE_BURST", default_value_t = 32.0)]
+    pub blob_create_burst: f64,
 }
 
 impl Default for Config {
@@ -170,6 +178,8 @@ impl Default for Config {
             blob_upload_ttl_secs: 24 * 3600,
             blob_ttl_secs: 7 * 24 * 3600,
             blob_max_uploads: 64,
+            blob_create_rate: 1.0,
+            blob_create_burst: 32.0,
         }
     }
 }
@@ -232,6 +242,7 @@ impl Config {
              max_connections={} max_subscriptions={} deposit_rate={}/s burst={} outbound_queue={} \
              idle_timeout={}s header_timeout={}s ttl={}s mailbox_max_count={} mailbox_max_bytes={} max_stored_bytes={} \
              blob_max_bytes={} blob_max_stored_bytes={} blob_upload_ttl={}s blob_ttl={}s blob_max_uploads={} \
+             blob_create_rate={}/s blob_create_burst={} \
              extra_connect_src={} public_origin={}",
             self.listen,
             self.store,
@@ -255,6 +266,8 @@ impl Config {
             self.blob_upload_ttl_secs,
             self.blob_ttl_secs,
             self.blob_max_uploads,
+            self.blob_create_rate,
+            self.blob_create_burst,
             self.connect_src.len(),
             // Operator configuration, not anything a user sent.
             if self.public_origin.is_empty() {

@@ -190,7 +190,12 @@ pub async fn start_with_stores(
         shutdown: shutdown_rx.clone(),
         origins: origins.clone(),
     });
-    let blob_routes = blob::BlobService::new(blobs.clone(), config.blob_max_uploads).routes();
+    let blob_limits = blob::ServiceLimits {
+        max_uploads: config.blob_max_uploads,
+        create_rate: config.blob_create_rate,
+        create_burst: config.blob_create_burst,
+    };
+    let blob_routes = blob::BlobService::new(blobs.clone(), blob_limits).routes();
     let routes = filters::routes(shared, site.clone(), config.behind_tls, blob_routes);
     let server = http::serve(listener, routes, config.header_read_timeout(), shutdown_rx.clone());
     let shortest_ttl = config.quotas().ttl_ms.min(config.blob_limits().upload_ttl_ms);

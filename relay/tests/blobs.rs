@@ -43,6 +43,10 @@ impl Harness {
             blob_ttl_secs: limits.blob_ttl_ms / 1000,
             ..common::test_config()
         };
+        Self::start_config(backend, config).await
+    }
+
+    async fn start_config(backend: Backend, config: Config) -> Self {
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(config.quotas(), clock.clone()));
@@ -90,6 +94,7 @@ conformance!(
     concurrent_creates_never_over_commit,
     unfinished_and_finished_blobs_expire,
     malformed_requests_are_refused_clearly,
+    creates_are_limited_per_connection,
 );
 
 // --- HTTP client -------------------------------------------------------------------------------
@@ -118,6 +123,16 @@ fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
+/// A kept-alive HTTP/1.1 connection.
+type Connection = hyper::client::conn::http1::SendRequest<Body>;
+
+async fn connect(addr: SocketAddr) -> Connection {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
 /// One request on a fresh connection.
 async fn request(
     addr: SocketAddr,
@@ -126,9 +141,19 @@ async fn request(
     headers: &[(&str, String)],
     body: Body,
 ) -> Reply {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(connection);
+    request_on(&mut connect(addr).await, addr, method, path, headers, body).await
+}
+
+/// One request on `sender`'s connection.
+async fn request_on(
+    sender: &mut Connection,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Body,
+) -> Reply {
+    sender.ready().await.unwrap();
     let mut builder = hyper::Request::builder().method(method).uri(path).header("host", addr.to_string());
     for (name, value) in headers {
         builder = builder.header(*name, value);
@@ -619,4 +644,22 @@ async fn concurrent_full_segment_uploads_are_not_held_in_memory() {
     assert!(growth < UPLOADS * SEGMENT_LEN, "peak grew by {growth} bytes");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+async fn creates_are_limited_per_connection(backend: Backend) {
+    let config = Config { blob_create_rate: 0.0, blob_create_burst: 3.0, ..common::test_config() };
+    let h = Harness::start_config(backend, config).await;
+    let addr = h.addr();
+    let body = || full(r#"{"segments": 1, "size": 10}"#);
+    let mut connection = connect(addr).await;
+    for _ in 0..3 {
+        assert_eq!(request_on(&mut connection, addr, "POST", "/blobs", &[], body()).await.status, 201);
+    }
+    let limited = request_on(&mut connection, addr, "POST", "/blobs", &[], body()).await;
+    assert_eq!((limited.status, limited.error().as_str()), (429, "rate_limited"));
+    assert_eq!(limited.headers["retry-after"], "1");
+    // The limit is the connection's (the relay knows no address): another connection may create.
+    assert_eq!(request(addr, "POST", "/blobs", &[], body()).await.status, 201);
+    assert_eq!(h.relay.blobs().stats().blobs, 4);
+    h.finish().await;
 }

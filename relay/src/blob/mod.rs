@@ -29,7 +29,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 pub use disk::DiskBlobStore;
 pub use memory::MemoryBlobStore;
-pub use routes::BlobService;
+pub use routes::{BlobService, ServiceLimits};
 
 /// A boxed, sendable future, so that [`BlobStore`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -338,6 +338,9 @@ pub enum BlobError {
         /// Indices of the missing segments.
         missing: Vec<u16>,
     },
+    /// This connection created blobs faster than the relay allows; retry later.
+    #[error("too many blobs created on this connection")]
+    RateLimited,
     /// The relay is handling as many uploads as it allows; retry later.
     #[error("too many uploads in progress")]
     Busy,

@@ -16,6 +16,8 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use warp::reply::Response;
 
+use crate::limits::HttpConnection;
+
 use super::{BlobError, BlobId, BlobInfo, BlobStore, BodyStream, Capability, NewBlob, PutOutcome};
 
 /// The header carrying a segment's SHA-256 (64 hex digits).
@@ -69,9 +71,21 @@ struct ErrorBody<'a> {
     missing: Option<&'a [u16]>,
 }
 
+/// The limits the routes apply themselves (the store applies the storage quotas).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ServiceLimits {
+    /// Most segment uploads in progress at once, relay-wide.
+    pub max_uploads: usize,
+    /// Blobs one HTTP connection may create per second, sustained.
+    pub create_rate: f64,
+    /// Blobs one HTTP connection may create in a burst.
+    pub create_burst: f64,
+}
+
 /// The blob routes' state: the store, the upload limit, and the segments being uploaded.
 pub struct BlobService {
     store: Arc<dyn BlobStore>,
+    limits: ServiceLimits,
     uploads: Arc<Semaphore>,
     in_progress: Mutex<HashSet<(BlobId, u16)>>,
 }
@@ -96,11 +110,12 @@ enum Needs {
 }
 
 impl BlobService {
-    /// Routes over `store`, with at most `max_uploads` segment uploads at a time.
-    pub fn new(store: Arc<dyn BlobStore>, max_uploads: usize) -> Arc<Self> {
+    /// Routes over `store`.
+    pub fn new(store: Arc<dyn BlobStore>, limits: ServiceLimits) -> Arc<Self> {
         Arc::new(Self {
             store,
-            uploads: Arc::new(Semaphore::new(max_uploads.max(1))),
+            limits,
+            uploads: Arc::new(Semaphore::new(limits.max_uploads.max(1))),
             in_progress: Mutex::new(HashSet::new()),
         })
     }
@@ -117,24 +132,35 @@ impl BlobService {
             .and(warp::path::tail())
             .and(warp::method())
             .and(warp::header::headers_cloned())
+            .and(warp::ext::optional::<Arc<HttpConnection>>())
             .and(warp::body::stream().map(boxed_body))
-            .then(move |tail: warp::path::Tail, method: Method, headers: HeaderMap, body: BodyStream| {
-                let service = service.clone();
-                async move {
-                    let mut response = service.handle(&method, tail.as_str(), &headers, body).await;
-                    add_cors(response.headers_mut());
-                    response
-                }
-            })
+            .then(
+                move |tail: warp::path::Tail,
+                      method: Method,
+                      headers: HeaderMap,
+                      connection: Option<Arc<HttpConnection>>,
+                      body: BodyStream| {
+                    let service = service.clone();
+                    async move {
+                        let connection = connection.unwrap_or_default();
+                        let mut response =
+                            service.handle(&method, tail.as_str(), &headers, &connection, body).await;
+                        add_cors(response.headers_mut());
+                        response
+                    }
+                },
+            )
             .boxed()
     }
 
-    /// Answers one request under `/blobs`; `tail` is the path after `/blobs/`.
+    /// Answers one request under `/blobs`, which came on `connection`; `tail` is the path after
+    /// `/blobs/`.
     pub async fn handle(
         &self,
         method: &Method,
         tail: &str,
         headers: &HeaderMap,
+        connection: &HttpConnection,
         body: BodyStream,
     ) -> Response {
         let parts: Vec<&str> = if tail.is_empty() { Vec::new() } else { tail.split('/').collect() };
@@ -142,7 +168,7 @@ impl BlobService {
             return preflight();
         }
         let result = match (method.clone(), parts.as_slice()) {
-            (Method::POST, []) => self.create(body).await,
+            (Method::POST, []) => self.create(connection, body).await,
             (Method::GET, [id]) => self.status(id, headers).await,
             (Method::DELETE, [id]) => self.cancel(id, headers).await,
             (Method::POST, [id, "complete"]) => self.complete(id, headers).await,
@@ -181,8 +207,12 @@ impl BlobService {
         }
     }
 
-    async fn create(&self, body: BodyStream) -> Result<Response, BlobError> {
+    async fn create(&self, connection: &HttpConnection, body: BodyStream) -> Result<Response, BlobError> {
         let body = read_small(body, MAX_CREATE_BODY).await?;
+        let (rate, burst) = (self.limits.create_rate, self.limits.create_burst);
+        if !connection.try_create_blob(rate, burst, std::time::Instant::now()) {
+            return Err(BlobError::RateLimited);
+        }
         let request: CreateRequest = serde_json::from_slice(&body)
             .map_err(|_| BlobError::Invalid("body must be {\"segments\": N, \"size\": N}"))?;
         let (write, read) = (Capability::random()?, Capability::random()?);
@@ -383,6 +413,7 @@ fn classify(err: &BlobError) -> (StatusCode, &'static str) {
         BlobError::Complete => (StatusCode::CONFLICT, "complete"),
         BlobError::Incomplete { .. } => (StatusCode::CONFLICT, "incomplete"),
         BlobError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+        BlobError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
         BlobError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
         BlobError::BodyAborted => (StatusCode::BAD_REQUEST, "body_aborted"),
         BlobError::Backend(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_failure"),
@@ -404,7 +435,7 @@ fn error_response(err: &BlobError) -> Response {
         _ => None,
     };
     let mut response = json(status, &ErrorBody { error: name, message, missing });
-    if matches!(err, BlobError::Busy) {
+    if matches!(err, BlobError::Busy | BlobError::RateLimited) {
         response.headers_mut().insert("retry-after", HeaderValue::from_static(RETRY_AFTER_SECS));
     }
     response
