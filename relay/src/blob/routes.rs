@@ -145,7 +145,7 @@ impl BlobService {
                         let connection = connection.unwrap_or_default();
                         let mut response =
                             service.handle(&method, tail.as_str(), &headers, &connection, body).await;
-                        add_cors(response.headers_mut());
+                        add_blob_headers(response.headers_mut());
                         response
                     }
                 },
@@ -340,7 +340,6 @@ impl BlobService {
         let headers = response.headers_mut();
         headers.insert("content-type", HeaderValue::from_static("application/octet-stream"));
         headers.insert("content-length", HeaderValue::from(segment.len));
-        headers.insert("cache-control", HeaderValue::from_static("no-store"));
         Ok(response)
     }
 
@@ -450,7 +449,6 @@ fn json(status: StatusCode, value: &impl Serialize) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-    response.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
     response
 }
 
@@ -474,7 +472,9 @@ fn preflight() -> Response {
     response
 }
 
-fn add_cors(headers: &mut HeaderMap) {
+/// Headers of every answer under `/blobs`: CORS for any origin, and nothing cached.
+fn add_blob_headers(headers: &mut HeaderMap) {
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
     headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
     headers.insert("access-control-expose-headers", HeaderValue::from_static("retry-after"));
 }
