@@ -195,8 +195,8 @@ pub async fn start_with_stores(
         create_rate: config.blob_create_rate,
         create_burst: config.blob_create_burst,
     };
-    let blob_routes = blob::BlobService::new(blobs.clone(), blob_limits).routes();
-    let routes = filters::routes(shared, site.clone(), config.behind_tls, blob_routes);
+    let blob_service = blob::BlobService::new(blobs.clone(), blob_limits);
+    let routes = filters::routes(shared, site.clone(), config.behind_tls, blob_service);
     let server = http::serve(listener, routes, config.header_read_timeout(), shutdown_rx.clone());
     let shortest_ttl = config.quotas().ttl_ms.min(config.blob_limits().upload_ttl_ms);
     let sweep_every = Duration::from_millis((shortest_ttl / 10).clamp(1000, 60_000));

@@ -297,6 +297,9 @@ async fn upload_resume_complete_and_download(backend: Backend) {
     }
     let stats = h.relay.blobs().stats();
     assert_eq!((stats.blobs, stats.uploading, stats.reserved_bytes, stats.stored_bytes), (1, 0, size, size));
+    let metrics = String::from_utf8(get(addr, "/metrics", "").await.body).unwrap();
+    assert!(metrics.contains("\ndoorless_blobs 1\n"), "{metrics}");
+    assert!(metrics.contains(&format!("\ndoorless_blob_stored_bytes {size}\n")), "{metrics}");
     h.finish().await;
 }
 

@@ -296,6 +296,26 @@ pub struct BlobStats {
     pub expired: u64,
 }
 
+impl BlobStats {
+    /// The totals in Prometheus text exposition format (appended to `/metrics`).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(768);
+        let mut line = |name: &str, kind: &str, help: &str, value: u64| {
+            use std::fmt::Write as _;
+            let _ = writeln!(
+                out,
+                "# HELP doorless_{name} {help}\n# TYPE doorless_{name} {kind}\ndoorless_{name} {value}"
+            );
+        };
+        line("blobs", "gauge", "Attachment blobs held, finished or not.", self.blobs);
+        line("blobs_uploading", "gauge", "Attachment blobs not complete yet.", self.uploading);
+        line("blob_reserved_bytes", "gauge", "Bytes reserved by attachment blobs.", self.reserved_bytes);
+        line("blob_stored_bytes", "gauge", "Bytes of attachment segments stored.", self.stored_bytes);
+        line("blobs_expired_total", "counter", "Attachment blobs deleted by expiry.", self.expired);
+        out
+    }
+}
+
 /// Why a blob operation failed. Never carries an id, a capability or content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlobError {
