@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use doorless_frames::{DEFAULT_MAX_FRAME_LEN, OriginError, RelayOrigin};
 
+use crate::blob::BlobLimits;
 use crate::store::Quotas;
 
 /// Why the relay's origins could not be settled.
@@ -118,6 +119,36 @@ pub struct Config {
     /// Most payload bytes the relay may hold in total.
     #[arg(long, env = "DOORLESS_MAX_STORED_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
     pub max_stored_bytes: u64,
+
+    /// Attachments: largest blob, in sealed bytes (the format's maximum, 271 segments of
+    /// 4,195,328 bytes, is the default and the most accepted).
+    #[arg(long, env = "DOORLESS_BLOB_MAX_BYTES", default_value_t = crate::blob::MAX_BLOB_LEN)]
+    pub blob_max_bytes: u64,
+
+    /// Attachments: most bytes all blobs may reserve together (declared sizes, finished or not).
+    #[arg(long, env = "DOORLESS_BLOB_MAX_STORED_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
+    pub blob_max_stored_bytes: u64,
+
+    /// Attachments: seconds an unfinished upload is kept, from its creation.
+    #[arg(long, env = "DOORLESS_BLOB_UPLOAD_TTL_SECS", default_value_t = 24 * 3600)]
+    pub blob_upload_ttl_secs: u64,
+
+    /// Attachments: seconds a finished blob is kept, from its completion.
+    #[arg(long, env = "DOORLESS_BLOB_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub blob_ttl_secs: u64,
+
+    /// Attachments: most segment uploads in progress at once (each holds a temporary file and a
+    /// 256 KiB buffer); more are refused with 503 and `Retry-After`.
+    #[arg(long, env = "DOORLESS_BLOB_MAX_UPLOADS", default_value_t = 64)]
+    pub blob_max_uploads: usize,
+
+    /// Attachments: blobs one HTTP connection may create per second, sustained.
+    #[arg(long, env = "DOORLESS_BLOB_CREATE_RATE", default_value_t = 1.0)]
+    pub blob_create_rate: f64,
+
+    /// Attachments: blobs one HTTP connection may create in a burst (a batch of photos).
+    #[arg(long, env = "DOORLESS_BLOB_CREATE_BURST", default_value_t = 32.0)]
+    pub blob_create_burst: f64,
 }
 
 impl Default for Config {
@@ -142,6 +173,13 @@ impl Default for Config {
             mailbox_max_count: 10_000,
             mailbox_max_bytes: 64 * 1024 * 1024,
             max_stored_bytes: 8 * 1024 * 1024 * 1024,
+            blob_max_bytes: crate::blob::MAX_BLOB_LEN,
+            blob_max_stored_bytes: 8 * 1024 * 1024 * 1024,
+            blob_upload_ttl_secs: 24 * 3600,
+            blob_ttl_secs: 7 * 24 * 3600,
+            blob_max_uploads: 64,
+            blob_create_rate: 1.0,
+            blob_create_burst: 32.0,
         }
     }
 }
@@ -154,6 +192,16 @@ impl Config {
             mailbox_max_count: self.mailbox_max_count,
             mailbox_max_bytes: self.mailbox_max_bytes,
             max_stored_bytes: self.max_stored_bytes,
+        }
+    }
+
+    /// The limits of the attachment blob store.
+    pub fn blob_limits(&self) -> BlobLimits {
+        BlobLimits {
+            max_blob_bytes: self.blob_max_bytes,
+            max_stored_bytes: self.blob_max_stored_bytes,
+            upload_ttl_ms: self.blob_upload_ttl_secs.saturating_mul(1000),
+            blob_ttl_ms: self.blob_ttl_secs.saturating_mul(1000),
         }
     }
 
@@ -193,6 +241,8 @@ impl Config {
             "listen={} store={:?} data_dir={} static_dir={} behind_tls={} max_frame_len={} \
              max_connections={} max_subscriptions={} deposit_rate={}/s burst={} outbound_queue={} \
              idle_timeout={}s header_timeout={}s ttl={}s mailbox_max_count={} mailbox_max_bytes={} max_stored_bytes={} \
+             blob_max_bytes={} blob_max_stored_bytes={} blob_upload_ttl={}s blob_ttl={}s blob_max_uploads={} \
+             blob_create_rate={}/s blob_create_burst={} \
              extra_connect_src={} public_origin={}",
             self.listen,
             self.store,
@@ -211,6 +261,13 @@ impl Config {
             self.mailbox_max_count,
             self.mailbox_max_bytes,
             self.max_stored_bytes,
+            self.blob_max_bytes,
+            self.blob_max_stored_bytes,
+            self.blob_upload_ttl_secs,
+            self.blob_ttl_secs,
+            self.blob_max_uploads,
+            self.blob_create_rate,
+            self.blob_create_burst,
             self.connect_src.len(),
             // Operator configuration, not anything a user sent.
             if self.public_origin.is_empty() {

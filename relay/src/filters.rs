@@ -1,4 +1,5 @@
-//! Routes: `/ws`, `/healthz`, `/metrics`, and the web app.
+//! Routes: `/ws`, `/healthz`, `/metrics`, `/blobs` (attachments, [`crate::blob::routes`]), and the
+//! web app.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use crate::blob::BlobService;
 use crate::static_files::StaticSite;
 use crate::ws::{self, Shared};
 
@@ -17,6 +19,7 @@ pub fn routes(
     shared: Arc<Shared>,
     site: Option<Arc<StaticSite>>,
     behind_tls: bool,
+    blobs: Arc<BlobService>,
 ) -> BoxedFilter<(Response,)> {
     let ws_shared = shared.clone();
     let websocket = warp::path("ws").and(warp::path::end()).and(websocket_upgrade()).map(
@@ -40,13 +43,15 @@ pub fn routes(
     let healthz = warp::path("healthz").and(warp::path::end()).map(|| "ok\n".into_response());
 
     let metrics_shared = shared.clone();
+    let metrics_blobs = blobs.clone();
     let metrics = warp::path("metrics").and(warp::path::end()).map(move || {
-        let body = metrics_shared.metrics.render(metrics_shared.store.stats(), metrics_shared.cap.live());
+        let mut body = metrics_shared.metrics.render(metrics_shared.store.stats(), metrics_shared.cap.live());
+        body.push_str(&metrics_blobs.store().stats().render());
         warp::reply::with_header(body, "content-type", "text/plain; version=0.0.4; charset=utf-8")
             .into_response()
     });
 
-    let api = websocket.or(healthz).unify().or(metrics).unify();
+    let api = websocket.or(healthz).unify().or(metrics).unify().or(blobs.routes()).unify();
     let routes = match site {
         Some(site) => {
             let app = warp::get()

@@ -52,7 +52,13 @@ pub(crate) async fn serve(
                 }
             }
         };
-        let service = TowerToHyperService::new(warp::service(routes.clone()));
+        let routes = TowerToHyperService::new(warp::service(routes.clone()));
+        let limits = std::sync::Arc::new(crate::limits::HttpConnection::default());
+        let service =
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(limits.clone());
+                hyper::service::Service::call(&routes, request)
+            });
         let mut stop = stop.clone();
         connections.spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();

@@ -15,6 +15,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod blob;
 pub mod clock;
 pub mod config;
 pub mod filters;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use doorless_frames::RelayOrigin;
 use tokio::sync::watch;
 
+pub use blob::{BlobStore, DiskBlobStore, MemoryBlobStore};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, OriginConfigError, StoreKind};
 pub use metrics::Metrics;
@@ -45,6 +47,8 @@ use crate::ws::{Shared, WsLimits};
 
 /// Name of the store file inside the data directory.
 pub const STORE_FILE: &str = "relay.redb";
+/// Name of the attachment blob directory inside the data directory.
+pub const BLOB_DIR: &str = "blobs";
 
 /// Why the relay could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +59,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    /// The attachment blob store could not be opened.
+    #[error("cannot open the blob store: {0}")]
+    Blobs(#[from] blob::BlobError),
     /// The web app could not be loaded.
     #[error(transparent)]
     Static(#[from] StaticError),
@@ -72,6 +79,7 @@ pub struct Relay {
     origins: Vec<RelayOrigin>,
     metrics: Arc<Metrics>,
     store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
     cap: Arc<ConnectionCap>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -99,6 +107,11 @@ impl Relay {
         &self.store
     }
 
+    /// The attachment blob store (tests use it to run expiry).
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
     /// Open WebSocket connections.
     pub fn live_connections(&self) -> usize {
         self.cap.live()
@@ -123,15 +136,32 @@ pub async fn start(config: &Config) -> Result<Relay, StartError> {
     let store: Arc<dyn Store> = match config.store {
         StoreKind::Redb => {
             std::fs::create_dir_all(&config.data_dir).map_err(StartError::DataDir)?;
-            Arc::new(RedbStore::open(&config.data_dir.join(STORE_FILE), config.quotas(), clock)?)
+            Arc::new(RedbStore::open(&config.data_dir.join(STORE_FILE), config.quotas(), clock.clone())?)
         }
-        StoreKind::Memory => Arc::new(MemoryStore::new(config.quotas(), clock)),
+        StoreKind::Memory => Arc::new(MemoryStore::new(config.quotas(), clock.clone())),
     };
-    start_with_store(config, store).await
+    // Attachments are kept in memory only with the memory store; every other store keeps them on
+    // the local disk (an object store comes with the cluster).
+    let blobs: Arc<dyn BlobStore> = match config.store {
+        StoreKind::Memory => Arc::new(MemoryBlobStore::new(config.blob_limits(), clock)),
+        _ => Arc::new(DiskBlobStore::open(&config.data_dir.join(BLOB_DIR), config.blob_limits(), clock)?),
+    };
+    start_with_stores(config, store, blobs).await
 }
 
-/// Starts a relay on a given store (for tests with an injected clock, or another backend).
+/// Starts a relay on a given store (for tests with an injected clock, or another backend), with
+/// attachment blobs in memory.
 pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<Relay, StartError> {
+    let blobs = Arc::new(MemoryBlobStore::new(config.blob_limits(), Arc::new(SystemClock)));
+    start_with_stores(config, store, blobs).await
+}
+
+/// Starts a relay on a given mailbox store and blob store.
+pub async fn start_with_stores(
+    config: &Config,
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn BlobStore>,
+) -> Result<Relay, StartError> {
     let site = match &config.static_dir {
         Some(dir) => Some(Arc::new(StaticSite::load(dir, &config.connect_src)?)),
         None => None,
@@ -160,10 +190,18 @@ pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<
         shutdown: shutdown_rx.clone(),
         origins: origins.clone(),
     });
-    let routes = filters::routes(shared, site.clone(), config.behind_tls);
+    let blob_limits = blob::ServiceLimits {
+        max_uploads: config.blob_max_uploads,
+        create_rate: config.blob_create_rate,
+        create_burst: config.blob_create_burst,
+    };
+    let blob_service = blob::BlobService::new(blobs.clone(), blob_limits);
+    let routes = filters::routes(shared, site.clone(), config.behind_tls, blob_service);
     let server = http::serve(listener, routes, config.header_read_timeout(), shutdown_rx.clone());
-    let sweep_every = Duration::from_millis((config.quotas().ttl_ms / 10).clamp(1000, 60_000));
+    let shortest_ttl = config.quotas().ttl_ms.min(config.blob_limits().upload_ttl_ms);
+    let sweep_every = Duration::from_millis((shortest_ttl / 10).clamp(1000, 60_000));
     let task_store = store.clone();
+    let task_blobs = blobs.clone();
     let task_cap = cap.clone();
     let mut stop_sweeping = shutdown_rx;
     let task = tokio::spawn(async move {
@@ -175,6 +213,9 @@ pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<
                     _ = tick.tick() => {
                         if let Err(err) = task_store.expire().await {
                             tracing::warn!(error = %err, "expiry pass failed");
+                        }
+                        if let Err(err) = task_blobs.expire().await {
+                            tracing::warn!(error = %err, "blob expiry pass failed");
                         }
                     }
                 }
@@ -190,7 +231,7 @@ pub async fn start_with_store(config: &Config, store: Arc<dyn Store>) -> Result<
             tracing::error!(error = %err, "closing the store failed");
         }
     });
-    Ok(Relay { addr, origins, metrics, store, cap, shutdown, task, site })
+    Ok(Relay { addr, origins, metrics, store, blobs, cap, shutdown, task, site })
 }
 
 /// The listening socket. `TCP_NODELAY` is set on it so that every accepted connection inherits it

@@ -77,6 +77,22 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// Limits kept for one HTTP connection (not its address), for as long as it stays open: each
+/// request on it carries this as a request extension.
+#[derive(Debug, Default)]
+pub struct HttpConnection {
+    /// Blob creations, made on the first one with the configured rate.
+    blob_creates: std::sync::Mutex<Option<TokenBucket>>,
+}
+
+impl HttpConnection {
+    /// Takes a blob-creation token from this connection's bucket (`rate` per second, `burst`).
+    pub fn try_create_blob(&self, rate: f64, burst: f64, now: Instant) -> bool {
+        let mut bucket = self.blob_creates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        bucket.get_or_insert_with(|| TokenBucket::new(rate, burst, now)).try_take(now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,6 +165,46 @@ impl Client {
     }
 }
 
+/// Starts the relay binary on `dir` (a loopback port picked by the system) with `extra` flags,
+/// and returns it with the address it reported. Its log goes nowhere.
+pub fn spawn_relay(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, SocketAddr) {
+    spawn_relay_with(std::process::Command::new(env!("CARGO_BIN_EXE_relay")), dir, extra)
+}
+
+/// [`spawn_relay`] through `command` (the binary itself, or a shell that sets limits and then
+/// execs the binary with the arguments that follow).
+pub fn spawn_relay_with(
+    mut command: std::process::Command,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead as _;
+    let mut child = command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("DOORLESS_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(DEADLINE).expect("relay did not report its address");
+    let addr = line
+        .trim()
+        .strip_prefix("doorless relay listening on http://")
+        .expect("listening line")
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
 /// Waits until `condition` holds, checking after each yield of the runtime, up to the deadline.
 pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
