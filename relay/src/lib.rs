@@ -34,9 +34,9 @@ use doorless_frames::RelayOrigin;
 use tokio::sync::watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, OriginConfigError, StoreKind};
+pub use config::{ClusterDurability, Config, OriginConfigError, StoreKind};
 pub use metrics::Metrics;
-pub use store::{MemoryStore, RedbStore, Store};
+pub use store::{ClusterStore, MemoryStore, RedbStore, Store};
 
 use crate::limits::ConnectionCap;
 use crate::static_files::{StaticError, StaticSite};
@@ -55,6 +55,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    /// The cluster store could not start.
+    #[error(transparent)]
+    Cluster(#[from] store::cluster::ClusterError),
     /// The web app could not be loaded.
     #[error(transparent)]
     Static(#[from] StaticError),
@@ -126,6 +129,9 @@ pub async fn start(config: &Config) -> Result<Relay, StartError> {
             Arc::new(RedbStore::open(&config.data_dir.join(STORE_FILE), config.quotas(), clock)?)
         }
         StoreKind::Memory => Arc::new(MemoryStore::new(config.quotas(), clock)),
+        StoreKind::Cluster => {
+            Arc::new(ClusterStore::connect(config.cluster_options(), config.quotas(), clock).await?)
+        }
     };
     start_with_store(config, store).await
 }

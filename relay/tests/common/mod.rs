@@ -1,6 +1,8 @@
 //! A minimal frame-speaking client for the relay tests, over real loopback sockets.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,11 +25,31 @@ pub fn test_config() -> relay::Config {
     }
 }
 
-/// A relay on the memory store, with the clock the store uses.
-pub async fn start_memory(config: relay::Config) -> (relay::Relay, std::sync::Arc<relay::ManualClock>) {
+/// Whether the suite runs on the cluster store (`DOORLESS_TEST_STORE=cluster`, set by
+/// `cargo xtask test` for its second pass over the relay suites) instead of the memory store.
+pub fn on_cluster() -> bool {
+    std::env::var("DOORLESS_TEST_STORE").is_ok_and(|v| v == "cluster")
+}
+
+/// The store the suite runs on (see [`on_cluster`]), with the clock it uses.
+pub async fn test_store(
+    quotas: relay::store::Quotas,
+) -> (std::sync::Arc<dyn relay::Store>, std::sync::Arc<relay::ManualClock>) {
     let clock = std::sync::Arc::new(relay::ManualClock::new(1_700_000_000_000));
-    let store: std::sync::Arc<dyn relay::Store> =
-        std::sync::Arc::new(relay::MemoryStore::new(config.quotas(), clock.clone()));
+    let store: std::sync::Arc<dyn relay::Store> = if on_cluster() {
+        std::sync::Arc::new(
+            relay::ClusterStore::connect(cluster::options(), quotas, clock.clone()).await.unwrap(),
+        )
+    } else {
+        std::sync::Arc::new(relay::MemoryStore::new(quotas, clock.clone()))
+    };
+    (store, clock)
+}
+
+/// A relay on the suite's store (the memory store, or the cluster store: see [`on_cluster`]),
+/// with the clock the store uses.
+pub async fn start_memory(config: relay::Config) -> (relay::Relay, std::sync::Arc<relay::ManualClock>) {
+    let (store, clock) = test_store(config.quotas()).await;
     (relay::start_with_store(&config, store).await.unwrap(), clock)
 }
 

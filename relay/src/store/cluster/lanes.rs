@@ -1,0 +1,244 @@
+//! Group commit of deposits: a few connections per node ("lanes"), each confirming the deposits
+//! it carried with one `WAITAOF` per batch.
+//!
+//! `WAITAOF` waits for the writes made *on its own connection*, and blocks that connection while
+//! it waits. So each lane is its own set of connections (one per master), a mailbox is pinned to
+//! one lane (its deposits then reach the server in call order), and while a lane waits, the
+//! deposits that arrive meanwhile queue up and share the next wait: one fsync on each side covers
+//! the whole batch. The library's automatic retries are off on these connections: a deposit
+//! retried on a new connection would be confirmed by a `WAITAOF` that does not cover it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use doorless_frames::MailboxId;
+use futures_util::future::join_all;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, Slot, SlotAddr};
+use redis::{Cmd, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{ClusterOptions, Counters, Durability, describe, function_error, keys};
+use crate::store::{BoxFuture, Fanout, StoreError};
+
+/// Most deposits sent before one wait.
+const MAX_BATCH: usize = 512;
+
+/// One deposit on its way.
+pub(super) struct Job {
+    cmd: Cmd,
+    slot: Slot,
+    len: u64,
+    mailbox: MailboxId,
+    reply: Option<oneshot::Sender<Result<u64, StoreError>>>,
+}
+
+impl Job {
+    /// The `FCALL doorless_deposit` command and its mailbox's slot; `len` is the payload's length.
+    pub(super) fn new(cmd: Cmd, slot: Slot, len: u64) -> Self {
+        Self { cmd, slot, len, mailbox: MailboxId([0; 32]), reply: None }
+    }
+}
+
+/// The lanes of one relay.
+pub(super) struct Lanes {
+    senders: Mutex<Option<Vec<mpsc::UnboundedSender<Job>>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Lanes {
+    /// Connects `options.pool` lanes and starts their tasks.
+    pub(super) async fn start(
+        urls: &[String],
+        options: &ClusterOptions,
+        fanout: Arc<Fanout>,
+        counters: Arc<Mutex<Counters>>,
+    ) -> redis::RedisResult<Self> {
+        let client = ClusterClientBuilder::new(urls.to_vec())
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .retries(0)
+            .connection_timeout(std::time::Duration::from_secs(2))
+            .response_timeout(options.wait_timeout + std::time::Duration::from_secs(5))
+            .build()?;
+        let mut senders = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..options.pool.max(1) {
+            let conn = client.get_async_connection().await?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let lane = Lane {
+                conn,
+                durability: options.durability,
+                wait_ms: u64::try_from(options.wait_timeout.as_millis()).unwrap_or(u64::MAX).max(1),
+                fanout: fanout.clone(),
+                counters: counters.clone(),
+            };
+            senders.push(tx);
+            tasks.push(tokio::spawn(lane.run(rx)));
+        }
+        Ok(Self { senders: Mutex::new(Some(senders)), tasks: Mutex::new(tasks) })
+    }
+
+    /// Queues `job` on the lane of `mailbox`.
+    pub(super) fn submit(
+        &self,
+        mailbox: MailboxId,
+        mut job: Job,
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        job.mailbox = mailbox;
+        job.reply = Some(reply);
+        let queued = match &*self.senders.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(senders) if !senders.is_empty() => {
+                // The mailbox ids are hashes already: any of their bytes spreads them evenly.
+                let lane = usize::from(mailbox.0[0]) % senders.len();
+                senders[lane].send(job).is_ok()
+            }
+            _ => false,
+        };
+        Box::pin(async move {
+            if !queued {
+                return Err(StoreError::Closed);
+            }
+            answer.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    /// Stops taking deposits; the future ends when the queued ones are answered.
+    pub(super) fn close(&self) -> BoxFuture<'static, ()> {
+        self.senders.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
+        Box::pin(async move {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+    }
+}
+
+struct Lane {
+    conn: ClusterConnection,
+    durability: Durability,
+    wait_ms: u64,
+    fanout: Arc<Fanout>,
+    counters: Arc<Mutex<Counters>>,
+}
+
+impl Lane {
+    async fn run(mut self, mut jobs: mpsc::UnboundedReceiver<Job>) {
+        while let Some(first) = jobs.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch).await;
+        }
+    }
+
+    /// Sends the batch's deposits with one pipeline per slot (a pipeline keeps its order, so one
+    /// mailbox's deposits reach its master in call order), each ending with the wait for the
+    /// writes to be on disk on both sides; then answers.
+    async fn commit(&mut self, mut batch: Vec<Job>) {
+        let mut by_slot: HashMap<Slot, Vec<usize>> = HashMap::new();
+        for (index, job) in batch.iter().enumerate() {
+            by_slot.entry(job.slot).or_default().push(index);
+        }
+        let replies = join_all(by_slot.into_iter().map(|(slot, indices)| {
+            let mut pipe = redis::pipe();
+            pipe.ignore_errors();
+            for &index in &indices {
+                pipe.add_command(batch[index].cmd.clone());
+            }
+            pipe.add_command(self.wait_command());
+            let mut conn = self.conn.clone();
+            let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
+            async move {
+                let count = indices.len() + 1;
+                (indices, conn.route_pipeline(pipe, 0, count, route).await)
+            }
+        }))
+        .await;
+        let mut results: Vec<Option<Result<u64, StoreError>>> = batch.iter().map(|_| None).collect();
+        for (indices, reply) in replies {
+            match reply {
+                Err(err) => {
+                    for index in indices {
+                        results[index] = Some(Err(function_error(&err)));
+                    }
+                }
+                Ok(mut values) => {
+                    let durable = match values.pop() {
+                        Some(wait) => self.check_wait(wait.extract_error()),
+                        None => Err(StoreError::Backend("cluster: short pipeline reply".into())),
+                    };
+                    for (index, value) in indices.into_iter().zip(values) {
+                        results[index] = Some(match (value.extract_error(), &durable) {
+                            (Err(err), _) => Err(function_error(&err)),
+                            (Ok(_), Err(err)) => Err(StoreError::Backend(err.to_string())),
+                            (Ok(id), Ok(())) => parse_id(id),
+                        });
+                    }
+                }
+            }
+        }
+        for (job, result) in batch.iter_mut().zip(results) {
+            let result = result.unwrap_or_else(|| Err(StoreError::Backend("cluster: no reply".into())));
+            if result.is_ok() {
+                let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+                counters.stats.blobs += 1;
+                counters.stats.bytes += job.len;
+                drop(counters);
+                // This relay's own subscribers hear at once; others through the shard channel.
+                self.fanout.publish(job.mailbox);
+            }
+            if let Some(reply) = job.reply.take() {
+                // The caller may have gone away; what was stored stays stored.
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn wait_command(&self) -> Cmd {
+        let mut cmd = match self.durability {
+            Durability::AofOnReplica => redis::cmd("WAITAOF"),
+            Durability::ReplicaReceived => redis::cmd("WAIT"),
+        };
+        match self.durability {
+            Durability::AofOnReplica => cmd.arg(1).arg(1).arg(self.wait_ms),
+            Durability::ReplicaReceived => cmd.arg(1).arg(self.wait_ms),
+        };
+        cmd
+    }
+
+    /// Whether a wait's reply says the writes are where the durability mode wants them.
+    fn check_wait(&self, reply: redis::RedisResult<Value>) -> Result<(), StoreError> {
+        let reply =
+            reply.map_err(|err| StoreError::Backend(format!("cluster: wait failed: {}", describe(&err))))?;
+        let (local, replicas): (u64, u64) = match self.durability {
+            Durability::AofOnReplica => redis::from_redis_value(reply).unwrap_or((0, 0)),
+            Durability::ReplicaReceived => (1, redis::from_redis_value(reply).unwrap_or(0)),
+        };
+        if local < 1 {
+            return Err(StoreError::Backend("cluster: deposit not on the master's disk in time".into()));
+        }
+        if replicas < 1 {
+            return Err(StoreError::Backend(
+                "cluster: deposit not confirmed by a replica in time (shard without a live replica?)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The sequence number in a deposit's reply (the new entry's id).
+fn parse_id(reply: Value) -> Result<u64, StoreError> {
+    match reply {
+        Value::BulkString(id) => keys::seq_of_id(&id),
+        Value::SimpleString(id) => keys::seq_of_id(id.as_bytes()),
+        _ => None,
+    }
+    .ok_or_else(|| StoreError::Backend("cluster: unexpected deposit reply".into()))
+}
