@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use doorless_frames::MailboxId;
@@ -11,7 +14,8 @@ use relay::store::cluster::ClusterError;
 use relay::store::{Blob, ClusterOptions, Quotas, StoreError, StoreStats};
 use relay::{ClusterStore, ManualClock, Store};
 
-use common::cluster;
+use common::{Client, cluster, key, mailbox_of};
+use doorless_frames::Frame;
 
 const NOW: u64 = 1_700_000_000_000;
 
@@ -132,4 +136,137 @@ async fn a_cluster_that_cannot_confirm_on_disk_is_refused_at_start() {
         Err(other) => panic!("expected NoWaitAof, got {other}"),
         Ok(_) => panic!("a cluster without WAITAOF was accepted"),
     }
+}
+
+/// A relay process on the shared cluster under `prefix`, and the address it listens on.
+fn spawn_relay(prefix: &str) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["--listen", "127.0.0.1:0", "--store", "cluster", "--cluster-prefix", prefix])
+        .arg("--cluster-nodes")
+        .arg(cluster::shared().seeds().join(","))
+        .args(["--deposit-rate", "1000000", "--deposit-burst", "1000000"])
+        .env("DOORLESS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(common::DEADLINE).expect("relay did not report its address");
+    let addr = line
+        .trim()
+        .strip_prefix("doorless relay listening on http://")
+        .expect("listening line")
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+/// A client and the deliveries it got while waiting for other frames: (seq, first payload byte).
+struct Person {
+    client: Client,
+    got: Vec<(u64, u8)>,
+}
+
+impl Person {
+    async fn connect(addr: SocketAddr, key: &ed25519_dalek::SigningKey) -> Self {
+        let mut client = Client::connect(addr).await;
+        client.subscribe(key, 1).await;
+        Self { client, got: Vec::new() }
+    }
+
+    /// Deposits and waits for the confirmation, keeping the deliveries that come meanwhile.
+    async fn deposit(&mut self, request: u32, mailbox: MailboxId, payload: &[u8]) {
+        self.client.send(&Frame::Deposit { request, mailbox, payload: payload.to_vec() }).await;
+        loop {
+            match self.client.recv().await {
+                Frame::Deposited { request: r } if r == request => return,
+                Frame::Deliver { seq, payload, .. } => self.got.push((seq, payload[0])),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// The first `n` deliveries (received now if not yet), taken out.
+    async fn receive(&mut self, n: usize) -> Vec<(u64, u8)> {
+        while self.got.len() < n {
+            let (_, seq, payload) = self.client.recv_deliver().await;
+            self.got.push((seq, payload[0]));
+        }
+        self.got.drain(..n).collect()
+    }
+}
+
+fn ids(got: &[(u64, u8)]) -> Vec<u8> {
+    got.iter().map(|&(_, id)| id).collect()
+}
+
+fn increasing(got: &[(u64, u8)]) -> bool {
+    got.windows(2).all(|w| w[0].0 < w[1].0)
+}
+
+#[tokio::test]
+async fn two_relay_processes_share_mailboxes_and_a_client_moves_when_one_dies() {
+    let prefix = cluster::unique_prefix();
+    let (mut node1, addr1) = spawn_relay(&prefix);
+    let (mut node2, addr2) = spawn_relay(&prefix);
+    let (alice_key, bob_key) = (key(71), key(72));
+    let (alice_box, bob_box) = (mailbox_of(&alice_key), mailbox_of(&bob_key));
+    let mut alice = Person::connect(addr1, &alice_key).await;
+    let mut bob = Person::connect(addr2, &bob_key).await;
+
+    // A chat across the two relays: each deposit wakes the other relay's subscriber.
+    for i in 0..20u8 {
+        bob.deposit(u32::from(i) + 10, alice_box, &[i; 300]).await;
+        alice.deposit(u32::from(i) + 10, bob_box, &[i; 200]).await;
+    }
+    let to_alice = alice.receive(20).await;
+    let to_bob = bob.receive(20).await;
+    assert_eq!(ids(&to_alice), (0..20).collect::<Vec<u8>>());
+    assert_eq!(ids(&to_bob), (0..20).collect::<Vec<u8>>());
+    assert!(increasing(&to_alice) && increasing(&to_bob));
+    alice.client.send(&Frame::Ack { mailbox: alice_box, seq: to_alice[19].0 }).await;
+    bob.client.send(&Frame::Ack { mailbox: bob_box, seq: to_bob[19].0 }).await;
+
+    // Ten more reach Alice on node 1, unacknowledged; then node 1 dies.
+    for i in 20..30u8 {
+        bob.deposit(u32::from(i) + 10, alice_box, &[i; 300]).await;
+    }
+    let before = alice.receive(10).await;
+    assert_eq!(ids(&before), (20..30).collect::<Vec<u8>>());
+    node1.kill().unwrap();
+    node1.wait().unwrap();
+    assert_eq!(alice.client.recv_opt().await, None, "node 1 is gone");
+    for i in 30..40u8 {
+        bob.deposit(u32::from(i) + 10, alice_box, &[i; 300]).await;
+    }
+
+    // Alice moves to node 2: everything not acknowledged comes again, once, in order, under the
+    // same numbers; the ack of the first 20 may or may not have been applied before the kill.
+    let mut alice = Person::connect(addr2, &alice_key).await;
+    let mut after = alice.receive(1).await;
+    let from = after[0].1;
+    assert!(from == 0 || from == 20, "redelivery starts at {from}");
+    after.extend(alice.receive(usize::from(40 - from) - 1).await);
+    assert_eq!(ids(&after), (from..40).collect::<Vec<u8>>());
+    assert!(increasing(&after));
+    let known: Vec<(u64, u8)> = to_alice.iter().chain(&before).copied().collect();
+    for entry in &after {
+        if entry.1 < 30 {
+            assert!(known.contains(entry), "a blob came back under another number");
+        }
+    }
+    // And Alice's deposits through node 2 reach Bob, after the first 20.
+    alice.deposit(99, bob_box, &[20; 200]).await;
+    let (seq, id) = bob.receive(1).await[0];
+    assert_eq!(id, 20);
+    assert!(seq > to_bob[19].0);
+    assert!(alice.got.is_empty() && bob.got.is_empty(), "nothing delivered twice");
+    node2.kill().unwrap();
+    node2.wait().unwrap();
 }
