@@ -56,7 +56,7 @@ impl Node {
         std::fs::create_dir_all(&dir).unwrap();
         let conf = format!(
             "port {port}\nbind 127.0.0.1\ncluster-enabled yes\ncluster-port {bus}\n\
-             cluster-config-file nodes.conf\ncluster-node-timeout 1500\n\
+             cluster-config-file nodes.conf\ncluster-node-timeout 1500\ncluster-replica-validity-factor 0\n\
              appendonly {}\nappendfsync always\nmaxmemory 256mb\nmaxmemory-policy noeviction\n\
              save \"\"\ndir {}\npidfile {}\nlogfile {}\n",
             if appendonly { "yes" } else { "no" },
@@ -142,6 +142,16 @@ impl Node {
     /// A command's reply as text (`INFO`, `CLUSTER NODES`), empty when the node does not answer.
     pub fn text(&self, args: &[&str]) -> String {
         self.query(args).ok().and_then(|v| redis::from_redis_value::<String>(v).ok()).unwrap_or_default()
+    }
+
+    /// `master` or `slave` (`None` when the node does not answer).
+    pub fn role(&self) -> Option<String> {
+        self.info_field("replication", "role")
+    }
+
+    /// The slot of `key`.
+    pub fn keyslot(&self, key: &str) -> u16 {
+        redis::from_redis_value(self.query(&["CLUSTER", "KEYSLOT", key]).unwrap()).unwrap()
     }
 
     fn info_field(&self, section: &str, field: &str) -> Option<String> {
