@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 
 use doorless_frames::MailboxId;
@@ -140,31 +139,15 @@ async fn a_cluster_that_cannot_confirm_on_disk_is_refused_at_start() {
 
 /// A relay process on the shared cluster under `prefix`, and the address it listens on.
 fn spawn_relay(prefix: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args(["--listen", "127.0.0.1:0", "--store", "cluster", "--cluster-prefix", prefix])
-        .arg("--cluster-nodes")
-        .arg(cluster::shared().seeds().join(","))
-        .args(["--deposit-rate", "1000000", "--deposit-burst", "1000000"])
-        .env("DOORLESS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(common::DEADLINE).expect("relay did not report its address");
-    let addr = line
-        .trim()
-        .strip_prefix("doorless relay listening on http://")
-        .expect("listening line")
-        .parse()
-        .unwrap();
-    (child, addr)
+    let nodes = cluster::shared().seeds().join(",");
+    common::spawn_relay_process(&[
+        "--store",
+        "cluster",
+        "--cluster-prefix",
+        prefix,
+        "--cluster-nodes",
+        &nodes,
+    ])
 }
 
 /// A client and the deliveries it got while waiting for other frames: (seq, first payload byte).

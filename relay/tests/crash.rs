@@ -5,10 +5,9 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 
 use common::{Client, key, mailbox_of, wait_until};
@@ -19,30 +18,7 @@ const WINDOW: u32 = 256;
 const KILL_AFTER: usize = 3_000;
 
 fn spawn_relay(dir: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relay"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .args(["--deposit-rate", "1000000", "--deposit-burst", "1000000"])
-        .env("DOORLESS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(common::DEADLINE).expect("relay did not report its address");
-    let addr = line
-        .trim()
-        .strip_prefix("doorless relay listening on http://")
-        .expect("listening line")
-        .parse()
-        .unwrap();
-    (child, addr)
+    common::spawn_relay_process(&[std::ffi::OsStr::new("--data-dir"), dir.as_os_str()])
 }
 
 fn payload(id: u32) -> Vec<u8> {

@@ -145,6 +145,27 @@ fn stop_relay(relay: RunningRelay) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// Captured logs: (name, bytes).
+type Logs = Vec<(String, Vec<u8>)>;
+
+/// Starts the relay with `store_args`, runs the conversation through it, stops it; returns its
+/// address, the conversation's transcript, and its logs (stdout, stderr).
+fn converse(
+    exe: &Path,
+    store_args: &[std::ffi::OsString],
+    stderr_log: &Path,
+) -> Result<(SocketAddr, conversation::Transcript, Logs)> {
+    let relay = start_relay(exe, store_args, stderr_log)?;
+    let addr = relay.addr;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let transcript = runtime.block_on(conversation::run(addr));
+    let stdout = stop_relay(relay)?;
+    let transcript = transcript?;
+    let stdout_bytes = stdout.iter().flat_map(|l| [l.as_bytes(), b"\n"]).flatten().copied().collect();
+    let logs = vec![("stdout".to_owned(), stdout_bytes), ("stderr".to_owned(), std::fs::read(stderr_log)?)];
+    Ok((addr, transcript, logs))
+}
+
 /// Runs the whole drill and returns what was found. `Evidence::problems` is empty when the relay
 /// kept nothing identifying.
 pub fn run_drill(root: &Path) -> Result<Evidence> {
@@ -152,16 +173,8 @@ pub fn run_drill(root: &Path) -> Result<Evidence> {
     let scratch = scratch_dir()?;
     let data_dir = scratch.join("data");
     let stderr_log = scratch.join("relay.stderr.log");
-    let relay = start_relay(&exe, &["--data-dir".into(), data_dir.clone().into()], &stderr_log)?;
-    let addr = relay.addr;
-
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let transcript = runtime.block_on(conversation::run(addr));
-    let stdout = stop_relay(relay)?;
-    let transcript = transcript?;
-
-    let stdout_bytes = stdout.iter().flat_map(|l| [l.as_bytes(), b"\n"]).flatten().copied().collect();
-    let logs = vec![("stdout".to_owned(), stdout_bytes), ("stderr".to_owned(), std::fs::read(&stderr_log)?)];
+    let (addr, transcript, logs) =
+        converse(&exe, &["--data-dir".into(), data_dir.clone().into()], &stderr_log)?;
     let mut ev = evidence::examine(&data_dir, &logs, addr, &transcript)?;
 
     let mut head = vec![

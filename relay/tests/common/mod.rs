@@ -65,6 +65,36 @@ pub async fn finish(relay: relay::Relay) {
     );
 }
 
+/// Starts the relay binary on a free loopback port with `args` (and no deposit rate limit to speak
+/// of), and returns it with the address it announced.
+pub fn spawn_relay_process<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relay"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .args(["--deposit-rate", "1000000", "--deposit-burst", "1000000"])
+        .env("DOORLESS_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(DEADLINE).expect("relay did not report its address");
+    let addr = line
+        .trim()
+        .strip_prefix("doorless relay listening on http://")
+        .expect("listening line")
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
 /// Deadline for anything a test waits on.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 

@@ -11,7 +11,7 @@ use redis::Value;
 use valkey_harness::{Node, ValkeyCluster, wait};
 
 use super::evidence::{self, Evidence};
-use super::{build_relay, conversation, scratch_dir, start_relay, stop_relay};
+use super::{build_relay, converse, scratch_dir};
 use crate::tools;
 
 /// Every byte string in a reply, in order (keys, ids, field names, payloads).
@@ -125,14 +125,7 @@ pub fn run_cluster_drill(root: &Path) -> Result<Evidence> {
     let cluster = ValkeyCluster::start_with(1, 1, true);
     let args =
         ["--store".into(), "cluster".into(), "--cluster-nodes".into(), cluster.seeds().join(",").into()];
-    let relay = start_relay(&exe, &args, &stderr_log)?;
-    let addr = relay.addr;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let transcript = runtime.block_on(conversation::run(addr));
-    let stdout = stop_relay(relay)?;
-    let transcript = transcript?;
-    let stdout_bytes = stdout.iter().flat_map(|l| [l.as_bytes(), b"\n"]).flatten().copied().collect();
-    let logs = vec![("stdout".to_owned(), stdout_bytes), ("stderr".to_owned(), std::fs::read(&stderr_log)?)];
+    let (addr, transcript, logs) = converse(&exe, &args, &stderr_log)?;
 
     let mut ev = Evidence::default();
     ev.line("Subpoena drill on the cluster store: one Valkey master and its replica");
