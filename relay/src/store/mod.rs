@@ -104,7 +104,8 @@ impl StoreError {
 ///
 /// Contract shared by every implementation (tested against both in `tests`):
 /// - `deposit` resolves only once the blob is durable, with the blob's sequence number, and then
-///   wakes subscribers; deposits are sequenced in the order of the `deposit` *calls* (the work is
+///   wakes subscribers (the cluster store may wake subscribers on *other* relays earlier, while the
+///   durable write is still being confirmed: see `store/cluster/wake.rs`); deposits are sequenced in the order of the `deposit` *calls* (the work is
 ///   queued before the future is returned), so one connection's deposits keep their order.
 /// - sequence numbers of a mailbox strictly increase, and are never reused while the mailbox is
 ///   remembered (see [`initial_seq`] for a mailbox that was forgotten);
