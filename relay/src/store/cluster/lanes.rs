@@ -151,25 +151,32 @@ impl Lane {
         for (index, job) in batch.iter().enumerate() {
             by_slot.entry(job.slot).or_default().push(index);
         }
-        let replies = join_all(by_slot.into_iter().map(|(slot, indices)| {
+        let written = join_all(by_slot.into_iter().map(|(slot, indices)| {
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
             for &index in &indices {
                 pipe.add_command(batch[index].cmd.clone());
             }
-            let (durability, wait_timeout) = (self.durability, self.wait_timeout);
             let mut conn = self.conn.clone();
-            let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
             async move {
-                let written = conn.route_pipeline(pipe, 0, indices.len(), route.clone()).await;
-                let durable = match &written {
-                    Ok(_) => wait_durable(&mut conn, route, durability, wait_timeout).await,
-                    Err(_) => Ok(()),
-                };
-                (indices, written.map(|values| (values, durable)))
+                let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
+                let written = conn.route_pipeline(pipe, 0, indices.len(), route).await;
+                (slot, indices, written)
             }
         }))
         .await;
+        // One slot after the other: the first wait on a node does the waiting, and covers every
+        // write this connection made there, so the node's other slots are answered at once. Waits
+        // side by side would queue on the connection, each one blocking it for its whole step.
+        let mut replies = Vec::with_capacity(written.len());
+        for (slot, indices, written) in written {
+            let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
+            let durable = match &written {
+                Ok(_) => wait_durable(&mut self.conn, route, self.durability, self.wait_timeout).await,
+                Err(_) => Ok(()),
+            };
+            replies.push((indices, written.map(|values| (values, durable))));
+        }
         let mut results: Vec<Option<Result<u64, StoreError>>> = batch.iter().map(|_| None).collect();
         for (indices, reply) in replies {
             match reply {

@@ -96,6 +96,9 @@ pub enum ClusterError {
 /// A description of a server error that carries no key, id or payload.
 pub(super) fn describe(err: &redis::RedisError) -> String {
     match err.code() {
+        Some(code @ ("MOVED" | "ASK" | "TRYAGAIN" | "CLUSTERDOWN")) => {
+            format!("server error {code} (the cluster is failing over or resharding; retry)")
+        }
         Some(code) => format!("server error {code}"),
         None => format!("{:?}", err.kind()),
     }
