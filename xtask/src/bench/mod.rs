@@ -1,4 +1,4 @@
-//! `cargo xtask bench [core|relay|web]`: figures for BENCHMARKS.md, measured side by side in one run.
+//! `cargo xtask bench [core|relay|relay-cluster|web]`: figures for BENCHMARKS.md, measured side by side in one run.
 
 mod cluster;
 mod core;
@@ -49,7 +49,7 @@ pub fn write_section(path: &Path, group: &str, section: &str) -> Result<()> {
     let old = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            "# Benchmarks\n\nFigures measured by `cargo xtask bench [core|relay|web]` on the project's kind of \
+            "# Benchmarks\n\nFigures measured by `cargo xtask bench [core|relay|relay-cluster|web]` on the project's kind of \
              machine. Each section is rewritten by its own group.\n"
                 .to_owned()
         }
