@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
-use valkey_harness::ValkeyCluster;
+use valkey_harness::{ValkeyCluster, wait};
 
 use super::relay::{Setup, build, loadgen};
 use crate::tools;
@@ -174,6 +174,32 @@ pub fn run(root: &Path) -> Result<()> {
     writeln!(
         s,
         "\nRelay CPU is the relay that the first connection of each pair uses (it deposits and delivers half). The closed loop keeps 2 048 messages in flight (the load generator's default budget), so its latency is that queue's; the fixed-rate row is the latency to expect."
+    )?;
+    drop((node1, node2));
+
+    // Failover of shard 0: from `kill -9` of its master until its replica has taken over (deposits
+    // to the shard then fail: it has no replica), and from the old master's restart until it is
+    // the new master's replica again (deposits succeed again).
+    let (master, replica) = (&cluster.nodes[0], &cluster.nodes[cluster.masters]);
+    let killed = std::time::Instant::now();
+    master.kill();
+    wait("the replica takes over", || replica.role().as_deref() == Some("master"));
+    let takeover = killed.elapsed();
+    let restarted = std::time::Instant::now();
+    master.start();
+    wait("the old master is a replica again", || {
+        master.info_field("replication", "master_link_status").as_deref() == Some("up")
+            && replica.info_field("replication", "connected_slaves").as_deref() == Some("1")
+    });
+    let rejoined = restarted.elapsed();
+    writeln!(
+        s,
+        "\nFailover of one shard (`cluster-node-timeout 1500`): {:.1} s from `kill -9` of its master \
+         until its replica had taken over; deposits to that shard then fail (no replica) until the old \
+         master is back as a replica: {:.1} s from its restart. Measured on the servers; a relay needs \
+         one more failed deposit (a MOVED reply) to learn the new topology.",
+        takeover.as_secs_f64(),
+        rejoined.as_secs_f64(),
     )?;
     println!("{s}");
     super::write_section(&root.join("BENCHMARKS.md"), "relay-cluster", &s)
