@@ -16,7 +16,7 @@ use doorless_frames::MailboxId;
 use futures_util::future::join_all;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
+use redis::cluster_routing::{Route, SingleNodeRoutingInfo, Slot, SlotAddr};
 use redis::{Cmd, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -157,10 +157,16 @@ impl Lane {
             for &index in &indices {
                 pipe.add_command(batch[index].cmd.clone());
             }
+            // Which server connection carried the writes: the wait must be on that one.
+            pipe.add_command(redis::cmd("CLIENT").arg("ID").clone());
             let mut conn = self.conn.clone();
             async move {
                 let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
-                let written = conn.route_pipeline(pipe, 0, indices.len(), route).await;
+                let written =
+                    conn.route_pipeline(pipe, 0, indices.len() + 1, route).await.map(|mut values| {
+                        let client = values.pop().and_then(|id| redis::from_redis_value::<i64>(id).ok());
+                        (values, client)
+                    });
                 (slot, indices, written)
             }
         }))
@@ -168,14 +174,20 @@ impl Lane {
         // One slot after the other: the first wait on a node does the waiting, and covers every
         // write this connection made there, so the node's other slots are answered at once. Waits
         // side by side would queue on the connection, each one blocking it for its whole step.
+        // All of them share one deadline: behind a shard that cannot confirm (its replica is gone),
+        // the batch's later slots fail at once instead of each waiting in turn.
+        let deadline = tokio::time::Instant::now() + self.wait_timeout;
         let mut replies = Vec::with_capacity(written.len());
         for (slot, indices, written) in written {
             let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(slot, SlotAddr::Master));
             let durable = match &written {
-                Ok(_) => wait_durable(&mut self.conn, route, self.durability, self.wait_timeout).await,
+                Ok((_, Some(client))) => {
+                    wait_durable(&mut self.conn, route, *client, self.durability, deadline).await
+                }
+                Ok((_, None)) => Err(StoreError::Backend("cluster: no client id after the writes".into())),
                 Err(_) => Ok(()),
             };
-            replies.push((indices, written.map(|values| (values, durable))));
+            replies.push((indices, written.map(|(values, _)| (values, durable))));
         }
         let mut results: Vec<Option<Result<u64, StoreError>>> = batch.iter().map(|_| None).collect();
         for (indices, reply) in replies {
@@ -222,16 +234,17 @@ impl Lane {
 /// (the server checks wait timeouts 10 times a second).
 const WAIT_STEP_MS: u64 = 10;
 
-/// Waits until the writes this connection made on `route`'s node are where `durability` wants
-/// them, asking again every [`WAIT_STEP_MS`] on the same connection (never on another: a wait on
-/// another connection covers nothing), until `timeout`.
+/// Waits until the writes made on server connection `client` of `route`'s node are where
+/// `durability` wants them, asking again every [`WAIT_STEP_MS`], until `deadline`. Each wait is
+/// sent with `CLIENT ID` and counts only on that same connection: if the library reconnected in
+/// between, a wait on the new connection would cover nothing and return at once.
 async fn wait_durable(
     conn: &mut ClusterConnection,
     route: SingleNodeRoutingInfo,
+    client: i64,
     durability: Durability,
-    timeout: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<(), StoreError> {
-    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let mut cmd = match durability {
             Durability::AofOnReplica => redis::cmd("WAITAOF"),
@@ -241,11 +254,18 @@ async fn wait_durable(
             Durability::AofOnReplica => cmd.arg(1).arg(1).arg(WAIT_STEP_MS),
             Durability::ReplicaReceived => cmd.arg(1).arg(WAIT_STEP_MS),
         };
-        let reply = conn
-            .route_command(cmd, RoutingInfo::SingleNode(route.clone()))
-            .await
-            .and_then(Value::extract_error)
-            .map_err(|err| StoreError::Backend(format!("cluster: wait failed: {}", describe(&err))))?;
+        let failed =
+            |err: redis::RedisError| StoreError::Backend(format!("cluster: wait failed: {}", describe(&err)));
+        let mut pipe = redis::pipe();
+        pipe.add_command(redis::cmd("CLIENT").arg("ID").clone()).add_command(cmd);
+        let mut replies = conn.route_pipeline(pipe, 0, 2, route.clone()).await.map_err(failed)?.into_iter();
+        let (Some(id), Some(reply)) = (replies.next(), replies.next()) else {
+            return Err(StoreError::Backend("cluster: short wait reply".into()));
+        };
+        if redis::from_redis_value::<i64>(id).ok() != Some(client) {
+            return Err(StoreError::Backend("cluster: connection changed before the wait".into()));
+        }
+        let reply = reply.extract_error().map_err(failed)?;
         let (local, replicas): (u64, u64) = match durability {
             Durability::AofOnReplica => redis::from_redis_value(reply).unwrap_or((0, 0)),
             Durability::ReplicaReceived => (1, redis::from_redis_value(reply).unwrap_or(0)),
