@@ -80,6 +80,10 @@ struct Common {
     /// Opening handshakes in progress at once.
     #[arg(long, default_value_t = 256)]
     parallel: usize,
+    /// A second relay (on the same cluster store): the second connection of every pair connects
+    /// there, so every message crosses from one relay to the other.
+    #[arg(long)]
+    peer_addr: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -233,9 +237,13 @@ async fn open(common: &Common, key: &SigningKey, index: usize) -> Result<Ws> {
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::from((source, 0))).context("binding a source address")?;
-    let stream = socket.connect(common.addr).await.context("connecting")?;
+    let addr = match common.peer_addr {
+        Some(peer) if index % 2 == 1 => peer,
+        _ => common.addr,
+    };
+    let stream = socket.connect(addr).await.context("connecting")?;
     stream.set_nodelay(true)?;
-    let url = format!("ws://{}/ws", common.addr);
+    let url = format!("ws://{addr}/ws");
     // tungstenite does the opening handshake; then the socket is ours. The relay sends nothing
     // before Hello, so nothing can be left in tungstenite's buffer.
     let (handshaken, _) = tokio_tungstenite::client_async(url, stream).await.context("upgrading")?;
@@ -245,7 +253,7 @@ async fn open(common: &Common, key: &SigningKey, index: usize) -> Result<Ws> {
     ws.send(&Frame::Hello).await?;
     let Frame::Challenge { challenge, .. } = ws.recv().await? else { bail!("expected Challenge") };
     // Proofs are bound to the origin the relay is reached at: on loopback, `http://ADDR`.
-    let origin = RelayOrigin::parse(&format!("http://{}", common.addr)).context("the relay's origin")?;
+    let origin = RelayOrigin::parse(&format!("http://{addr}")).context("the relay's origin")?;
     let public_key = key.verifying_key().to_bytes();
     let signature = key.sign(&subscribe_proof_message(&origin, &challenge, &public_key)).to_bytes();
     ws.send(&Frame::Subscribe { request: 0, public_key, signature }).await?;

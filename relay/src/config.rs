@@ -29,6 +29,20 @@ pub enum StoreKind {
     Redb,
     /// Memory only: everything is lost on exit. For tests and demos.
     Memory,
+    /// A Valkey (>= 8) or Redis (>= 7.2) cluster named by `--cluster-nodes`, shared by several
+    /// relays (docs/self-hosting.md).
+    Cluster,
+}
+
+/// What a deposit's confirmation waits for on the cluster store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterDurability {
+    /// `WAITAOF 1 1`: on disk on the master and on its replica (the default; the relay refuses to
+    /// start if a master cannot do it).
+    AofOnReplica,
+    /// `WAIT 1`: received by a replica, maybe on no disk yet. Weaker: for servers without
+    /// `WAITAOF`; a deposit confirmed just before master and replica both fail can be lost.
+    ReplicaReceived,
 }
 
 /// The Doorless relay: stores and forwards opaque blobs by mailbox, serves the web app.
@@ -46,6 +60,27 @@ pub struct Config {
     /// Storage backend.
     #[arg(long, env = "DOORLESS_STORE", value_enum, default_value_t = StoreKind::Redb)]
     pub store: StoreKind,
+
+    /// Cluster store: some of the cluster's nodes, `host:port` (repeat or separate with commas).
+    #[arg(long, env = "DOORLESS_CLUSTER_NODES", value_delimiter = ',')]
+    pub cluster_nodes: Vec<String>,
+
+    /// Cluster store: prefix of every key (relays sharing mailboxes use the same one).
+    #[arg(long, env = "DOORLESS_CLUSTER_PREFIX", default_value = "doorless")]
+    pub cluster_prefix: String,
+
+    /// Cluster store: connections per node that carry deposits (group commit).
+    #[arg(long, env = "DOORLESS_CLUSTER_POOL", default_value_t = 4)]
+    pub cluster_pool: usize,
+
+    /// Cluster store: longest wait, in milliseconds, for a deposit to be durable before the
+    /// depositor is told it failed.
+    #[arg(long, env = "DOORLESS_CLUSTER_WAIT_MS", default_value_t = 2000)]
+    pub cluster_wait_ms: u64,
+
+    /// Cluster store: what a confirmation waits for.
+    #[arg(long, env = "DOORLESS_CLUSTER_DURABILITY", value_enum, default_value_t = ClusterDurability::AofOnReplica)]
+    pub cluster_durability: ClusterDurability,
 
     /// Directory of the built web app (Trunk's `dist/`). Without it only /ws, /healthz and /metrics
     /// are served.
@@ -157,6 +192,11 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             store: StoreKind::Redb,
+            cluster_nodes: Vec::new(),
+            cluster_prefix: "doorless".into(),
+            cluster_pool: 4,
+            cluster_wait_ms: 2000,
+            cluster_durability: ClusterDurability::AofOnReplica,
             static_dir: None,
             connect_src: Vec::new(),
             public_origin: Vec::new(),
@@ -205,6 +245,19 @@ impl Config {
         }
     }
 
+    /// The cluster store's options.
+    pub fn cluster_options(&self) -> crate::store::ClusterOptions {
+        let mut options = crate::store::ClusterOptions::new(self.cluster_nodes.clone());
+        options.prefix = self.cluster_prefix.clone();
+        options.pool = self.cluster_pool;
+        options.wait_timeout = Duration::from_millis(self.cluster_wait_ms.max(1));
+        options.durability = match self.cluster_durability {
+            ClusterDurability::AofOnReplica => crate::store::cluster::Durability::AofOnReplica,
+            ClusterDurability::ReplicaReceived => crate::store::cluster::Durability::ReplicaReceived,
+        };
+        options
+    }
+
     /// The idle timeout.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))
@@ -243,7 +296,7 @@ impl Config {
              idle_timeout={}s header_timeout={}s ttl={}s mailbox_max_count={} mailbox_max_bytes={} max_stored_bytes={} \
              blob_max_bytes={} blob_max_stored_bytes={} blob_upload_ttl={}s blob_ttl={}s blob_max_uploads={} \
              blob_create_rate={}/s blob_create_burst={} \
-             extra_connect_src={} public_origin={}",
+             extra_connect_src={} public_origin={} cluster_nodes={} cluster_durability={:?}",
             self.listen,
             self.store,
             self.data_dir.display(),
@@ -275,6 +328,8 @@ impl Config {
             } else {
                 self.public_origin.join(",")
             },
+            self.cluster_nodes.len(),
+            self.cluster_durability,
         )
     }
 }

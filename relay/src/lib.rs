@@ -36,9 +36,9 @@ use tokio::sync::watch;
 
 pub use blob::{BlobStore, DiskBlobStore, MemoryBlobStore};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, OriginConfigError, StoreKind};
+pub use config::{ClusterDurability, Config, OriginConfigError, StoreKind};
 pub use metrics::Metrics;
-pub use store::{MemoryStore, RedbStore, Store};
+pub use store::{ClusterStore, MemoryStore, RedbStore, Store};
 
 use crate::limits::ConnectionCap;
 use crate::static_files::{StaticError, StaticSite};
@@ -62,6 +62,9 @@ pub enum StartError {
     /// The attachment blob store could not be opened.
     #[error("cannot open the blob store: {0}")]
     Blobs(#[from] blob::BlobError),
+    /// The cluster store could not start.
+    #[error(transparent)]
+    Cluster(#[from] store::cluster::ClusterError),
     /// The web app could not be loaded.
     #[error(transparent)]
     Static(#[from] StaticError),
@@ -139,6 +142,9 @@ pub async fn start(config: &Config) -> Result<Relay, StartError> {
             Arc::new(RedbStore::open(&config.data_dir.join(STORE_FILE), config.quotas(), clock.clone())?)
         }
         StoreKind::Memory => Arc::new(MemoryStore::new(config.quotas(), clock.clone())),
+        StoreKind::Cluster => {
+            Arc::new(ClusterStore::connect(config.cluster_options(), config.quotas(), clock.clone()).await?)
+        }
     };
     // Attachments are kept in memory only with the memory store; every other store keeps them on
     // the local disk (an object store comes with the cluster).

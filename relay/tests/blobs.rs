@@ -592,7 +592,8 @@ async fn a_full_disk_refuses_the_segment_and_stores_nothing() {
     // so an oversized write fails with EFBIG instead of killing the process.
     let mut shell = std::process::Command::new("sh");
     shell.args(["-c", "trap '' XFSZ; ulimit -f 3000 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_relay")]);
-    let (mut child, addr) = common::spawn_relay_with(shell, dir.path(), &[]);
+    let (mut child, addr) =
+        common::spawn_relay_with(shell, &[std::ffi::OsStr::new("--data-dir"), dir.path().as_os_str()]);
     let blob = create(addr, 2, SEGMENT_LEN + 100).await.ok().unwrap();
     let full = put(addr, &blob, 0, &bytes(1, SEGMENT_LEN)).await;
     assert_eq!((full.status, full.error().as_str()), (507, "disk_full"));

@@ -18,7 +18,7 @@ const WINDOW: u32 = 256;
 const KILL_AFTER: usize = 3_000;
 
 fn spawn_relay(dir: &Path) -> (Child, SocketAddr) {
-    common::spawn_relay(dir, &["--deposit-rate", "1000000", "--deposit-burst", "1000000"])
+    common::spawn_relay(dir, &[])
 }
 
 fn payload(id: u32) -> Vec<u8> {

@@ -9,6 +9,7 @@
 //! The same code runs as the test `drill::tests::relay_keeps_nothing_identifying` (part of
 //! `cargo xtask test`); the command prints the full report.
 
+mod cluster;
 mod conversation;
 mod evidence;
 
@@ -67,10 +68,11 @@ struct RunningRelay {
     first_lines: Vec<String>,
 }
 
-fn start_relay(exe: &Path, data_dir: &Path, stderr_log: &Path) -> Result<RunningRelay> {
+/// Starts the relay with `store_args` (which store, where) and otherwise its defaults.
+fn start_relay(exe: &Path, store_args: &[std::ffi::OsString], stderr_log: &Path) -> Result<RunningRelay> {
     let mut cmd = Command::new(exe);
-    cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .args(store_args)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(stderr_log)?);
     // Defaults only: no inherited DOORLESS_* flag (such as DOORLESS_LOG) may change the level.
@@ -143,6 +145,27 @@ fn stop_relay(relay: RunningRelay) -> Result<Vec<String>> {
     Ok(lines)
 }
 
+/// Captured logs: (name, bytes).
+type Logs = Vec<(String, Vec<u8>)>;
+
+/// Starts the relay with `store_args`, runs the conversation through it, stops it; returns its
+/// address, the conversation's transcript, and its logs (stdout, stderr).
+fn converse(
+    exe: &Path,
+    store_args: &[std::ffi::OsString],
+    stderr_log: &Path,
+) -> Result<(SocketAddr, conversation::Transcript, Logs)> {
+    let relay = start_relay(exe, store_args, stderr_log)?;
+    let addr = relay.addr;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let transcript = runtime.block_on(conversation::run(addr));
+    let stdout = stop_relay(relay)?;
+    let transcript = transcript?;
+    let stdout_bytes = stdout.iter().flat_map(|l| [l.as_bytes(), b"\n"]).flatten().copied().collect();
+    let logs = vec![("stdout".to_owned(), stdout_bytes), ("stderr".to_owned(), std::fs::read(stderr_log)?)];
+    Ok((addr, transcript, logs))
+}
+
 /// Runs the whole drill and returns what was found. `Evidence::problems` is empty when the relay
 /// kept nothing identifying.
 pub fn run_drill(root: &Path) -> Result<Evidence> {
@@ -150,16 +173,8 @@ pub fn run_drill(root: &Path) -> Result<Evidence> {
     let scratch = scratch_dir()?;
     let data_dir = scratch.join("data");
     let stderr_log = scratch.join("relay.stderr.log");
-    let relay = start_relay(&exe, &data_dir, &stderr_log)?;
-    let addr = relay.addr;
-
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let transcript = runtime.block_on(conversation::run(addr));
-    let stdout = stop_relay(relay)?;
-    let transcript = transcript?;
-
-    let stdout_bytes = stdout.iter().flat_map(|l| [l.as_bytes(), b"\n"]).flatten().copied().collect();
-    let logs = vec![("stdout".to_owned(), stdout_bytes), ("stderr".to_owned(), std::fs::read(&stderr_log)?)];
+    let (addr, transcript, logs) =
+        converse(&exe, &["--data-dir".into(), data_dir.clone().into()], &stderr_log)?;
     let mut ev = evidence::examine(&data_dir, &logs, addr, &transcript)?;
 
     let mut head = vec![
@@ -197,13 +212,14 @@ pub fn run_drill(root: &Path) -> Result<Evidence> {
     Ok(ev)
 }
 
-/// Runs the drill and prints what the relay holds.
+/// Runs the drill on both stores and prints what the relay holds.
 pub fn drill(root: &Path) -> Result<()> {
-    let ev = run_drill(root)?;
-    for line in &ev.report {
+    let embedded = run_drill(root)?;
+    let clustered = cluster::run_cluster_drill(root)?;
+    for line in embedded.report.iter().chain([String::new()].iter()).chain(&clustered.report) {
         println!("{line}");
     }
-    if !ev.problems.is_empty() {
+    if !embedded.problems.is_empty() || !clustered.problems.is_empty() {
         bail!("the relay kept something identifying");
     }
     Ok(())
@@ -215,6 +231,14 @@ mod tests {
     fn relay_keeps_nothing_identifying() {
         let root = crate::tools::project_root().unwrap();
         let ev = super::run_drill(&root).unwrap();
+        assert!(ev.problems.is_empty(), "{}", ev.report.join("\n"));
+        assert!(ev.stored_blobs >= 1);
+    }
+
+    #[test]
+    fn relay_on_a_cluster_keeps_nothing_identifying_and_a_rewrite_clears_acknowledged_ciphertext() {
+        let root = crate::tools::project_root().unwrap();
+        let ev = super::cluster::run_cluster_drill(&root).unwrap();
         assert!(ev.problems.is_empty(), "{}", ev.report.join("\n"));
         assert!(ev.stored_blobs >= 1);
     }

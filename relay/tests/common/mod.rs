@@ -1,6 +1,8 @@
 //! A minimal frame-speaking client for the relay tests, over real loopback sockets.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,11 +25,31 @@ pub fn test_config() -> relay::Config {
     }
 }
 
-/// A relay on the memory store, with the clock the store uses.
-pub async fn start_memory(config: relay::Config) -> (relay::Relay, std::sync::Arc<relay::ManualClock>) {
+/// Whether the suite runs on the cluster store (`DOORLESS_TEST_STORE=cluster`, set by
+/// `cargo xtask test` for its second pass over the relay suites) instead of the memory store.
+pub fn on_cluster() -> bool {
+    std::env::var("DOORLESS_TEST_STORE").is_ok_and(|v| v == "cluster")
+}
+
+/// The store the suite runs on (see [`on_cluster`]), with the clock it uses.
+pub async fn test_store(
+    quotas: relay::store::Quotas,
+) -> (std::sync::Arc<dyn relay::Store>, std::sync::Arc<relay::ManualClock>) {
     let clock = std::sync::Arc::new(relay::ManualClock::new(1_700_000_000_000));
-    let store: std::sync::Arc<dyn relay::Store> =
-        std::sync::Arc::new(relay::MemoryStore::new(config.quotas(), clock.clone()));
+    let store: std::sync::Arc<dyn relay::Store> = if on_cluster() {
+        std::sync::Arc::new(
+            relay::ClusterStore::connect(cluster::options(), quotas, clock.clone()).await.unwrap(),
+        )
+    } else {
+        std::sync::Arc::new(relay::MemoryStore::new(quotas, clock.clone()))
+    };
+    (store, clock)
+}
+
+/// A relay on the suite's store (the memory store, or the cluster store: see [`on_cluster`]),
+/// with the clock the store uses.
+pub async fn start_memory(config: relay::Config) -> (relay::Relay, std::sync::Arc<relay::ManualClock>) {
+    let (store, clock) = test_store(config.quotas()).await;
     (relay::start_with_store(&config, store).await.unwrap(), clock)
 }
 
@@ -41,6 +63,12 @@ pub async fn finish(relay: relay::Relay) {
         0,
         "a connection task panicked"
     );
+}
+
+/// Starts the relay binary on a free loopback port with `args` (and no deposit rate limit to speak
+/// of), and returns it with the address it announced. Its log goes nowhere.
+pub fn spawn_relay_process<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (std::process::Child, SocketAddr) {
+    spawn_relay_with(std::process::Command::new(env!("CARGO_BIN_EXE_relay")), args)
 }
 
 /// Deadline for anything a test waits on.
@@ -165,24 +193,25 @@ impl Client {
     }
 }
 
-/// Starts the relay binary on `dir` (a loopback port picked by the system) with `extra` flags,
-/// and returns it with the address it reported. Its log goes nowhere.
+/// Starts the relay binary on the data directory `dir` with `extra` flags; see
+/// [`spawn_relay_process`].
 pub fn spawn_relay(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, SocketAddr) {
-    spawn_relay_with(std::process::Command::new(env!("CARGO_BIN_EXE_relay")), dir, extra)
+    let mut args = vec![std::ffi::OsStr::new("--data-dir"), dir.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    spawn_relay_process(&args)
 }
 
-/// [`spawn_relay`] through `command` (the binary itself, or a shell that sets limits and then
-/// execs the binary with the arguments that follow).
-pub fn spawn_relay_with(
+/// [`spawn_relay_process`] through `command` (the binary itself, or a shell that sets limits and
+/// then execs the binary with the arguments that follow).
+pub fn spawn_relay_with<S: AsRef<std::ffi::OsStr>>(
     mut command: std::process::Command,
-    dir: &std::path::Path,
-    extra: &[&str],
+    args: &[S],
 ) -> (std::process::Child, SocketAddr) {
     use std::io::BufRead as _;
     let mut child = command
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .args(extra)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .args(["--deposit-rate", "1000000", "--deposit-burst", "1000000"])
         .env("DOORLESS_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -1,5 +1,6 @@
-//! `cargo xtask bench [core|relay|web]`: figures for BENCHMARKS.md, measured side by side in one run.
+//! `cargo xtask bench [core|relay|relay-cluster|web]`: figures for BENCHMARKS.md, measured side by side in one run.
 
+mod cluster;
 mod core;
 mod relay;
 mod vm;
@@ -16,6 +17,8 @@ pub enum Group {
     Core,
     /// Relay load test against a plain Node `ws` relay.
     Relay,
+    /// The relay on the cluster store (a local Valkey cluster).
+    RelayCluster,
     /// Web app: transfer size, first render, tab-to-tab latency.
     Web,
 }
@@ -24,12 +27,13 @@ pub enum Group {
 pub fn bench(root: &Path, group: Option<Group>) -> Result<()> {
     let groups = match group {
         Some(g) => vec![g],
-        None => vec![Group::Core, Group::Relay, Group::Web],
+        None => vec![Group::Core, Group::Relay, Group::RelayCluster, Group::Web],
     };
     for group in groups {
         match group {
             Group::Core => core::run(root)?,
             Group::Relay => relay::run(root)?,
+            Group::RelayCluster => cluster::run(root)?,
             Group::Web => web::run(root)?,
         }
     }
@@ -45,7 +49,7 @@ pub fn write_section(path: &Path, group: &str, section: &str) -> Result<()> {
     let old = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            "# Benchmarks\n\nFigures measured by `cargo xtask bench [core|relay|web]` on the project's kind of \
+            "# Benchmarks\n\nFigures measured by `cargo xtask bench [core|relay|relay-cluster|web]` on the project's kind of \
              machine. Each section is rewritten by its own group.\n"
                 .to_owned()
         }

@@ -110,8 +110,8 @@ struct Idle {
 }
 
 /// Paths of what is under test.
-struct Setup {
-    relay: PathBuf,
+pub(super) struct Setup {
+    pub(super) relay: PathBuf,
     loadgen: PathBuf,
     node_relay: PathBuf,
     scratch: PathBuf,
@@ -212,9 +212,9 @@ fn rust_relay_args(target: Target, data_dir: &Path) -> Vec<String> {
 }
 
 /// One line `result k=v …` of the load generator, as a map.
-type Figures = HashMap<String, String>;
+pub(super) type Figures = HashMap<String, String>;
 
-fn loadgen(setup: &Setup, args: &[String]) -> Result<Figures> {
+pub(super) fn loadgen(setup: &Setup, args: &[String]) -> Result<Figures> {
     let mut cmd = with_nofile(&setup.loadgen);
     cmd.args(args).stderr(Stdio::inherit());
     let out = cmd.output().with_context(|| format!("running {}", tools::describe(&cmd)))?;
@@ -429,7 +429,7 @@ pub fn run(root: &Path) -> Result<()> {
 }
 
 /// Builds the relay (speed profile), the load generator, and installs the Node relay's packages.
-fn build(root: &Path) -> Result<Setup> {
+pub(super) fn build(root: &Path) -> Result<Setup> {
     tools::run(Command::new("cargo").current_dir(root).args([
         "build",
         "--profile",

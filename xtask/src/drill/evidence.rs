@@ -36,10 +36,10 @@ pub struct Evidence {
 }
 
 impl Evidence {
-    fn line(&mut self, text: impl Into<String>) {
+    pub(super) fn line(&mut self, text: impl Into<String>) {
         self.report.push(text.into());
     }
-    fn problem(&mut self, text: impl Into<String>) {
+    pub(super) fn problem(&mut self, text: impl Into<String>) {
         let text = text.into();
         self.report.push(format!("  PROBLEM: {text}"));
         self.problems.push(text);
@@ -224,13 +224,7 @@ pub fn examine(
     let mut ev = Evidence::default();
 
     ev.line("Data directory:");
-    let mut files = Vec::new();
-    for path in files_under(data_dir)? {
-        let bytes = std::fs::read(&path)?;
-        let name = path.strip_prefix(data_dir).unwrap_or(&path).display().to_string();
-        ev.line(format!("  {name}: {} bytes", bytes.len()));
-        files.push((name, bytes));
-    }
+    let files = read_files(data_dir, &mut ev)?;
     let store = data_dir.join("relay.redb");
     let mailbox_ids = if store.exists() {
         ev.line("Store contents (read-only):");
@@ -239,7 +233,47 @@ pub fn examine(
         ev.problem("no relay.redb in the data directory: the drill examined nothing");
         Vec::new()
     };
+    search(&mut ev, &files, logs, relay_listen, t, &mailbox_ids);
+    // Not a failure (it is ciphertext), but part of what an operator could hand over: how many of
+    // the deposits, delivered and acknowledged or not, are still readable somewhere in the files.
+    let readable = readable_deposits(&files, t);
+    ev.line(format!(
+        "Ciphertext residue: {readable} of the {} deposited payload(s) are readable in the data directory; \
+         {} of them stored as undelivered, {} deleted after delivery but still in pages not yet reused.",
+        t.deposits.len(),
+        ev.stored_blobs,
+        readable.saturating_sub(ev.stored_blobs)
+    ));
+    Ok(ev)
+}
 
+/// Every file under `dir`, named relative to it, listed in the report.
+pub fn read_files(dir: &Path, ev: &mut Evidence) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for path in files_under(dir)? {
+        let bytes = std::fs::read(&path)?;
+        let name = path.strip_prefix(dir).unwrap_or(&path).display().to_string();
+        ev.line(format!("  {name}: {} bytes", bytes.len()));
+        files.push((name, bytes));
+    }
+    Ok(files)
+}
+
+/// How many of the deposited payloads are readable somewhere in `files`.
+pub fn readable_deposits(files: &[(String, Vec<u8>)], t: &Transcript) -> usize {
+    t.deposits.iter().filter(|d| files.iter().any(|(_, bytes)| find(bytes, d).is_some())).count()
+}
+
+/// Searches `files` (what the operator holds) and the logs for anything identifying, and the logs
+/// also for the mailbox ids and ciphertexts.
+pub fn search(
+    ev: &mut Evidence,
+    files: &[(String, Vec<u8>)],
+    logs: &[(String, Vec<u8>)],
+    relay_listen: SocketAddr,
+    t: &Transcript,
+    mailbox_ids: &[[u8; 32]],
+) {
     ev.line("Logs at the default level:");
     for (name, bytes) in logs {
         let text = String::from_utf8_lossy(bytes);
@@ -328,17 +362,4 @@ pub fn examine(
     if log_hits == 0 {
         ev.line("  none found");
     }
-
-    // Not a failure (it is ciphertext), but part of what an operator could hand over: how many of
-    // the deposits, delivered and acknowledged or not, are still readable somewhere in the files.
-    let readable =
-        t.deposits.iter().filter(|d| files.iter().any(|(_, bytes)| find(bytes, d).is_some())).count();
-    ev.line(format!(
-        "Ciphertext residue: {readable} of the {} deposited payload(s) are readable in the data directory; \
-         {} of them stored as undelivered, {} deleted after delivery but still in pages not yet reused.",
-        t.deposits.len(),
-        ev.stored_blobs,
-        readable.saturating_sub(ev.stored_blobs)
-    ));
-    Ok(ev)
 }
