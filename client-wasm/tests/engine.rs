@@ -11,6 +11,13 @@ use client_wasm::engine::{
 use doorless_frames::Frame;
 use relay::{NOW, World};
 
+/// The records of a stored-profile fixture, whose profile record is version `version`.
+fn fixture(bytes: &[u8], version: u8) -> Vec<(String, Vec<u8>)> {
+    let records: Vec<(String, Vec<u8>)> = postcard::from_bytes(bytes).expect("fixture decodes");
+    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(version));
+    records
+}
+
 fn pair() -> (World, ContactId, ContactId) {
     relay::pair(42)
 }
@@ -266,9 +273,7 @@ fn a_profile_stored_by_the_previous_release_opens_and_is_migrated() {
 /// outbox, and the conversation goes on.
 #[test]
 fn a_profile_stored_as_version_2_opens() {
-    let records: Vec<(String, Vec<u8>)> =
-        postcard::from_bytes(include_bytes!("fixtures/profile-v2.bin")).expect("fixture decodes");
-    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(2));
+    let records = fixture(include_bytes!("fixtures/profile-v2.bin"), 2);
     let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
     assert_eq!(engine.name(), "Alice");
     let bob = engine.contacts().next().unwrap();
@@ -585,9 +590,7 @@ fn a_revoked_invite_refuses_its_answer() {
 /// called, and the open invite is listed.
 #[test]
 fn a_profile_stored_as_version_4_opens() {
-    let records: Vec<(String, Vec<u8>)> =
-        postcard::from_bytes(include_bytes!("fixtures/profile-v4.bin")).expect("fixture decodes");
-    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(4));
+    let records = fixture(include_bytes!("fixtures/profile-v4.bin"), 4);
     let mut engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
     let bob = engine.contacts().next().unwrap();
     assert_eq!((bob.name.as_str(), bob.their_name.as_str(), bob.messages.len()), ("Bob", "Bob", 141));
@@ -741,9 +744,7 @@ fn a_blocked_contact_is_read_silently_and_gets_nothing() {
 /// before version 4 added blocking) opens, with nobody blocked.
 #[test]
 fn a_profile_stored_as_version_3_opens() {
-    let records: Vec<(String, Vec<u8>)> =
-        postcard::from_bytes(include_bytes!("fixtures/profile-v3.bin")).expect("fixture decodes");
-    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(3));
+    let records = fixture(include_bytes!("fixtures/profile-v3.bin"), 3);
     let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
     let bob = engine.contacts().next().unwrap();
     assert_eq!(bob.name, "Bob");
@@ -799,9 +800,7 @@ fn a_joiner_waits_for_the_inviter_and_a_used_invite_stays_waiting() {
 /// version 6 with those addresses named, and the message written offline goes to that relay.
 #[test]
 fn a_profile_stored_as_version_5_opens_with_every_address_on_the_current_relay() {
-    let records: Vec<(String, Vec<u8>)> =
-        postcard::from_bytes(include_bytes!("fixtures/profile-v5.bin")).expect("fixture decodes");
-    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(5));
+    let records = fixture(include_bytes!("fixtures/profile-v5.bin"), 5);
     let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
     assert_eq!(engine.home_relay(), None);
     assert!(engine.relays().is_empty(), "no relay is known before the first connection");

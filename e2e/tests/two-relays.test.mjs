@@ -5,8 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startRelay, launchBrowser, newPerson, onboard, makeInvite, openConversation, send, waitForText, texts,
-  connected,
+  startRelay, launchBrowser, newPerson, introduce, send, waitForText, texts, connected,
 } from '../lib/harness.mjs';
 
 let relay1;
@@ -28,15 +27,8 @@ after(async () => {
 test('people on two relays pair and talk, and a message for a relay that is down waits for it', async () => {
   const alice = await newPerson(browser);
   const bob = await newPerson(browser);
-  await alice.page.goto(relay1.url);
-  await onboard(alice.page, 'Alice');
-  const link = await makeInvite(alice.page);
   // Bob opens the invite in his own relay's copy of the app: the invite names Alice's relay.
-  await bob.page.goto(`${relay2.url}/${new URL(link).hash}`);
-  await onboard(bob.page, 'Bob');
-  await bob.page.getByRole('button', { name: 'Accept invite' }).click();
-  await openConversation(alice.page, 'Bob');
-  await openConversation(bob.page, 'Alice');
+  await introduce(alice, bob, relay1, relay2);
 
   await send(bob.page, 'hello from relay two');
   await waitForText(alice.page, 'hello from relay two');

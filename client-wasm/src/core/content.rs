@@ -240,22 +240,19 @@ impl Payload {
 
 /// `len(1) || UTF-8 origin`, at most [`MAX_ORIGIN_LEN`] bytes.
 fn push_origin(out: &mut Vec<u8>, origin: &str) -> Result<(), ContentError> {
-    if origin.len() > MAX_ORIGIN_LEN {
-        return Err(ContentError::TooLong);
-    }
-    // At most MAX_ORIGIN_LEN (255) bytes: fits in one byte.
-    out.push(origin.len() as u8);
-    out.extend_from_slice(origin.as_bytes());
-    Ok(())
+    push_short(out, origin, MAX_ORIGIN_LEN)
 }
 
 fn push_name(out: &mut Vec<u8>, name: &str) -> Result<(), ContentError> {
-    if name.len() > MAX_NAME_LEN {
-        return Err(ContentError::TooLong);
-    }
-    // At most MAX_NAME_LEN (64) bytes: fits in one byte.
-    out.push(name.len() as u8);
-    out.extend_from_slice(name.as_bytes());
+    push_short(out, name, MAX_NAME_LEN)
+}
+
+/// `len(1) || UTF-8`, at most `max` (≤ 255) bytes.
+fn push_short(out: &mut Vec<u8>, text: &str, max: usize) -> Result<(), ContentError> {
+    let len =
+        u8::try_from(text.len()).ok().filter(|&len| usize::from(len) <= max).ok_or(ContentError::TooLong)?;
+    out.push(len);
+    out.extend_from_slice(text.as_bytes());
     Ok(())
 }
 
