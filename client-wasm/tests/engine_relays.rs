@@ -6,10 +6,10 @@
 mod relay;
 
 use client_wasm::engine::{ContactId, Delivery, Engine, Event, PROFILE_RECORD};
-use doorless_frames::{Frame, RelayOrigin};
+use doorless_frames::{Frame, MailboxId, RelayOrigin};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use relay::{NOW, TestRelay};
+use relay::{NOW, STRANGER, TestRelay};
 
 const RELAY_1: &str = "wss://relay-one.test/ws";
 const RELAY_2: &str = "wss://relay-two.test:8443/ws";
@@ -132,6 +132,18 @@ impl Net {
         }
         let stored = self.stores[i].iter().map(|(n, b)| (n.as_str(), b.as_slice()));
         self.engines[i] = Engine::restore(stored).expect("restores");
+        self.pump();
+    }
+
+    /// Someone without a profile deposits `payload` into `mailbox` on relay `r`; then pumps.
+    fn inject(&mut self, r: usize, mailbox: MailboxId, payload: Vec<u8>) {
+        let origin = self.relays[r].origin();
+        for (to, reply) in self.relays[r].handle(STRANGER, Frame::Deposit { request: 1, mailbox, payload }) {
+            if to < self.engines.len() && self.conns[to].contains(&r) {
+                let events = self.engines[to].on_relay_frame(&origin, reply, NOW, &mut self.rng);
+                self.events[to].extend(events);
+            }
+        }
         self.pump();
     }
 
@@ -294,4 +306,47 @@ fn a_relay_that_is_down_holds_up_only_its_own_deposits() {
     assert_eq!(net.delivery(0, carol_at_alice), Delivery::Delivered);
     assert_eq!(net.delivery(0, bob), Delivery::Pending);
     assert!(net.engines[0].all_stored(carol_at_alice) && !net.engines[0].all_stored(bob));
+}
+
+/// A `Hello` or `Inbox` naming something other than a relay origin (in its normalised form) is not
+/// followed; one naming no relay means the relay it came through (as from an earlier release).
+#[test]
+fn a_relay_named_by_a_peer_must_be_a_relay_origin() {
+    use client_wasm::core::{Content, Identity, Invite, Payload, accept_invite};
+    let mut net = Net::new(80);
+    let mallory = Identity::generate(&mut net.rng);
+    let answer = |net: &mut Net, relay: Option<&str>| {
+        let link = net.engines[0].create_invite(None, NOW, &mut net.rng).unwrap();
+        net.pump();
+        let invite = Invite::from_fragment(&link.fragment, NOW).unwrap();
+        let hello =
+            Content::Hello { name: "Mallory".into(), reply_mailbox: [5; 32], relay: relay.map(Into::into) };
+        let hello = Payload::new(hello, NOW, &mut net.rng).encode().unwrap();
+        let (session, initial) = accept_invite(&mallory, &invite, &hello, NOW, &mut net.rng).unwrap();
+        net.inject(0, MailboxId(invite.reply_mailbox()), initial);
+        (session, MailboxId(invite.reply_mailbox()))
+    };
+    // (An empty origin is not encoded at all: it is the form that names no relay.)
+    for bad in ["HTTPS://relay-two.test:8443", "https://relay-two.test:8443/ws", "relay-two.test"] {
+        answer(&mut net, Some(bad));
+        assert_eq!(net.engines[0].contacts().count(), 0, "{bad:?} is no relay origin");
+    }
+    // No relay named: the answer came through relay 1, so Mallory's mailbox is there.
+    let (mut session, printed) = answer(&mut net, None);
+    let contact = net.engines[0].contacts().next().expect("a contact").id;
+    assert_eq!(net.engines[0].contact_relay(contact), Some(&origin(RELAY_1)));
+    let mut announce = |net: &mut Net, mailbox: [u8; 32], relay: Option<&str>| {
+        let inbox = Content::Inbox { mailbox, relay: relay.map(Into::into) };
+        let inbox = Payload::new(inbox, NOW, &mut net.rng).encode().unwrap();
+        let envelope = session.encrypt(&inbox, &mut net.rng).unwrap();
+        net.inject(0, printed, envelope);
+    };
+    announce(&mut net, [6; 32], Some("not a relay"));
+    assert_eq!(net.engines[0].contact_relay(contact), Some(&origin(RELAY_1)), "not followed");
+    announce(&mut net, [7; 32], Some("https://relay-two.test:8443"));
+    assert_eq!(net.engines[0].contact_relay(contact), Some(&origin(RELAY_2)));
+    // Alice's next message goes to that mailbox on relay 2.
+    net.engines[0].send_text(contact, "to the new address", NOW, &mut net.rng).unwrap();
+    net.pump();
+    assert!(net.relays[1].stored.contains_key(&MailboxId([7; 32])));
 }
