@@ -48,6 +48,23 @@ fn sealed_short_invite() -> Vec<u8> {
 }
 
 /// Segment 0 of the 65,537-byte file the `attachment` target opens, sealed under its secret.
+/// A version 2 invite (naming its relay) by the fixture's Bob.
+fn invite_with_relay() -> Vec<u8> {
+    let f = fuzz_targets::fixture();
+    let relay = doorless_frames::RelayOrigin::parse("https://relay.example").unwrap();
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([0x5C; 32]);
+    let (invite, _) = client_wasm::core::create_invite_on(
+        &f.bob,
+        [9; 32],
+        &relay,
+        "Bob",
+        fuzz_targets::NOW,
+        3600,
+        &mut rng,
+    );
+    invite.to_bytes()
+}
+
 fn sealed_attachment_segment() -> Vec<u8> {
     use client_wasm::core::attachment::{AttachmentSecret, Layout, SegmentCipher};
     let secret = AttachmentSecret::from_parts([0x41; 32], [0x42; 16]);
@@ -63,6 +80,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("invite", "fragment", fragment.as_bytes().to_vec()),
         ("invite", "fragment-truncated", fragment.as_bytes()[..fragment.len() / 2].to_vec()),
         ("invite", "binary", f.invite.to_bytes()),
+        ("invite", "binary-relay", invite_with_relay()),
         ("invite", "empty", Vec::new()),
         ("short_invite", "fragment", fuzz_targets::short_link().to_fragment().into_bytes()),
         (
@@ -93,7 +111,20 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("identity", "secret", f.bob.to_bytes().to_vec()),
         ("identity", "public", f.bob.public().to_bytes()),
         ("content", "text", payload(Content::Text { body: "hello".into() })),
-        ("content", "hello", payload(Content::Hello { name: "Alice".into(), reply_mailbox: [2; 32] })),
+        (
+            "content",
+            "hello",
+            payload(Content::Hello { name: "Alice".into(), reply_mailbox: [2; 32], relay: None }),
+        ),
+        (
+            "content",
+            "hello-relay",
+            payload(Content::Hello {
+                name: "Alice".into(),
+                reply_mailbox: [2; 32],
+                relay: Some("https://relay-two.example:8443".into()),
+            }),
+        ),
         ("content", "receipt", payload(Content::Receipt { delivered: vec![[1; 16], [2; 16]] })),
         ("content", "profile", payload(Content::Profile { name: "Al".into() })),
         ("content", "inbox", payload(Content::Inbox { mailbox: [3; 32], relay: None })),
@@ -130,6 +161,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("stored_records", "current", current_profile),
         ("stored_records", "profile-v2", profile_fixture(include_bytes!("fixtures/profile-v2.bin"))),
         ("stored_records", "profile-v4", profile_fixture(include_bytes!("fixtures/profile-v4.bin"))),
+        ("stored_records", "profile-v5", profile_fixture(include_bytes!("fixtures/profile-v5.bin"))),
     ]
 }
 
@@ -159,6 +191,7 @@ fn seed_inputs_decode_successfully() {
     // The seeds are meant to reach deep into each decoder: the valid ones must actually decode.
     let f = fuzz_targets::fixture();
     assert!(client_wasm::core::Invite::from_fragment(&f.invite.to_fragment(), fuzz_targets::NOW).is_ok());
+    assert!(client_wasm::core::Invite::from_bytes(&invite_with_relay(), fuzz_targets::NOW + 1).is_ok());
     assert!(f.alice_session.clone().decrypt(&f.message).is_ok());
     assert_eq!(fuzz_targets::short_link().open(&sealed_short_invite(), fuzz_targets::NOW).unwrap(), f.invite);
     let fragment = fuzz_targets::short_link().to_fragment();

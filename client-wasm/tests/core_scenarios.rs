@@ -6,8 +6,10 @@ use client_wasm::core::{
     DecryptError, EnvelopeError, EnvelopeKind, HandshakeError, INITIAL_ENVELOPE_SIZES,
     INVITE_RESPONSE_GRACE_SECS, Identity, IdentityError, IdentityPublic, Invite, InviteError, InviteSecret,
     MAX_PLAINTEXT_LEN, MAX_SKIP, MAX_STORED_SKIPPED, MESSAGE_ENVELOPE_SIZES, Session, SessionError,
-    SessionStateError, accept_invite, create_invite, envelope_kind, safety_number,
+    SessionStateError, ShortLink, ShortLinkError, accept_invite, create_invite, create_invite_on,
+    envelope_kind, safety_number,
 };
+use doorless_frames::RelayOrigin;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -261,9 +263,10 @@ fn invites_reject_expired_corrupt_forged_and_unknown_versions() {
     assert_eq!(Invite::from_fragment("not base64!", NOW).err(), Some(InviteError::Corrupt));
     assert_eq!(Invite::from_fragment(&fragment[..100], NOW).err(), Some(InviteError::Corrupt));
     let bytes = invite.to_bytes();
-    let mut v2 = bytes.clone();
-    v2[0] = 2;
-    assert_eq!(Invite::from_bytes(&v2, NOW).err(), Some(InviteError::UnsupportedVersion));
+    // Version 2 names a relay (below); version 3 is from a newer release.
+    let mut v3 = bytes.clone();
+    v3[0] = 3;
+    assert_eq!(Invite::from_bytes(&v3, NOW).err(), Some(InviteError::UnsupportedVersion));
     // Changing the mailbox, expiry or name breaks the signature.
     let mailbox_at = 1 + 129 + 32 + 1184;
     for pos in [mailbox_at, mailbox_at + 32 + 7, bytes.len() - 65, bytes.len() - 1] {
@@ -347,7 +350,7 @@ fn identities_round_trip_and_hide_secrets() {
 fn contents_round_trip_and_unknown_types_are_errors() {
     let samples = [
         Content::Text { body: "hé".into() },
-        Content::Hello { name: "Alice".into(), reply_mailbox: [3; 32] },
+        Content::Hello { name: "Alice".into(), reply_mailbox: [3; 32], relay: None },
         Content::Receipt { delivered: vec![[1; 16], [2; 16]] },
         Content::Profile { name: "Al".into() },
     ];
@@ -661,4 +664,47 @@ fn ed25519_signatures_are_verified_strictly() {
     });
     assert_eq!(IdentityPublic::from_bytes(&weak).err(), Some(IdentityError::BadSignature));
     assert!(IdentityPublic::from_bytes(&public).is_ok());
+}
+
+#[test]
+fn invites_name_the_inviters_relay_inside_the_signature() {
+    let mut rng = ChaCha20Rng::from_seed([21; 32]);
+    let bob = Identity::generate(&mut rng);
+    let relay = RelayOrigin::parse("wss://Relay-One.example:8443/ws").unwrap();
+    let (invite, _) = create_invite_on(&bob, [1; 32], &relay, "Bob", NOW, TTL, &mut rng);
+    let read = Invite::from_fragment(&invite.to_fragment(), NOW).unwrap();
+    assert_eq!(read.relay(), Some(&relay));
+    assert_eq!(read.reply_mailbox(), [1; 32]);
+    let bytes = invite.to_bytes();
+    assert_eq!(bytes[0], 2);
+    let origin = relay.as_str();
+    assert_eq!(origin, "https://relay-one.example:8443");
+    // Layout: ... name, origin length, origin, signature.
+    let at = bytes.len() - 64 - origin.len();
+    assert_eq!(usize::from(bytes[at - 1]), origin.len());
+    assert_eq!(&bytes[at..at + origin.len()], origin.as_bytes());
+    // Another relay (still a relay origin) breaks the signature.
+    let mut moved = bytes.clone();
+    moved[at + 8] = b'x';
+    assert_eq!(Invite::from_bytes(&moved, NOW).err(), Some(InviteError::BadSignature));
+    // A form other than the normalised one, a cut origin or a non-origin is corrupt.
+    let mut upper = bytes.clone();
+    upper[at + 8] = b'R';
+    assert_eq!(Invite::from_bytes(&upper, NOW).err(), Some(InviteError::Corrupt));
+    assert_eq!(Invite::from_bytes(&bytes[..bytes.len() - 1], NOW).err(), Some(InviteError::Corrupt));
+    let mut long = bytes.clone();
+    long[at - 1] = 255;
+    assert_eq!(Invite::from_bytes(&long, NOW).err(), Some(InviteError::Corrupt));
+    // A version 1 invite names no relay.
+    let (old, _) = create_invite(&bob, [1; 32], "Bob", NOW, TTL, &mut rng);
+    assert_eq!(Invite::from_bytes(&old.to_bytes(), NOW).unwrap().relay(), None);
+    // A short link seals a version 2 invite that fits its bundle, and refuses one that does not.
+    let link = ShortLink::for_invite(&invite, relay.clone());
+    let sealed = link.seal(&invite, &mut rng).unwrap();
+    assert_eq!(link.open(&sealed, NOW).unwrap(), invite);
+    let far = RelayOrigin::parse(&format!("https://{}.example", "r".repeat(200))).unwrap();
+    let (big, _) = create_invite_on(&bob, [1; 32], &far, &"n".repeat(64), NOW, TTL, &mut rng);
+    assert_eq!(Invite::from_bytes(&big.to_bytes(), NOW).unwrap().relay(), Some(&far));
+    let big_link = ShortLink::for_invite(&big, far);
+    assert_eq!(big_link.seal(&big, &mut rng).err(), Some(ShortLinkError::TooLong));
 }

@@ -4,8 +4,9 @@
 
 use client_wasm::core::content::{Content, Payload};
 use client_wasm::core::{
-    Identity, IdentityPublic, Invite, InviteSecret, MAX_SKIP, MESSAGE_ENVELOPE_SIZES, PADDING_BUCKETS,
-    Session, ShortLink, accept_invite, create_invite, envelope_kind, safety_number,
+    Identity, IdentityPublic, Invite, InviteError, InviteSecret, MAX_SKIP, MESSAGE_ENVELOPE_SIZES,
+    PADDING_BUCKETS, Session, ShortLink, accept_invite, create_invite, create_invite_on, envelope_kind,
+    safety_number,
 };
 use doorless_frames::RelayOrigin;
 use rand_chacha::ChaCha20Rng;
@@ -37,7 +38,7 @@ fn generate() -> String {
     let hello = Payload {
         id: [0x01; 16],
         sent_at: NOW + 60,
-        content: Content::Hello { name: "Alice".into(), reply_mailbox: [0x22; 32] },
+        content: Content::Hello { name: "Alice".into(), reply_mailbox: [0x22; 32], relay: None },
     };
     let hello_bytes = hello.encode().unwrap();
     let (mut sa, initial) = accept_invite(&alice, &invite, &hello_bytes, NOW + 60, &mut ra).unwrap();
@@ -160,6 +161,7 @@ fn generate() -> String {
         "names": names(&bob),
         "tampered": tampered(&bob, &invite_secret, &initial, &sa, &sb),
         "short_invite": short_invite(&invite),
+        "invite_with_relay": invite_with_relay(&bob),
     });
     let mut out = serde_json::to_string_pretty(&doc).unwrap();
     out.push('\n');
@@ -377,7 +379,15 @@ impl Cases<'_> {
 fn payloads() -> Value {
     let samples = [
         ("text", Content::Text { body: "Grüße, 世界 👋".into() }),
-        ("hello", Content::Hello { name: "Zoë".into(), reply_mailbox: [0x33; 32] }),
+        ("hello", Content::Hello { name: "Zoë".into(), reply_mailbox: [0x33; 32], relay: None }),
+        (
+            "hello_with_relay",
+            Content::Hello {
+                name: "Zoë".into(),
+                reply_mailbox: [0x33; 32],
+                relay: Some("https://relay-two.example:8443".into()),
+            },
+        ),
         ("receipt", Content::Receipt { delivered: vec![[0x44; 16], [0x55; 16], [0x66; 16]] }),
         ("receipt_empty", Content::Receipt { delivered: Vec::new() }),
         ("profile", Content::Profile { name: "Ægir Åsmundsson".into() }),
@@ -401,8 +411,11 @@ fn payloads() -> Value {
 fn content_json(p: &Payload) -> Value {
     let content = match &p.content {
         Content::Text { body } => json!({"type": "Text", "body": body}),
-        Content::Hello { name, reply_mailbox } => {
+        Content::Hello { name, reply_mailbox, relay: None } => {
             json!({"type": "Hello", "name": name, "reply_mailbox": hex::encode(reply_mailbox)})
+        }
+        Content::Hello { name, reply_mailbox, relay: Some(relay) } => {
+            json!({"type": "Hello", "name": name, "reply_mailbox": hex::encode(reply_mailbox), "relay": relay})
         }
         Content::Receipt { delivered } => {
             json!({"type": "Receipt", "delivered": delivered.iter().map(hex::encode).collect::<Vec<_>>()})
@@ -413,6 +426,37 @@ fn content_json(p: &Payload) -> Value {
         }
     };
     json!({"id": hex::encode(p.id), "sent_at": p.sent_at, "content": content})
+}
+
+/// A version 2 invite, naming the inviter's relay inside the signed part (docs/protocol.md §3), made
+/// by Bob with the stream seeded with 0xC8; and the same bytes with the origin changed, whose
+/// signature no longer verifies.
+/// (The origin is checked for its normalised form before the signature: another form is `Corrupt`.)
+fn invite_with_relay(bob: &Identity) -> Value {
+    let mut rng = ChaCha20Rng::from_seed([0xC8; 32]);
+    let relay = RelayOrigin::parse("wss://relay.example/ws").unwrap();
+    let (invite, secret) = create_invite_on(bob, [0x12; 32], &relay, "Bob", NOW, TTL, &mut rng);
+    let read = Invite::from_fragment(&invite.to_fragment(), NOW + 60).unwrap();
+    assert_eq!(read.relay(), Some(&relay));
+    let mut other = invite.to_bytes();
+    let at = other.len() - 64 - relay.as_str().len();
+    // "https://relay.example" becomes "https://relby.example": still a relay origin.
+    other[at + 11] = b'b';
+    let error = Invite::from_bytes(&other, NOW + 60).unwrap_err();
+    assert_eq!(error, InviteError::BadSignature);
+    json!({
+        "rng_seed": hex::encode([0xC8; 32]),
+        "created_at": NOW,
+        "ttl_secs": TTL,
+        "inviter_name": "Bob",
+        "reply_mailbox": hex::encode([0x12; 32]),
+        "relay": relay.as_str(),
+        "fragment": invite.to_fragment(),
+        "bytes": hex::encode(invite.to_bytes()),
+        "hash": hex::encode(invite.hash()),
+        "secret": hex::encode(&*secret.to_bytes()),
+        "relay_changed": {"input": hex::encode(&other), "error": format!("{error:?}")},
+    })
 }
 
 /// Non-ASCII and over-long names: an invite name is cut to 64 bytes at a character boundary; a content

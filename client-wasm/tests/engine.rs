@@ -11,6 +11,13 @@ use client_wasm::engine::{
 use doorless_frames::Frame;
 use relay::{NOW, World};
 
+/// The records of a stored-profile fixture, whose profile record is version `version`.
+fn fixture(bytes: &[u8], version: u8) -> Vec<(String, Vec<u8>)> {
+    let records: Vec<(String, Vec<u8>)> = postcard::from_bytes(bytes).expect("fixture decodes");
+    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(version));
+    records
+}
+
 fn pair() -> (World, ContactId, ContactId) {
     relay::pair(42)
 }
@@ -266,9 +273,7 @@ fn a_profile_stored_by_the_previous_release_opens_and_is_migrated() {
 /// outbox, and the conversation goes on.
 #[test]
 fn a_profile_stored_as_version_2_opens() {
-    let records: Vec<(String, Vec<u8>)> =
-        postcard::from_bytes(include_bytes!("fixtures/profile-v2.bin")).expect("fixture decodes");
-    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(2));
+    let records = fixture(include_bytes!("fixtures/profile-v2.bin"), 2);
     let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
     assert_eq!(engine.name(), "Alice");
     let bob = engine.contacts().next().unwrap();
@@ -395,7 +400,7 @@ fn debug_output_has_no_plaintext_names_or_links() {
         NOW,
         &mut w.rng,
     );
-    let hello = client_wasm::core::Content::Hello { name: "Bob".into(), reply_mailbox: [0; 32] };
+    let hello = client_wasm::core::Content::Hello { name: "Bob".into(), reply_mailbox: [0; 32], relay: None };
     let printed = [
         format!("{:?}", w.engines[0]),
         format!("{:?}", w.engines[0].contact(bob).unwrap()),
@@ -585,9 +590,7 @@ fn a_revoked_invite_refuses_its_answer() {
 /// called, and the open invite is listed.
 #[test]
 fn a_profile_stored_as_version_4_opens() {
-    let records: Vec<(String, Vec<u8>)> =
-        postcard::from_bytes(include_bytes!("fixtures/profile-v4.bin")).expect("fixture decodes");
-    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(4));
+    let records = fixture(include_bytes!("fixtures/profile-v4.bin"), 4);
     let mut engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
     let bob = engine.contacts().next().unwrap();
     assert_eq!((bob.name.as_str(), bob.their_name.as_str(), bob.messages.len()), ("Bob", "Bob", 141));
@@ -596,7 +599,7 @@ fn a_profile_stored_as_version_4_opens() {
     assert_eq!(invites[0].for_name, None);
     let mut again: std::collections::BTreeMap<String, Vec<u8>> = records.into_iter().collect();
     again.extend(engine.take_records().into_named().map(|(n, b)| (n, b.to_vec())));
-    assert_eq!(again[PROFILE_RECORD][0], 5);
+    assert_eq!(again[PROFILE_RECORD][0], 6);
     let mut engine = Engine::restore(again.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("reopens");
     assert_eq!(engine.view().invites, invites, "the same ids after the migration");
     engine.revoke_invite(invites[0].id).unwrap();
@@ -741,9 +744,7 @@ fn a_blocked_contact_is_read_silently_and_gets_nothing() {
 /// before version 4 added blocking) opens, with nobody blocked.
 #[test]
 fn a_profile_stored_as_version_3_opens() {
-    let records: Vec<(String, Vec<u8>)> =
-        postcard::from_bytes(include_bytes!("fixtures/profile-v3.bin")).expect("fixture decodes");
-    assert_eq!(records.iter().find(|(n, _)| n == PROFILE_RECORD).map(|(_, b)| b[0]), Some(3));
+    let records = fixture(include_bytes!("fixtures/profile-v3.bin"), 3);
     let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
     let bob = engine.contacts().next().unwrap();
     assert_eq!(bob.name, "Bob");
@@ -756,7 +757,7 @@ fn a_profile_stored_as_version_3_opens() {
     let mut engine = engine;
     let mut again: std::collections::BTreeMap<String, Vec<u8>> = records.into_iter().collect();
     again.extend(engine.take_records().into_named().map(|(n, b)| (n, b.to_vec())));
-    assert_eq!(again[PROFILE_RECORD][0], 5);
+    assert_eq!(again[PROFILE_RECORD][0], 6);
     let engine = Engine::restore(again.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("reopens");
     assert_eq!(engine.contacts().next().unwrap().messages.len(), 141);
     let mut w = World::new(&[], 1);
@@ -792,4 +793,51 @@ fn a_joiner_waits_for_the_inviter_and_a_used_invite_stays_waiting() {
     );
     w.reload(1);
     assert_eq!(w.engines[1].contact(at_bob).unwrap().awaiting_since, None);
+}
+
+/// A profile stored as version 5 (`fixtures/profile-v5.bin`, one relay for everything) opens with
+/// every address on the relay it connects to first, which becomes its home; saved again it is
+/// version 6 with those addresses named, and the message written offline goes to that relay.
+#[test]
+fn a_profile_stored_as_version_5_opens_with_every_address_on_the_current_relay() {
+    let records = fixture(include_bytes!("fixtures/profile-v5.bin"), 5);
+    let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
+    assert_eq!(engine.home_relay(), None);
+    assert!(engine.relays().is_empty(), "no relay is known before the first connection");
+    let bob = engine.contacts().next().unwrap().id;
+    let mut w = World::new(&[], 1);
+    let alice = w.adopt(engine);
+    w.stores[alice].extend(records);
+    let here = relay::relay_origin();
+    let engine = &w.engines[alice];
+    assert_eq!(engine.home_relay(), Some(&here));
+    assert_eq!(engine.contact_relay(bob), Some(&here));
+    let uses = engine.relays();
+    assert_eq!(uses.len(), 1);
+    assert!(uses[0].origin == here && uses[0].home && uses[0].inboxes);
+    // The message written offline was deposited on that relay and confirmed.
+    assert_eq!(engine.unconfirmed(), 0);
+    assert_eq!(w.relay.stored.values().map(Vec::len).sum::<usize>(), 1);
+    assert_eq!(w.subscribed_on_reconnect(alice).len(), 2);
+    w.reload(alice);
+    assert_eq!(w.stores[alice][PROFILE_RECORD][0], 6);
+    let engine = &w.engines[alice];
+    assert_eq!((engine.home_relay(), engine.contact_relay(bob)), (Some(&here), Some(&here)));
+}
+
+/// Stored relay origins must be in their normalised form, and every list must match the one it
+/// describes.
+#[test]
+fn a_version_6_profile_with_a_bad_relay_is_refused() {
+    let (mut w, _, _) = pair();
+    w.save(0);
+    let profile = w.stores[0][PROFILE_RECORD].clone();
+    let origin = relay::relay_origin();
+    let at = profile.windows(origin.as_str().len()).position(|s| s == origin.as_str().as_bytes()).unwrap();
+    let mut upper = profile.clone();
+    upper[at + 8] = upper[at + 8].to_ascii_uppercase();
+    let mut stores = w.stores[0].clone();
+    stores.insert(PROFILE_RECORD.into(), upper);
+    let restored = Engine::restore(stores.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    assert!(matches!(restored, Err(SnapshotError::Corrupt)));
 }

@@ -77,17 +77,19 @@ fn every_mailbox_is_subscribed_in_batches_bound_to_the_relay() {
 #[test]
 fn the_origin_is_the_normalised_relay_address() {
     let mut rng = ChaCha20Rng::from_seed([4; 32]);
-    let mut engine = Engine::new("Origin", &mut rng);
-    engine.create_invite(None, NOW, &mut rng).unwrap();
+    // Each engine's first relay becomes its home, where its invite's mailbox is subscribed.
     for (url, origin) in [
         ("ws://127.0.0.1:8080/ws", "http://127.0.0.1:8080"),
         ("wss://Relay.Example:443/ws", "https://relay.example"),
         ("https://relay.example", "https://relay.example"),
     ] {
+        let mut engine = Engine::new("Origin", &mut rng);
+        engine.create_invite(None, NOW, &mut rng).unwrap();
         let frames = frames_on_connect(&mut engine, url, &mut rng);
         assert!(matches!(&frames[..], [Frame::SubscribeBatch { origin: o, .. }] if o == origin), "{url}");
-        engine.on_disconnected();
     }
+    let mut engine = Engine::new("Origin", &mut rng);
+    engine.create_invite(None, NOW, &mut rng).unwrap();
     // An address with no plain host is refused, and the engine stays offline.
     assert!(matches!(engine.on_connected("ws://relay_1/ws"), Err(EngineError::InvalidRelayUrl)));
     assert!(matches!(engine.on_connected("relay.example"), Err(EngineError::InvalidRelayUrl)));

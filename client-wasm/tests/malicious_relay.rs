@@ -455,7 +455,11 @@ fn a_hello_must_name_a_mailbox_that_is_not_ours_or_another_contacts() {
         let link = w.engines[0].create_invite(None, NOW, &mut w.rng).unwrap();
         w.pump();
         let invite = Invite::from_fragment(&link.fragment, NOW).unwrap();
-        let hello = Payload::new(Content::Hello { name: "Mallory".into(), reply_mailbox }, NOW, &mut w.rng);
+        let hello = Payload::new(
+            Content::Hello { name: "Mallory".into(), reply_mailbox, relay: None },
+            NOW,
+            &mut w.rng,
+        );
         let (_, initial) =
             accept_invite(&identity, &invite, &hello.encode().unwrap(), NOW, &mut w.rng).unwrap();
         w.inject(MailboxId(invite.reply_mailbox()), initial);
@@ -466,7 +470,7 @@ fn a_hello_must_name_a_mailbox_that_is_not_ours_or_another_contacts() {
     w.pump();
     let invite = Invite::from_fragment(&link.fragment, NOW).unwrap();
     let hello = Payload::new(
-        Content::Hello { name: "Mallory".into(), reply_mailbox: invite.reply_mailbox() },
+        Content::Hello { name: "Mallory".into(), reply_mailbox: invite.reply_mailbox(), relay: None },
         NOW,
         &mut w.rng,
     );

@@ -186,13 +186,14 @@ export async function pair(browser, relay, options = {}) {
 
 /**
  * A (any `{ page }`) starts a profile and invites B, who starts one and accepts; both open the
- * conversation. Returns the invite link.
+ * conversation. Returns the invite link. With `bobRelay`, B opens the invite in the copy of the app
+ * that relay serves (B's home relay), not at A's.
  */
-export async function introduce(alice, bob, relay) {
+export async function introduce(alice, bob, relay, bobRelay = relay) {
   await alice.page.goto(relay.url);
   await onboard(alice.page, 'Alice');
   const link = await makeInvite(alice.page);
-  await bob.page.goto(link);
+  await bob.page.goto(bobRelay === relay ? link : `${bobRelay.url}/${new URL(link).hash}`);
   await onboard(bob.page, 'Bob');
   await bob.page.getByRole('button', { name: 'Accept invite' }).click();
   await openConversation(alice.page, 'Bob');

@@ -48,11 +48,14 @@ after(async () => {
 function decodeInvite(link, name) {
   const fragment = new URL(link).hash.replace(/^#invite=/, '');
   const bytes = Buffer.from(fragment, 'base64url');
-  assert.equal(bytes[0], 1, 'invite version');
+  // Version 2: the inviter's relay (the origin the app was loaded from) follows the name.
+  assert.equal(bytes[0], 2, 'invite version');
   assert.equal(bytes[1], 1, 'IdentityPublic version');
   const n = bytes[1386];
-  assert.equal(bytes.length, 1451 + n, 'invite length');
+  const m = bytes[1387 + n];
+  assert.equal(bytes.length, 1452 + n + m, 'invite length');
   assert.equal(bytes.subarray(1387, 1387 + n).toString('utf8'), name, 'the offsets are right');
+  assert.equal(bytes.subarray(1388 + n, 1388 + n + m).toString('utf8'), new URL(link).origin, 'the relay');
   return {
     fragment,
     ed25519: bytes.subarray(2, 34),

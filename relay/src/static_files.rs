@@ -65,9 +65,15 @@ impl StaticSite {
             style_src.push(' ');
             style_src.push_str(hash);
         }
-        let mut connect_src = String::from("'self'");
+        // Any relay over TLS: a contact's mailbox is on the relay they chose (docs/protocol.md §3).
+        // Plain WebSocket only to this host, and to loopback when the app itself is served from
+        // loopback (relays on several ports of one machine, in development and the browser tests).
+        let mut connect_src = String::from("'self' wss:");
         if let Some(host) = host.filter(|h| valid_host(h)) {
             connect_src.push_str(&format!(" ws://{host} wss://{host}"));
+            if is_loopback(host) {
+                connect_src.push_str(" ws://127.0.0.1:* ws://localhost:*");
+            }
         }
         for origin in &self.extra_connect_src {
             connect_src.push(' ');
@@ -191,6 +197,15 @@ fn safe_relative(path: &str) -> Option<String> {
 }
 
 /// A Host header value that is safe to put in a CSP: host name or address with an optional port.
+/// Whether a `Host` header names the loopback interface (with or without a port).
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => return v6.split(']').next() == Some("::1"),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    name == "127.0.0.1" || name.eq_ignore_ascii_case("localhost")
+}
+
 fn valid_host(host: &str) -> bool {
     !host.is_empty()
         && host.len() <= 255
@@ -266,6 +281,35 @@ mod tests {
             .encode(Sha256::digest(b"import init from '/app-0123456789abcdef.js';init();"));
         assert_eq!(scripts[0], format!("'sha256-{expected}'"));
         assert_eq!(inline_hashes(html, "style").len(), 1);
+    }
+
+    /// The `connect-src` directive of `csp`.
+    fn connect_src(csp: &str) -> Vec<&str> {
+        let directive = csp.split(';').map(str::trim).find(|d| d.starts_with("connect-src ")).unwrap();
+        directive.split_whitespace().skip(1).collect()
+    }
+
+    /// A contact's relay is on another host: the app may open a WebSocket to any relay over TLS,
+    /// and in plain `ws:` only to this host or, for loopback development, to loopback.
+    #[test]
+    fn the_app_may_connect_to_other_relays() {
+        let site = StaticSite {
+            root: PathBuf::new(),
+            script_hashes: Vec::new(),
+            style_hashes: Vec::new(),
+            extra_connect_src: Vec::new(),
+        };
+        let public = site.csp(Some("relay.example"));
+        assert_eq!(connect_src(&public), ["'self'", "wss:", "ws://relay.example", "wss://relay.example"]);
+        let loopback = site.csp(Some("127.0.0.1:8080"));
+        let sources = connect_src(&loopback);
+        assert!(sources.contains(&"wss:"), "{loopback}");
+        // (Not `ws://[::1]:*`: Chromium refuses an IPv6 literal in a CSP source and says so.)
+        for other in ["ws://127.0.0.1:*", "ws://localhost:*"] {
+            assert!(sources.contains(&other), "missing {other} in {loopback}");
+        }
+        assert!(!sources.contains(&"ws:"), "plain WebSocket to any host: {loopback}");
+        assert_eq!(connect_src(&site.csp(None)), ["'self'", "wss:"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Encoding: `version(1) || type(1) || id(16) || sent_at(8, big-endian) || body`, where `body` is
 //! - `Text` (type 1): `len(4) || UTF-8`;
-//! - `Hello` (type 2): `len(1) || UTF-8 name || reply_mailbox(32)`;
+//! - `Hello` (type 2): `len(1) || UTF-8 name || reply_mailbox(32)`, then, answering an invite
+//!   that names its relay, `len(1) || UTF-8 relay origin` (len ≥ 1) naming the joiner's relay;
 //! - `Receipt` (type 3): `count(2) || count × id(16)`;
 //! - `Profile` (type 4): `len(1) || UTF-8 name`;
 //! - `Inbox` (type 5): `format(1) = 1 || mailbox(32) || len(1) || UTF-8 relay origin` (len 0: the
@@ -51,6 +52,10 @@ pub enum Content {
         name: String,
         /// The mailbox the joiner reads this conversation from.
         reply_mailbox: [u8; 32],
+        /// The relay holding `reply_mailbox` (its origin, as `https://host:port`); `None` for the
+        /// relay this message came through (the only form a version 1 invite's answer has: an
+        /// inviter of an earlier release refuses the longer one).
+        relay: Option<String>,
     },
     /// Delivery receipts for earlier messages.
     Receipt {
@@ -144,9 +149,12 @@ impl Payload {
                 out.extend_from_slice(&(body.len() as u32).to_be_bytes());
                 out.extend_from_slice(body.as_bytes());
             }
-            Content::Hello { name, reply_mailbox } => {
+            Content::Hello { name, reply_mailbox, relay } => {
                 push_name(&mut out, name)?;
                 out.extend_from_slice(reply_mailbox);
+                if let Some(origin) = relay.as_deref().filter(|o| !o.is_empty()) {
+                    push_origin(&mut out, origin)?;
+                }
             }
             Content::Receipt { delivered } => {
                 if delivered.len() > MAX_RECEIPT_IDS {
@@ -160,14 +168,9 @@ impl Payload {
             Content::Profile { name } => push_name(&mut out, name)?,
             Content::Inbox { mailbox, relay } => {
                 let origin = relay.as_deref().unwrap_or_default();
-                if origin.len() > MAX_ORIGIN_LEN {
-                    return Err(ContentError::TooLong);
-                }
                 out.push(INBOX_FORMAT);
                 out.extend_from_slice(mailbox);
-                // At most MAX_ORIGIN_LEN (255) bytes: fits in one byte.
-                out.push(origin.len() as u8);
-                out.extend_from_slice(origin.as_bytes());
+                push_origin(&mut out, origin)?;
             }
         }
         Ok(out)
@@ -192,7 +195,18 @@ impl Payload {
             }
             TYPE_HELLO => {
                 let name = read_name(&mut r)?;
-                Content::Hello { name, reply_mailbox: r.array().ok_or(ContentError::Corrupt)? }
+                let reply_mailbox = r.array().ok_or(ContentError::Corrupt)?;
+                let relay = if r.is_empty() {
+                    None
+                } else {
+                    // Present means non-empty: one encoding for "the relay it came through".
+                    let len = usize::from(r.u8().ok_or(ContentError::Corrupt)?);
+                    if len == 0 {
+                        return Err(ContentError::Corrupt);
+                    }
+                    Some(utf8(r.take(len))?)
+                };
+                Content::Hello { name, reply_mailbox, relay }
             }
             TYPE_RECEIPT => {
                 let count = usize::from(r.u16().ok_or(ContentError::Corrupt)?);
@@ -224,13 +238,21 @@ impl Payload {
     }
 }
 
+/// `len(1) || UTF-8 origin`, at most [`MAX_ORIGIN_LEN`] bytes.
+fn push_origin(out: &mut Vec<u8>, origin: &str) -> Result<(), ContentError> {
+    push_short(out, origin, MAX_ORIGIN_LEN)
+}
+
 fn push_name(out: &mut Vec<u8>, name: &str) -> Result<(), ContentError> {
-    if name.len() > MAX_NAME_LEN {
-        return Err(ContentError::TooLong);
-    }
-    // At most MAX_NAME_LEN (64) bytes: fits in one byte.
-    out.push(name.len() as u8);
-    out.extend_from_slice(name.as_bytes());
+    push_short(out, name, MAX_NAME_LEN)
+}
+
+/// `len(1) || UTF-8`, at most `max` (≤ 255) bytes.
+fn push_short(out: &mut Vec<u8>, text: &str, max: usize) -> Result<(), ContentError> {
+    let len =
+        u8::try_from(text.len()).ok().filter(|&len| usize::from(len) <= max).ok_or(ContentError::TooLong)?;
+    out.push(len);
+    out.extend_from_slice(text.as_bytes());
     Ok(())
 }
 
@@ -277,9 +299,37 @@ mod tests {
     }
 
     #[test]
+    fn a_hello_names_the_joiners_relay_and_the_old_form_is_still_read() {
+        let old = Content::Hello { name: "Zoë".into(), reply_mailbox: [3; 32], relay: None };
+        let old = Payload { id: [1; 16], sent_at: 2, content: old }.encode().unwrap();
+        // The form of earlier releases, byte for byte: header, name, mailbox, nothing after.
+        assert_eq!(old.len(), CONTENT_HEADER_LEN + 1 + "Zoë".len() + 32);
+        let relay = Some("https://relay-two.example".to_owned());
+        let new = Content::Hello { name: "Zoë".into(), reply_mailbox: [3; 32], relay: relay.clone() };
+        let new = Payload { id: [1; 16], sent_at: 2, content: new };
+        let bytes = new.encode().unwrap();
+        assert_eq!(&bytes[..old.len()], &old[..]);
+        assert_eq!(bytes[old.len()] as usize, "https://relay-two.example".len());
+        assert_eq!(Payload::decode(&bytes).unwrap(), new);
+        assert!(matches!(Payload::decode(&old).unwrap().content, Content::Hello { relay: None, .. }));
+        // An empty origin has one encoding (absent); a present empty one, a cut one, trailing bytes
+        // and an over-long one are refused.
+        let mut empty = old.clone();
+        empty.push(0);
+        assert_eq!(Payload::decode(&empty), Err(ContentError::Corrupt));
+        assert_eq!(Payload::decode(&bytes[..bytes.len() - 1]), Err(ContentError::Corrupt));
+        let mut trailing = bytes.clone();
+        trailing.push(b'x');
+        assert_eq!(Payload::decode(&trailing), Err(ContentError::Corrupt));
+        let long =
+            Content::Hello { name: "Zoë".into(), reply_mailbox: [3; 32], relay: Some("x".repeat(256)) };
+        assert_eq!(Payload { id: [0; 16], sent_at: 0, content: long }.encode(), Err(ContentError::TooLong));
+    }
+
+    #[test]
     fn debug_shows_no_text_or_names() {
         let text = Content::Text { body: "secret words".into() };
-        let hello = Content::Hello { name: "Zelda".into(), reply_mailbox: [1; 32] };
+        let hello = Content::Hello { name: "Zelda".into(), reply_mailbox: [1; 32], relay: None };
         let printed = format!("{text:?} {hello:?} {:?}", Content::Profile { name: "Zelda".into() });
         assert!(!printed.contains("secret") && !printed.contains("Zelda"), "{printed}");
     }

@@ -11,12 +11,17 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use doorless_frames::{MAX_ORIGIN_LEN, RelayOrigin};
+
 use super::codec::Reader;
 use super::envelope::KEM_ENCAPSULATION_KEY_LEN;
 use super::identity::{IDENTITY_PUBLIC_LEN, Identity, IdentityError, IdentityPublic};
 
-/// Version byte of the invite encoding.
+/// Version byte of the invite encoding without a relay (still read and written: an invite made
+/// before the profile knows its home relay, and the invites of earlier releases).
 pub const INVITE_VERSION: u8 = 1;
+/// Version byte of the invite encoding that names the inviter's relay inside the signed part.
+pub const INVITE_VERSION_RELAY: u8 = 2;
 /// Version byte of the stored [`InviteSecret`] encoding.
 pub const INVITE_SECRET_VERSION: u8 = 1;
 /// Longest inviter display name, in bytes of UTF-8; longer names are cut at a character boundary.
@@ -30,15 +35,26 @@ pub const INVITE_RESPONSE_GRACE_SECS: u64 = 7 * 24 * 60 * 60;
 pub const INVITE_SECRET_LEN: usize = 1 + 32 + 64 + 32 + 8 + 32;
 
 const SIGNED_FIXED_LEN: usize = 1 + IDENTITY_PUBLIC_LEN + 32 + KEM_ENCAPSULATION_KEY_LEN + 32 + 8 + 1;
-/// Length of the longest invite encoding (a 64-byte name): 1,515 bytes.
+/// Length of the longest version 1 invite encoding (a 64-byte name): 1,515 bytes. A short link
+/// (§3.1) seals any invite up to this length.
 pub const MAX_INVITE_LEN: usize = SIGNED_FIXED_LEN + MAX_INVITER_NAME_LEN + 64;
+/// Length of the longest version 2 invite encoding (a 64-byte name, a 255-byte origin): 1,771 bytes.
+pub const MAX_INVITE_V2_LEN: usize = MAX_INVITE_LEN + 1 + MAX_ORIGIN_LEN;
 
-/// The length of the invite encoding that starts `bytes`, read from its name-length byte; `None` if
-/// `bytes` is too short to hold it or the name length is over the limit. Checks nothing else.
+/// The length of the invite encoding that starts `bytes`, read from its version, name-length and
+/// (version 2) origin-length bytes; `None` if `bytes` is too short to hold it or a length is over
+/// its limit. Checks nothing else.
 pub(crate) fn encoded_len(bytes: &[u8]) -> Option<usize> {
     let name_len = usize::from(*bytes.get(SIGNED_FIXED_LEN - 1)?);
-    let len = SIGNED_FIXED_LEN + name_len + 64;
-    (name_len <= MAX_INVITER_NAME_LEN && bytes.len() >= len).then_some(len)
+    if name_len > MAX_INVITER_NAME_LEN {
+        return None;
+    }
+    let origin_part = match *bytes.first()? {
+        INVITE_VERSION_RELAY => 1 + usize::from(*bytes.get(SIGNED_FIXED_LEN + name_len)?),
+        _ => 0,
+    };
+    let len = SIGNED_FIXED_LEN + name_len + origin_part + 64;
+    (bytes.len() >= len).then_some(len)
 }
 
 /// Why an invite fragment was rejected.
@@ -68,6 +84,8 @@ pub struct Invite {
     reply_mailbox: [u8; 32],
     expires_at: u64,
     inviter_name: String,
+    /// The relay holding the reply mailbox (version 2); `None` in a version 1 invite.
+    relay: Option<RelayOrigin>,
 }
 
 impl Invite {
@@ -90,7 +108,8 @@ impl Invite {
     /// Decodes the binary encoding; see [`Invite::from_fragment`].
     pub fn from_bytes(bytes: &[u8], now: u64) -> Result<Invite, InviteError> {
         let mut r = Reader::new(bytes);
-        if r.u8().ok_or(InviteError::Corrupt)? != INVITE_VERSION {
+        let version = r.u8().ok_or(InviteError::Corrupt)?;
+        if version != INVITE_VERSION && version != INVITE_VERSION_RELAY {
             return Err(InviteError::UnsupportedVersion);
         }
         let inviter_bytes = r.take(IDENTITY_PUBLIC_LEN).ok_or(InviteError::Corrupt)?;
@@ -108,7 +127,21 @@ impl Invite {
             return Err(InviteError::Corrupt);
         }
         let name = r.take(name_len).ok_or(InviteError::Corrupt)?;
-        let signed_len = SIGNED_FIXED_LEN + name_len;
+        let mut signed_len = SIGNED_FIXED_LEN + name_len;
+        let relay = if version == INVITE_VERSION_RELAY {
+            let origin_len = usize::from(r.u8().ok_or(InviteError::Corrupt)?);
+            let origin = r.take(origin_len).ok_or(InviteError::Corrupt)?;
+            signed_len += 1 + origin_len;
+            // Only the normalised form is accepted, so that one relay has one encoding.
+            let origin = std::str::from_utf8(origin).map_err(|_| InviteError::Corrupt)?;
+            let parsed = RelayOrigin::parse(origin).map_err(|_| InviteError::Corrupt)?;
+            if parsed.as_str() != origin {
+                return Err(InviteError::Corrupt);
+            }
+            Some(parsed)
+        } else {
+            None
+        };
         let signature = r.array::<64>().ok_or(InviteError::Corrupt)?;
         if !r.is_empty() {
             return Err(InviteError::Corrupt);
@@ -130,7 +163,14 @@ impl Invite {
             reply_mailbox,
             expires_at,
             inviter_name,
+            relay,
         })
+    }
+
+    /// The relay holding the reply mailbox, named by a version 2 invite (inside the signed part);
+    /// `None` for a version 1 invite, whose reply mailbox is on the joiner's own relay.
+    pub fn relay(&self) -> Option<&RelayOrigin> {
+        self.relay.as_ref()
     }
 
     /// The inviter's display name (at most [`MAX_INVITER_NAME_LEN`] bytes). Chosen by the inviter:
@@ -262,11 +302,36 @@ fn truncate_name(name: &str) -> &str {
     &name[..end]
 }
 
-/// Creates a one-time invite valid until `now + ttl_secs`. The name is cut to
-/// [`MAX_INVITER_NAME_LEN`] bytes at a character boundary.
+/// Creates a one-time version 1 invite (no relay named) valid until `now + ttl_secs`. The name is
+/// cut to [`MAX_INVITER_NAME_LEN`] bytes at a character boundary.
 pub fn create_invite<R: CryptoRng + ?Sized>(
     identity: &Identity,
     reply_mailbox: [u8; 32],
+    inviter_name: &str,
+    now: u64,
+    ttl_secs: u64,
+    rng: &mut R,
+) -> (Invite, InviteSecret) {
+    make_invite(identity, reply_mailbox, None, inviter_name, now, ttl_secs, rng)
+}
+
+/// As [`create_invite`], a version 2 invite whose reply mailbox is on the relay at `relay`.
+pub fn create_invite_on<R: CryptoRng + ?Sized>(
+    identity: &Identity,
+    reply_mailbox: [u8; 32],
+    relay: &RelayOrigin,
+    inviter_name: &str,
+    now: u64,
+    ttl_secs: u64,
+    rng: &mut R,
+) -> (Invite, InviteSecret) {
+    make_invite(identity, reply_mailbox, Some(relay), inviter_name, now, ttl_secs, rng)
+}
+
+fn make_invite<R: CryptoRng + ?Sized>(
+    identity: &Identity,
+    reply_mailbox: [u8; 32],
+    relay: Option<&RelayOrigin>,
     inviter_name: &str,
     now: u64,
     ttl_secs: u64,
@@ -283,8 +348,8 @@ pub fn create_invite<R: CryptoRng + ?Sized>(
     let expires_at = now.saturating_add(ttl_secs);
 
     let inviter = identity.public();
-    let mut encoded = Vec::with_capacity(SIGNED_FIXED_LEN + name.len() + 64);
-    encoded.push(INVITE_VERSION);
+    let mut encoded = Vec::with_capacity(MAX_INVITE_V2_LEN);
+    encoded.push(if relay.is_some() { INVITE_VERSION_RELAY } else { INVITE_VERSION });
     encoded.extend_from_slice(&inviter.to_bytes());
     encoded.extend_from_slice(&prekey);
     let kem_key_offset = encoded.len();
@@ -294,6 +359,11 @@ pub fn create_invite<R: CryptoRng + ?Sized>(
     // `name` is at most MAX_INVITER_NAME_LEN (64) bytes, so its length fits in one byte.
     encoded.push(name.len() as u8);
     encoded.extend_from_slice(name.as_bytes());
+    if let Some(relay) = relay {
+        // A `RelayOrigin` is at most MAX_ORIGIN_LEN (255) bytes: its length fits in one byte.
+        encoded.push(relay.as_str().len() as u8);
+        encoded.extend_from_slice(relay.as_str().as_bytes());
+    }
     let signature = identity.sign(&[INVITE_SIGNATURE_CONTEXT, &encoded].concat());
     encoded.extend_from_slice(&signature);
 
@@ -305,6 +375,7 @@ pub fn create_invite<R: CryptoRng + ?Sized>(
         reply_mailbox,
         expires_at,
         inviter_name: name.to_owned(),
+        relay: relay.cloned(),
     };
     let secret = InviteSecret {
         prekey: prekey_secret,

@@ -55,8 +55,8 @@ pub use envelope::{
 pub use handshake::{HandshakeError, accept_invite};
 pub use identity::{IDENTITY_LEN, IDENTITY_PUBLIC_LEN, Identity, IdentityError, IdentityPublic};
 pub use invite::{
-    INVITE_RESPONSE_GRACE_SECS, INVITE_VERSION, Invite, InviteError, InviteSecret, MAX_INVITE_LEN,
-    MAX_INVITER_NAME_LEN, create_invite,
+    INVITE_RESPONSE_GRACE_SECS, INVITE_VERSION, INVITE_VERSION_RELAY, Invite, InviteError, InviteSecret,
+    MAX_INVITE_LEN, MAX_INVITE_V2_LEN, MAX_INVITER_NAME_LEN, create_invite, create_invite_on,
 };
 pub use safety::{SafetyNumber, safety_number};
 pub use session::{DecryptError, Decrypted, Role, SESSION_VERSION, Session, SessionError, SessionStateError};

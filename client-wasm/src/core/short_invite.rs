@@ -45,6 +45,10 @@ pub enum ShortLinkError {
     /// another invite's.
     #[error("the relay returned an invite that does not match the link")]
     Tampered,
+    /// The invite is longer than a sealed bundle holds ([`MAX_INVITE_LEN`]): a version 2 invite
+    /// whose name and relay origin are both long. Make a version 1 invite for a short link.
+    #[error("the invite is too long for a short link")]
+    TooLong,
     /// The bundle matches the link but the invite inside is refused (expired, for instance).
     #[error(transparent)]
     Invite(#[from] InviteError),
@@ -123,6 +127,9 @@ impl ShortLink {
         }
         let (id, key) = short_invite_keys(&self.link_key);
         let mut padded = Zeroizing::new(invite.to_bytes());
+        if padded.len() > MAX_INVITE_LEN {
+            return Err(ShortLinkError::TooLong);
+        }
         padded.resize(MAX_INVITE_LEN, 0);
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);

@@ -24,6 +24,7 @@ mod snapshot;
 mod view;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::mem::take;
 
 use doorless_frames::{ErrorCode, Frame, MailboxId, RelayOrigin};
 use rand_core::CryptoRng;
@@ -126,6 +127,8 @@ impl std::fmt::Debug for Message {
 /// until the joiner is known to write to the fresh one.
 struct Retiring {
     inbox: Mailbox,
+    /// The relay it is on (`None`: the home relay).
+    relay: Option<RelayOrigin>,
     /// Dropped after this time (unix seconds) in any case: the announcement was sent
     /// [`INVITE_TTL_SECS`] before, as long as the relay keeps a blob. `u64::MAX` while the
     /// announcement waits (the contact is blocked).
@@ -149,8 +152,14 @@ pub struct Contact {
     session: Session,
     /// Our mailbox for this contact: they deposit here.
     inbox: Mailbox,
+    /// The relay of `inbox`, where we subscribe: our home relay when it was made (`None`: the
+    /// home relay, whichever it is; profiles of earlier releases).
+    inbox_relay: Option<RelayOrigin>,
     /// Their mailbox for us: we deposit here.
     outbox: MailboxId,
+    /// The relay of `outbox`: the contact's relay (`None`: our home relay, as for a version 1
+    /// invite and the profiles of earlier releases).
+    outbox_relay: Option<RelayOrigin>,
     /// The conversation, oldest first.
     pub messages: Log,
     /// Incoming messages not yet seen.
@@ -252,6 +261,8 @@ struct PendingInvite {
     id: InviteId,
     secret: InviteSecret,
     inbox: Mailbox,
+    /// The relay of `inbox` (`None`: the home relay).
+    relay: Option<RelayOrigin>,
     /// Made from a conversation to re-establish it (after the contact lost their data, say).
     for_contact: Option<ContactId>,
     /// "Invite for": the local name the contact who answers gets.
@@ -275,8 +286,14 @@ impl std::fmt::Debug for PendingInvite {
 }
 
 impl PendingInvite {
-    fn new(id: InviteId, secret: InviteSecret, inbox: Mailbox, for_contact: Option<ContactId>) -> Self {
-        Self { id, secret, inbox, for_contact, for_name: None, failed: 0, deferred: None }
+    fn new(
+        id: InviteId,
+        secret: InviteSecret,
+        inbox: Mailbox,
+        relay: Option<RelayOrigin>,
+        for_contact: Option<ContactId>,
+    ) -> Self {
+        Self { id, secret, inbox, relay, for_contact, for_name: None, failed: 0, deferred: None }
     }
 
     /// Answers are taken until the invite's expiry plus the grace period.
@@ -378,16 +395,13 @@ pub enum EngineError {
     UnknownInvite,
 }
 
-/// The connection as the engine sees it.
-#[derive(Debug, Default)]
+/// One relay connection as the engine sees it (no entry: no socket).
+#[derive(Debug)]
 enum Link {
-    /// No socket.
-    #[default]
-    Down,
-    /// Hello sent to the relay at this origin, waiting for the challenge.
-    Greeting { origin: RelayOrigin },
-    /// Subscribed (or subscribing) to the relay at this origin, with this challenge.
-    Ready { origin: RelayOrigin, challenge: [u8; 32] },
+    /// Hello sent to the relay, waiting for the challenge.
+    Greeting,
+    /// Subscribed (or subscribing) to the relay, with this challenge.
+    Ready { challenge: [u8; 32] },
 }
 
 /// A deposit waiting for the relay's `Deposited`.
@@ -398,6 +412,23 @@ struct Outgoing {
     payload: Vec<u8>,
     /// The message it carries, for delivery state.
     message: Option<(ContactId, MessageId)>,
+    /// The relay of `mailbox` (`None`: the home relay). Stored beside the other fields (profile
+    /// version 6), not among them, so that older records keep their layout.
+    #[serde(skip)]
+    relay: Option<RelayOrigin>,
+}
+
+/// A relay this profile needs a connection to, and why ([`Engine::relays`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayUse {
+    /// The relay.
+    pub origin: RelayOrigin,
+    /// It is the home relay: our inboxes are there, so it is always needed.
+    pub home: bool,
+    /// Some of our inboxes are on it (subscribed while connected).
+    pub inboxes: bool,
+    /// Contacts whose deposits wait for it (their mailbox is on it), in order.
+    pub waiting: Vec<ContactId>,
 }
 
 /// One profile's messenger state. `Debug` prints counts only.
@@ -409,7 +440,11 @@ pub struct Engine {
     next_contact: u32,
     /// The next [`InviteId`] (not stored: one more than the highest stored).
     next_invite: u32,
-    link: Link,
+    /// The relay our new inboxes are made on (and invites name): set by
+    /// [`Engine::set_home_relay`], or else by the first connection.
+    home: Option<RelayOrigin>,
+    /// The connections open now, one per relay.
+    links: Vec<(RelayOrigin, Link)>,
     /// Deposits not yet confirmed durable, in order; re-sent after a reconnect. Stored, so a crash
     /// after encrypting never loses a message (the ratchet has moved on; the ciphertext is kept).
     unconfirmed: VecDeque<(u32, Outgoing)>,
@@ -418,9 +453,9 @@ pub struct Engine {
     undecryptable: u32,
     /// A mailbox to subscribe again once the current delivery is acknowledged (an answered
     /// invite's, where a blob was left for later), so the relay delivers that blob again.
-    resubscribe: Option<Mailbox>,
-    /// Frames for the socket.
-    out: VecDeque<Frame>,
+    resubscribe: Option<(Option<RelayOrigin>, Mailbox)>,
+    /// Frames for the sockets, each with the relay it goes to.
+    out: VecDeque<(RelayOrigin, Frame)>,
     /// Log chunk records of deleted or cleared conversations, to delete at the next save.
     deleted: Vec<snapshot::ChunkKey>,
     /// The deletions handed to the save under way, handed again if it fails.
@@ -435,7 +470,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("contacts", &self.contacts.len())
             .field("invites", &self.invites.len())
-            .field("link", &self.link)
+            .field("links", &self.links.len())
             .field("unconfirmed", &self.unconfirmed.len())
             .finish_non_exhaustive()
     }
@@ -472,7 +507,8 @@ impl Engine {
             invites: Vec::new(),
             next_contact: 1,
             next_invite: 1,
-            link: Link::Down,
+            home: None,
+            links: Vec::new(),
             unconfirmed: VecDeque::new(),
             next_request: 1,
             undecryptable: 0,
@@ -504,9 +540,107 @@ impl Engine {
         self.contacts.get(&id)
     }
 
-    /// Whether the relay connection is ready.
+    /// Whether the connection to the home relay is ready.
     pub fn is_connected(&self) -> bool {
-        matches!(self.link, Link::Ready { .. })
+        self.home.as_ref().is_some_and(|home| self.is_connected_to(home))
+    }
+
+    /// Whether the connection to `relay` is ready.
+    pub fn is_connected_to(&self, relay: &RelayOrigin) -> bool {
+        self.challenge(relay).is_some()
+    }
+
+    /// The home relay: where our inboxes are made and what invites and announcements name. `None`
+    /// until [`Engine::set_home_relay`] or the first connection.
+    pub fn home_relay(&self) -> Option<&RelayOrigin> {
+        self.home.as_ref()
+    }
+
+    /// Sets the home relay (`relay_url` as for [`Engine::on_connected`]). Addresses recorded as
+    /// "the home relay" (made before any home was known, or stored by an earlier release) stay on
+    /// the relay that was home until now.
+    pub fn set_home_relay(&mut self, relay_url: &str) -> Result<(), EngineError> {
+        let origin = RelayOrigin::parse(relay_url).map_err(|_| EngineError::InvalidRelayUrl)?;
+        if let Some(old) = self.home.clone().filter(|old| *old != origin) {
+            self.pin_addresses(&old);
+        }
+        self.home = Some(origin);
+        Ok(())
+    }
+
+    /// Every address recorded as "the home relay" is recorded as `home` explicitly.
+    fn pin_addresses(&mut self, home: &RelayOrigin) {
+        let pin = |relay: &mut Option<RelayOrigin>| {
+            relay.get_or_insert_with(|| home.clone());
+        };
+        for contact in self.contacts.values_mut() {
+            pin(&mut contact.inbox_relay);
+            pin(&mut contact.outbox_relay);
+            if let Some(retiring) = contact.retiring.as_mut() {
+                pin(&mut retiring.relay);
+            }
+        }
+        self.invites.iter_mut().for_each(|i| pin(&mut i.relay));
+        self.unconfirmed.iter_mut().for_each(|(_, o)| pin(&mut o.relay));
+    }
+
+    /// The relay an address is on: itself, or the home relay for `None`.
+    fn resolve<'a>(&'a self, relay: &'a Option<RelayOrigin>) -> Option<&'a RelayOrigin> {
+        relay.as_ref().or(self.home.as_ref())
+    }
+
+    /// Whether an address on `relay` is on `origin`.
+    fn is_on(&self, relay: &Option<RelayOrigin>, origin: &RelayOrigin) -> bool {
+        self.resolve(relay) == Some(origin)
+    }
+
+    /// The challenge of the ready connection to `relay`.
+    fn challenge(&self, relay: &RelayOrigin) -> Option<[u8; 32]> {
+        self.links.iter().find(|(o, _)| o == relay).and_then(|(_, link)| match link {
+            Link::Ready { challenge } => Some(*challenge),
+            Link::Greeting => None,
+        })
+    }
+
+    /// The relay that holds `contact`'s mailbox for us (where we deposit).
+    pub fn contact_relay(&self, contact: ContactId) -> Option<&RelayOrigin> {
+        self.resolve(&self.contacts.get(&contact)?.outbox_relay)
+    }
+
+    /// The relays this profile needs a connection to, and why: the home relay always; a relay
+    /// holding some of our inboxes always (they are read there); a contact's relay only while a
+    /// deposit for it waits (receiving never needs it, and a deposit is confirmed on the same
+    /// connection within a round trip, so the connection can close once nothing waits). Home
+    /// first, then in the order of first need.
+    pub fn relays(&self) -> Vec<RelayUse> {
+        let mut uses: Vec<RelayUse> = Vec::new();
+        if let Some(home) = &self.home {
+            relay_use(&mut uses, home).home = true;
+        }
+        let inboxes = self
+            .contacts
+            .values()
+            .flat_map(|c| std::iter::once(&c.inbox_relay).chain(c.retiring.as_ref().map(|r| &r.relay)))
+            .chain(self.invites.iter().map(|i| &i.relay));
+        for relay in inboxes {
+            if let Some(origin) = self.resolve(relay) {
+                relay_use(&mut uses, origin).inboxes = true;
+            }
+        }
+        for (_, outgoing) in &self.unconfirmed {
+            let Some(origin) = self.resolve(&outgoing.relay) else { continue };
+            let contact = outgoing
+                .message
+                .map(|(c, _)| c)
+                .or_else(|| self.contacts.values().find(|c| c.outbox.0 == outgoing.mailbox).map(|c| c.id));
+            let waiting = &mut relay_use(&mut uses, origin).waiting;
+            if let Some(contact) = contact
+                && !waiting.contains(&contact)
+            {
+                waiting.push(contact);
+            }
+        }
+        uses
     }
 
     /// How many blobs in our mailboxes failed to decrypt since this profile was made.
@@ -553,13 +687,25 @@ impl Engine {
         rng: &mut impl CryptoRng,
     ) -> Result<InviteLink, EngineError> {
         let inbox = Mailbox::generate(rng);
-        let (invite, secret) =
-            core::create_invite(&self.identity, inbox.id().0, &self.name, now, INVITE_TTL_SECS, rng);
-        self.subscribe(&inbox);
+        // An invite names the relay its mailbox is on (version 2) once the home relay is known.
+        let (invite, secret) = match &self.home {
+            Some(home) => core::create_invite_on(
+                &self.identity,
+                inbox.id().0,
+                home,
+                &self.name,
+                now,
+                INVITE_TTL_SECS,
+                rng,
+            ),
+            None => core::create_invite(&self.identity, inbox.id().0, &self.name, now, INVITE_TTL_SECS, rng),
+        };
+        let relay = self.home.clone();
+        self.subscribe(&relay, &inbox);
         let id = InviteId(self.next_invite);
         let link = InviteLink { fragment: invite.to_fragment(), expires_at: invite.expires_at(), invite: id };
         self.next_invite = self.next_invite.wrapping_add(1).max(1);
-        let mut pending = PendingInvite::new(id, secret, inbox, for_contact);
+        let mut pending = PendingInvite::new(id, secret, inbox, relay, for_contact);
         pending.for_name = for_name;
         self.invites.push(pending);
         Ok(link)
@@ -645,18 +791,25 @@ impl Engine {
             return Err(EngineError::InviteConflict(conflict));
         }
         let inbox = Mailbox::generate(rng);
-        let hello =
-            Payload::new(Content::Hello { name: self.name.clone(), reply_mailbox: inbox.id().0 }, now, rng);
+        let inbox_relay = self.home.clone();
+        // Only an invite that names its relay (version 2) is answered with the joiner's relay: an
+        // inviter of an earlier release reads the shorter Hello only, and shares our relay.
+        let relay = invite.relay().and(self.home.as_ref()).map(|home| home.as_str().to_owned());
+        let hello = Content::Hello { name: self.name.clone(), reply_mailbox: inbox.id().0, relay };
+        let hello = Payload::new(hello, now, rng);
         let (session, initial) = core::accept_invite(&self.identity, &invite, &hello.encode()?, now, rng)?;
         let outbox = MailboxId(invite.reply_mailbox());
-        self.subscribe(&inbox);
+        let outbox_relay = invite.relay().cloned();
+        self.subscribe(&inbox_relay, &inbox);
         let id = match conflict {
             Some(InviteConflict::KnownContact(id)) => {
                 let contact = self.contacts.get_mut(&id).ok_or(EngineError::UnknownContact)?;
                 // Same identity: the safety number, verification and conversation stay.
                 contact.session = session;
                 contact.inbox = inbox;
+                contact.inbox_relay = inbox_relay;
                 contact.outbox = outbox;
+                contact.outbox_relay = outbox_relay.clone();
                 contact.retiring = None;
                 contact.announce = false;
                 if let Some(local_name) = local_name {
@@ -668,13 +821,19 @@ impl Engine {
             _ => {
                 let their_name = invite.inviter_name().to_owned();
                 let name = local_name.unwrap_or_else(|| their_name.clone());
-                self.add_contact(name, their_name, session, inbox, outbox)
+                self.add_contact(
+                    name,
+                    their_name,
+                    session,
+                    (inbox, inbox_relay),
+                    (outbox, outbox_relay.clone()),
+                )
             }
         };
         if let Some(contact) = self.contacts.get_mut(&id) {
             contact.awaiting_since = Some(now);
         }
-        self.deposit(Outgoing { mailbox: outbox.0, payload: initial, message: None });
+        self.deposit(Outgoing { mailbox: outbox.0, payload: initial, message: None, relay: outbox_relay });
         Ok(id)
     }
 
@@ -832,24 +991,45 @@ impl Engine {
     /// The socket to the relay at `relay_url` opened: greet the relay. `relay_url` is the URL the
     /// socket was opened with (`wss://relay.example/ws`) or the relay's origin
     /// (`https://relay.example`): subscribe proofs are bound to that origin, so that no other relay
-    /// can use them (docs/relay-protocol.md, "The subscribe proof").
-    pub fn on_connected(&mut self, relay_url: &str) -> Result<(), EngineError> {
+    /// can use them (docs/relay-protocol.md, "The subscribe proof"). The first relay connected
+    /// becomes the home relay if none is set. Returns the relay's origin, which names this
+    /// connection in [`Engine::take_relay_frames`] and [`Engine::on_relay_frame`].
+    pub fn on_connected(&mut self, relay_url: &str) -> Result<RelayOrigin, EngineError> {
         let origin = RelayOrigin::parse(relay_url).map_err(|_| EngineError::InvalidRelayUrl)?;
-        self.link = Link::Greeting { origin };
-        self.out.push_back(Frame::Hello);
-        Ok(())
+        self.home.get_or_insert_with(|| origin.clone());
+        self.drop_link(&origin);
+        self.links.push((origin.clone(), Link::Greeting));
+        self.out.push_back((origin.clone(), Frame::Hello));
+        Ok(origin)
     }
 
-    /// The socket closed: unconfirmed deposits wait for the next connection.
+    /// Every socket closed: unconfirmed deposits wait for the next connections.
     pub fn on_disconnected(&mut self) {
-        self.link = Link::Down;
-        self.out.clear();
-        // Not subscribed on the next connection: nothing more arrives in them.
-        self.forgotten.clear();
+        let open: Vec<RelayOrigin> = self.links.iter().map(|(o, _)| o.clone()).collect();
+        for origin in open {
+            self.on_relay_disconnected(&origin);
+        }
+    }
+
+    /// The socket to `relay` closed: deposits for it wait for the next connection to it.
+    pub fn on_relay_disconnected(&mut self, relay: &RelayOrigin) {
+        self.drop_link(relay);
+        if self.home.as_ref() == Some(relay) {
+            // Not subscribed on the next connection: nothing more arrives in them.
+            self.forgotten.clear();
+        }
         for invite in &mut self.invites {
             // The relay delivers everything unacknowledged again on the next connection.
-            invite.deferred = None;
+            if invite.relay.as_ref().or(self.home.as_ref()) == Some(relay) {
+                invite.deferred = None;
+            }
         }
+    }
+
+    /// Forgets the connection to `relay` and the frames still queued for it.
+    fn drop_link(&mut self, relay: &RelayOrigin) {
+        self.links.retain(|(o, _)| o != relay);
+        self.out.retain(|(o, _)| o != relay);
     }
 
     /// Forgets invites past their expiry plus grace (their secrets are zeroized on drop) and
@@ -868,38 +1048,66 @@ impl Engine {
         deferred.is_none_or(|first| seq < first)
     }
 
-    /// Frames to send now, in order.
+    /// Frames to send now, in order, for a profile with one connection (every address on the
+    /// relay it is connected to). With several, use [`Engine::take_relay_frames`].
     pub fn take_frames(&mut self) -> Vec<Frame> {
+        self.out.drain(..).map(|(_, frame)| frame).collect()
+    }
+
+    /// Frames to send now, each with the relay whose socket it goes to, in order per relay.
+    pub fn take_relay_frames(&mut self) -> Vec<(RelayOrigin, Frame)> {
         self.out.drain(..).collect()
     }
 
-    /// Handles one frame from the relay.
+    /// Handles one frame from the home relay (see [`Engine::on_relay_frame`]); without a home
+    /// relay (never connected) it is ignored.
     pub fn on_frame(&mut self, frame: Frame, now: u64, rng: &mut impl CryptoRng) -> Vec<Event> {
+        match self.home.clone() {
+            Some(home) => self.on_relay_frame(&home, frame, now, rng),
+            None => Vec::new(),
+        }
+    }
+
+    /// Handles one frame from the relay at `relay`.
+    pub fn on_relay_frame(
+        &mut self,
+        relay: &RelayOrigin,
+        frame: Frame,
+        now: u64,
+        rng: &mut impl CryptoRng,
+    ) -> Vec<Event> {
         let mut events = Vec::new();
         match frame {
             Frame::Challenge { challenge, .. } => {
-                let origin = match std::mem::take(&mut self.link) {
-                    Link::Greeting { origin } | Link::Ready { origin, .. } => origin,
+                let Some((_, link)) = self.links.iter_mut().find(|(o, _)| o == relay) else {
                     // Not connected as far as the engine knows: nothing to sign for.
-                    Link::Down => return events,
+                    return events;
                 };
-                self.link = Link::Ready { origin, challenge };
+                *link = Link::Ready { challenge };
                 self.expire(now);
                 let inboxes: Vec<Mailbox> = self
                     .contacts
                     .values()
-                    .flat_map(|c| std::iter::once(&c.inbox).chain(c.retiring.as_ref().map(|r| &r.inbox)))
-                    .cloned()
-                    .chain(self.invites.iter().map(|i| i.inbox.clone()))
+                    .flat_map(|c| {
+                        std::iter::once((&c.inbox_relay, &c.inbox))
+                            .chain(c.retiring.as_ref().map(|r| (&r.relay, &r.inbox)))
+                    })
+                    .chain(self.invites.iter().map(|i| (&i.relay, &i.inbox)))
+                    .filter(|(on, _)| self.is_on(on, relay))
+                    .map(|(_, inbox)| inbox.clone())
                     .collect();
-                self.subscribe_all(&inboxes);
-                let resend: Vec<Outgoing> = self.unconfirmed.drain(..).map(|(_, o)| o).collect();
-                for outgoing in resend {
+                self.subscribe_all(relay, &inboxes);
+                // Deposits for this relay go again, in order; the others keep their place.
+                let (resend, keep): (Vec<_>, Vec<_>) =
+                    take(&mut self.unconfirmed).into_iter().partition(|(_, o)| self.is_on(&o.relay, relay));
+                self.unconfirmed = keep.into();
+                for (_, outgoing) in resend {
                     self.deposit(outgoing);
                 }
             }
             Frame::Deposited { request } => {
-                let pos = self.unconfirmed.iter().position(|(r, _)| *r == request);
+                let pos =
+                    self.unconfirmed.iter().position(|(r, o)| *r == request && self.is_on(&o.relay, relay));
                 if let Some((_, outgoing)) = pos.and_then(|pos| self.unconfirmed.remove(pos))
                     && let Some((contact, id)) = outgoing.message
                 {
@@ -908,7 +1116,7 @@ impl Engine {
             }
             Frame::Deliver { mailbox, seq, payload } => {
                 let before = events.len();
-                let handled = self.receive(mailbox, seq, &payload, now, rng, &mut events);
+                let handled = self.receive(relay, mailbox, seq, &payload, now, rng, &mut events);
                 let failed = events[before..].iter().filter(|e| **e == Event::Undecryptable).count();
                 self.undecryptable =
                     self.undecryptable.saturating_add(u32::try_from(failed).unwrap_or(u32::MAX));
@@ -917,15 +1125,15 @@ impl Engine {
                 // An acknowledgement removes every earlier blob of the mailbox too, so none is sent
                 // at or above a blob left for later.
                 if handled == Handled::Done && self.may_acknowledge(mailbox, seq) {
-                    self.out.push_back(Frame::Ack { mailbox, seq });
+                    self.out.push_back((relay.clone(), Frame::Ack { mailbox, seq }));
                 }
                 // After the acknowledgement, so the answer itself is not delivered again.
-                if let Some(inbox) = self.resubscribe.take() {
-                    self.subscribe(&inbox);
+                if let Some((on, inbox)) = self.resubscribe.take() {
+                    self.subscribe(&on, &inbox);
                 }
             }
             Frame::Error { code, .. } => events.push(Event::RelayError(code)),
-            Frame::Ping { nonce } => self.out.push_back(Frame::Pong { nonce }),
+            Frame::Ping { nonce } => self.out.push_back((relay.clone(), Frame::Pong { nonce })),
             Frame::SubscribedBatch { results, .. } => {
                 // A mailbox the relay refused stays offline; say so once per reason.
                 let mut refused: Vec<ErrorCode> = Vec::new();
@@ -947,8 +1155,10 @@ impl Engine {
         events
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn receive(
         &mut self,
+        via: &RelayOrigin,
         mailbox: MailboxId,
         seq: u64,
         payload: &[u8],
@@ -1000,13 +1210,13 @@ impl Engine {
                 events.push(Event::Gap(id));
             }
             match Payload::decode(&plaintext) {
-                Ok(content) => self.on_payload(id, content, now, rng, events),
+                Ok(content) => self.on_payload(id, content, via, now, rng, events),
                 Err(_) => events.push(Event::Undecryptable),
             }
             return Handled::Done;
         }
         if let Some(pos) = self.invites.iter().position(|i| i.inbox.id() == mailbox) {
-            return self.answer_invite(pos, seq, payload, now, rng, events);
+            return self.answer_invite(via, pos, seq, payload, now, rng, events);
         }
         events.push(Event::Undecryptable);
         Handled::Done
@@ -1014,8 +1224,10 @@ impl Engine {
 
     /// A blob in a pending invite's mailbox. Only an answer that verifies consumes the invite; a
     /// failed one counts towards [`MAX_FAILED_ANSWERS`].
+    #[allow(clippy::too_many_arguments)]
     fn answer_invite(
         &mut self,
+        via: &RelayOrigin,
         pos: usize,
         seq: u64,
         payload: &[u8],
@@ -1036,7 +1248,7 @@ impl Engine {
             invite.deferred = Some(invite.deferred.map_or(seq, |first| first.min(seq)));
             return Handled::Later;
         }
-        let Some((session, name, reply)) = self.open_answer(&self.invites[pos], payload, now) else {
+        let Some((session, name, reply)) = self.open_answer(&self.invites[pos], payload, via, now) else {
             events.push(Event::Undecryptable);
             let invite = &mut self.invites[pos];
             // A blob behind one left for later is delivered again (its acknowledgement is held
@@ -1054,19 +1266,26 @@ impl Engine {
         Handled::Done
     }
 
-    /// The session, name and reply mailbox of a verifying answer. The invite's secret is used
-    /// through a copy (zeroized when dropped), so a failed answer leaves the invite as it was.
+    /// The session, name and reply address of a verifying answer (a `Hello` without a relay
+    /// names a mailbox on the relay it came through, `via`). The invite's secret is used through
+    /// a copy (zeroized when dropped), so a failed answer leaves the invite as it was.
     fn open_answer(
         &self,
         invite: &PendingInvite,
         payload: &[u8],
+        via: &RelayOrigin,
         now: u64,
-    ) -> Option<(Session, String, [u8; 32])> {
+    ) -> Option<(Session, String, Address)> {
         let (session, first) = invite.secret.clone().respond(&self.identity, payload, now).ok()?;
-        let Content::Hello { name, reply_mailbox } = Payload::decode(&first).ok()?.content else {
+        let Content::Hello { name, reply_mailbox, relay } = Payload::decode(&first).ok()?.content else {
             return None;
         };
-        self.usable_outbox(&reply_mailbox, None).then_some((session, name, reply_mailbox))
+        let relay = named_relay(relay.as_deref(), via)?;
+        self.usable_outbox(&reply_mailbox, None).then_some((
+            session,
+            name,
+            (MailboxId(reply_mailbox), Some(relay)),
+        ))
     }
 
     /// Whether `mailbox`, named by a peer, may be written to: not all zero, not one of our own
@@ -1100,18 +1319,24 @@ impl Engine {
         pending: PendingInvite,
         session: Session,
         name: String,
-        reply: [u8; 32],
+        (reply, reply_relay): Address,
         now: u64,
         rng: &mut impl CryptoRng,
         events: &mut Vec<Event>,
     ) {
         let fresh = Mailbox::generate(rng);
-        self.subscribe(&fresh);
+        let fresh_relay = self.home.clone();
+        self.subscribe(&fresh_relay, &fresh);
         if pending.deferred.is_some() {
             // Subscribing again makes the relay deliver what was left for this answer.
-            self.resubscribe = Some(pending.inbox.clone());
+            self.resubscribe = Some((pending.relay.clone(), pending.inbox.clone()));
         }
-        let retiring = Retiring { inbox: pending.inbox.clone(), until: u64::MAX, switched: false };
+        let retiring = Retiring {
+            inbox: pending.inbox.clone(),
+            relay: pending.relay.clone(),
+            until: u64::MAX,
+            switched: false,
+        };
         let target = pending
             .for_contact
             .filter(|id| self.contacts.contains_key(id))
@@ -1123,7 +1348,9 @@ impl Engine {
             contact.safety = core::safety_number(&own, session.peer_identity());
             contact.session = session;
             contact.inbox = fresh;
-            contact.outbox = MailboxId(reply);
+            contact.inbox_relay = fresh_relay;
+            contact.outbox = reply;
+            contact.outbox_relay = reply_relay;
             // The name this profile gave them stays; the one they sent is noted if it changed.
             if contact.now_called(&name, now) {
                 events.push(Event::ProfileChanged(contact.id));
@@ -1148,7 +1375,7 @@ impl Engine {
         } else {
             let local = pending.for_name.clone().unwrap_or_else(|| name.clone());
             let twin_of = self.verified_with_name(&local);
-            let id = self.add_contact(local, name, session, fresh, MailboxId(reply));
+            let id = self.add_contact(local, name, session, (fresh, fresh_relay), (reply, reply_relay));
             events.push(Event::ContactAdded(id));
             if let Some(verified) = twin_of {
                 events.push(Event::NameOfVerifiedContact { contact: id, verified });
@@ -1169,6 +1396,7 @@ impl Engine {
         &mut self,
         contact: ContactId,
         payload: Payload,
+        via: &RelayOrigin,
         now: u64,
         rng: &mut impl CryptoRng,
         events: &mut Vec<Event>,
@@ -1212,22 +1440,24 @@ impl Engine {
                     events.push(Event::ProfileChanged(contact));
                 }
             }
-            Content::Inbox { mailbox, relay: None } => {
-                if self.usable_outbox(&mailbox, Some(contact))
+            Content::Inbox { mailbox, relay } => {
+                // An origin that is not a relay's leaves the current address (the sender keeps
+                // reading it until its time is up).
+                if let Some(relay) = named_relay(relay.as_deref(), via)
+                    && self.usable_outbox(&mailbox, Some(contact))
                     && let Some(entry) = self.contacts.get_mut(&contact)
                 {
                     let old = std::mem::replace(&mut entry.outbox, MailboxId(mailbox));
-                    // What waits for the relay goes to the new mailbox too.
+                    entry.outbox_relay = Some(relay.clone());
+                    // What waits for the relay goes to the new address too.
                     for (_, outgoing) in &mut self.unconfirmed {
                         if outgoing.mailbox == old.0 {
                             outgoing.mailbox = mailbox;
+                            outgoing.relay = Some(relay.clone());
                         }
                     }
                 }
             }
-            // A mailbox on another relay: this version cannot follow it and keeps writing to the
-            // current one (the sender keeps reading it until its time is up).
-            Content::Inbox { relay: Some(_), .. } => {}
             // A second Hello inside an established session means nothing.
             Content::Hello { .. } => {}
         }
@@ -1265,8 +1495,9 @@ impl Engine {
         rng: &mut impl CryptoRng,
     ) -> Result<(), EngineError> {
         let entry = self.contacts.get(&contact).ok_or(EngineError::UnknownContact)?;
-        let announcement =
-            Payload::new(Content::Inbox { mailbox: entry.inbox.id().0, relay: None }, now, rng);
+        // Named whenever known, so that the contact writes to it whichever relay it reads us on.
+        let relay = self.resolve(&entry.inbox_relay).map(|r| r.as_str().to_owned());
+        let announcement = Payload::new(Content::Inbox { mailbox: entry.inbox.id().0, relay }, now, rng);
         self.encrypt_and_deposit(contact, &announcement, None, rng)?;
         if let Some(entry) = self.contacts.get_mut(&contact) {
             entry.announce = false;
@@ -1286,8 +1517,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let entry = self.contacts.get_mut(&contact).ok_or(EngineError::UnknownContact)?;
         let envelope = entry.session.encrypt(&payload.encode()?, rng)?;
-        let mailbox = entry.outbox.0;
-        self.deposit(Outgoing { mailbox, payload: envelope, message: message.map(|id| (contact, id)) });
+        let (mailbox, relay) = (entry.outbox.0, entry.outbox_relay.clone());
+        let message = message.map(|id| (contact, id));
+        self.deposit(Outgoing { mailbox, payload: envelope, message, relay });
         Ok(())
     }
 
@@ -1307,8 +1539,8 @@ impl Engine {
         name: String,
         their_name: String,
         session: Session,
-        inbox: Mailbox,
-        outbox: MailboxId,
+        (inbox, inbox_relay): (Mailbox, Option<RelayOrigin>),
+        (outbox, outbox_relay): Address,
     ) -> ContactId {
         let id = ContactId(self.next_contact);
         self.next_contact += 1;
@@ -1321,7 +1553,9 @@ impl Engine {
                 their_name,
                 session,
                 inbox,
+                inbox_relay,
                 outbox,
+                outbox_relay,
                 messages: Log::default(),
                 unread: 0,
                 verified: false,
@@ -1336,28 +1570,35 @@ impl Engine {
         id
     }
 
-    fn subscribe(&mut self, inbox: &Mailbox) {
-        self.subscribe_all(std::slice::from_ref(inbox));
-    }
-
-    /// Subscribes to `inboxes` with as few frames as the batch size allows.
-    fn subscribe_all(&mut self, inboxes: &[Mailbox]) {
-        let Link::Ready { origin, challenge } = &self.link else { return };
-        let (origin, challenge) = (origin.clone(), *challenge);
-        for chunk in inboxes.chunks(SUBSCRIBE_BATCH) {
-            let request = self.request_id();
-            self.out.push_back(mailbox::subscribe_frame(request, &origin, &challenge, chunk));
+    /// Subscribes to `inbox` on `relay` if that connection is ready (otherwise when it is).
+    fn subscribe(&mut self, relay: &Option<RelayOrigin>, inbox: &Mailbox) {
+        if let Some(origin) = self.resolve(relay).cloned() {
+            self.subscribe_all(&origin, std::slice::from_ref(inbox));
         }
     }
 
+    /// Subscribes to `inboxes` on `relay` with as few frames as the batch size allows.
+    fn subscribe_all(&mut self, relay: &RelayOrigin, inboxes: &[Mailbox]) {
+        let Some(challenge) = self.challenge(relay) else { return };
+        for chunk in inboxes.chunks(SUBSCRIBE_BATCH) {
+            let request = self.request_id();
+            self.out.push_back((relay.clone(), mailbox::subscribe_frame(request, relay, &challenge, chunk)));
+        }
+    }
+
+    /// Queues a deposit: sent at once if its relay's connection is ready, and again on each
+    /// new connection to that relay until the relay confirms it.
     fn deposit(&mut self, outgoing: Outgoing) {
         let request = self.request_id();
-        if matches!(self.link, Link::Ready { .. }) {
-            self.out.push_back(Frame::Deposit {
-                request,
-                mailbox: MailboxId(outgoing.mailbox),
-                payload: outgoing.payload.clone(),
-            });
+        if let Some(origin) = self.resolve(&outgoing.relay).filter(|o| self.is_connected_to(o)).cloned() {
+            self.out.push_back((
+                origin,
+                Frame::Deposit {
+                    request,
+                    mailbox: MailboxId(outgoing.mailbox),
+                    payload: outgoing.payload.clone(),
+                },
+            ));
         }
         self.unconfirmed.push_back((request, outgoing));
     }
@@ -1366,6 +1607,30 @@ impl Engine {
         let id = self.next_request;
         self.next_request = self.next_request.wrapping_add(1).max(1);
         id
+    }
+}
+
+/// The entry of `origin` in `uses`, added if it has none.
+fn relay_use<'a>(uses: &'a mut Vec<RelayUse>, origin: &RelayOrigin) -> &'a mut RelayUse {
+    let pos = match uses.iter().position(|u| u.origin == *origin) {
+        Some(pos) => pos,
+        None => {
+            uses.push(RelayUse { origin: origin.clone(), home: false, inboxes: false, waiting: Vec::new() });
+            uses.len() - 1
+        }
+    };
+    &mut uses[pos]
+}
+
+/// A mailbox on a relay (`None`: the home relay).
+type Address = (MailboxId, Option<RelayOrigin>);
+
+/// The relay a peer named for a mailbox: `named` (an origin, only in its normalised form), or the
+/// relay the message came through when it names none. `None` if `named` is not a relay origin.
+fn named_relay(named: Option<&str>, via: &RelayOrigin) -> Option<RelayOrigin> {
+    match named {
+        None => Some(via.clone()),
+        Some(origin) => RelayOrigin::parse(origin).ok().filter(|parsed| parsed.as_str() == origin),
     }
 }
 
@@ -1392,7 +1657,8 @@ mod tests {
         bob.accept_invite(&link.fragment, NOW, rng).unwrap();
         let (_, initial) = bob.unconfirmed.pop_front().unwrap();
         let mut events = Vec::new();
-        alice.receive(MailboxId(initial.mailbox), 1, &initial.payload, NOW, rng, &mut events);
+        let via = RelayOrigin::parse("https://relay.test").unwrap();
+        alice.receive(&via, MailboxId(initial.mailbox), 1, &initial.payload, NOW, rng, &mut events);
         let contact = alice.contacts().next().unwrap().id;
         (alice, bob, contact)
     }
@@ -1439,10 +1705,11 @@ mod tests {
         let mut events = Vec::new();
         let receipt =
             Payload { id: [1; 16], sent_at: NOW, content: Content::Receipt { delivered: ids.clone() } };
-        alice.on_payload(bob, receipt, NOW, &mut rng, &mut events);
+        let via = RelayOrigin::parse("https://relay.test").unwrap();
+        alice.on_payload(bob, receipt, &via, NOW, &mut rng, &mut events);
         let duplicate =
             Payload { id: last_incoming, sent_at: NOW, content: Content::Text { body: "again".into() } };
-        alice.on_payload(bob, duplicate, NOW, &mut rng, &mut events);
+        alice.on_payload(bob, duplicate, &via, NOW, &mut rng, &mut events);
         let elapsed = started.elapsed();
         let contact = &alice.contacts[&bob];
         assert!(elapsed < std::time::Duration::from_millis(500), "took {elapsed:?}");

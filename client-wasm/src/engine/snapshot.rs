@@ -1,8 +1,11 @@
 //! The engine's stored form: named records, written together (specified in `docs/stored-profile.md`).
 //!
-//! - `profile`: `version: u8 = 5 | postcard(ProfileV5)` — identity, contacts with their ratchet
+//! - `profile`: `version: u8 = 6 | postcard(ProfileV6)` — identity, contacts with their ratchet
 //!   sessions and message counts, open invites, the outbox. Rewritten on every save; its size does
-//!   not grow with the conversations. Version 5 adds, per contact, the name they call themselves
+//!   not grow with the conversations. Version 6 is version 5 followed by the relay of every
+//!   address (the home relay; per contact its inbox's, outbox's and retiring inbox's; per invite
+//!   and per unconfirmed deposit its mailbox's); version 5 records are still read, every address
+//!   on the home relay (the one relay an earlier release used). Version 5 added, per contact, the name they call themselves
 //!   beside the name this profile gave them, and per invite its id and the "Invite for" name;
 //!   version 4 records are still read (the name they call themselves is the stored name).
 //!   Version 4 added, per contact, whether the person blocked it
@@ -32,15 +35,15 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::log::{Log, MissingChunk};
-use super::{
-    Contact, ContactId, Engine, InviteId, Link, Mailbox, Message, Outgoing, PendingInvite, Retiring,
-};
+use super::{Contact, ContactId, Engine, InviteId, Mailbox, Message, Outgoing, PendingInvite, Retiring};
 use crate::core::{self, Identity, InviteSecret, Session};
-use doorless_frames::MailboxId;
+use doorless_frames::{MailboxId, RelayOrigin};
 
 /// The current version of the profile record.
-pub const PROFILE_VERSION: u8 = 5;
+pub const PROFILE_VERSION: u8 = 6;
 /// The previous version of the profile record (read, never written).
+const PROFILE_V5: u8 = 5;
+/// An earlier version of the profile record (read, never written).
 const PROFILE_V4: u8 = 4;
 /// An earlier version of the profile record (read, never written).
 const PROFILE_V3: u8 = 3;
@@ -122,6 +125,61 @@ impl Records {
         std::iter::once((PROFILE_RECORD.to_owned(), self.profile))
             .chain(self.chunks.into_iter().map(|(key, bytes)| (key.record_name(), bytes)))
     }
+}
+
+/// Version 5 followed by where each of its addresses is (postcard writes the nested struct as its
+/// fields, so this is the flat list of docs/stored-profile.md).
+#[derive(Serialize, Deserialize)]
+struct ProfileV6 {
+    base: ProfileV5,
+    relays: RelaysV6,
+}
+
+/// The relays of a version 5 profile's addresses, each list in the order of the list it
+/// describes; `None` is the home relay (whichever it is).
+#[derive(Serialize, Deserialize)]
+struct RelaysV6 {
+    /// The relay new inboxes are made on; `None` until the profile first connected.
+    home: Option<String>,
+    contacts: Vec<ContactRelaysV6>,
+    /// Each invite's mailbox's.
+    invites: Vec<Option<String>>,
+    /// Each unconfirmed deposit's mailbox's.
+    unconfirmed: Vec<Option<String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContactRelaysV6 {
+    inbox: Option<String>,
+    outbox: Option<String>,
+    retiring: Option<String>,
+}
+
+impl RelaysV6 {
+    /// A version 5 profile's: every address on the home relay, the one relay it used.
+    fn home_only(p: &ProfileV5) -> Self {
+        Self {
+            home: None,
+            contacts: p
+                .contacts
+                .iter()
+                .map(|_| ContactRelaysV6 { inbox: None, outbox: None, retiring: None })
+                .collect(),
+            invites: vec![None; p.invites.len()],
+            unconfirmed: vec![None; p.unconfirmed.len()],
+        }
+    }
+}
+
+/// A stored relay origin; only the normalised form is one.
+fn origin(stored: Option<&String>) -> Result<Option<RelayOrigin>, SnapshotError> {
+    stored
+        .map(|s| RelayOrigin::parse(s).ok().filter(|o| o.as_str() == s).ok_or(SnapshotError::Corrupt))
+        .transpose()
+}
+
+fn stored_origin(relay: Option<&RelayOrigin>) -> Option<String> {
+    relay.map(|r| r.as_str().to_owned())
 }
 
 /// A stored profile, every version: the versions differ only in their contact and invite records.
@@ -377,6 +435,8 @@ struct StoredContact<'a> {
     session: &'a [u8],
     inbox: &'a [u8; 32],
     outbox: [u8; 32],
+    /// Relays of the inbox, the outbox and the retiring inbox (`None`: home).
+    relays: [Option<RelayOrigin>; 3],
     log: Log,
     unread: u32,
     verified: bool,
@@ -395,17 +455,26 @@ struct StoredInvite<'a> {
     for_contact: Option<ContactId>,
     for_name: Option<&'a str>,
     failed: u32,
+    relay: Option<RelayOrigin>,
 }
 
 impl<'a> StoredInvite<'a> {
     /// A version 1 invite, given the id `id`.
     fn v1(i: &'a InviteV1, id: u32) -> Self {
-        Self { id, secret: &i.secret, inbox: &i.inbox, for_contact: i.for_contact, for_name: None, failed: 0 }
+        Self {
+            id,
+            secret: &i.secret,
+            inbox: &i.inbox,
+            for_contact: i.for_contact,
+            for_name: None,
+            failed: 0,
+            relay: None,
+        }
     }
 }
 
-impl<'a> From<&'a InviteV5> for StoredInvite<'a> {
-    fn from(i: &'a InviteV5) -> Self {
+impl<'a> StoredInvite<'a> {
+    fn v5(i: &'a InviteV5, relay: Option<RelayOrigin>) -> Self {
         Self {
             id: i.id,
             secret: &i.base.secret,
@@ -413,6 +482,7 @@ impl<'a> From<&'a InviteV5> for StoredInvite<'a> {
             for_contact: i.base.for_contact,
             for_name: i.for_name.as_deref(),
             failed: i.base.failed,
+            relay,
         }
     }
 }
@@ -442,7 +512,7 @@ impl Engine {
                 chunks.push((key, versioned(CHUNK_VERSION, &*chunk)));
             }
         }
-        let profile = ProfileV5 {
+        let base = ProfileV5 {
             identity: self.identity.to_bytes().to_vec(),
             name: self.name.clone(),
             contacts: self
@@ -481,6 +551,21 @@ impl Engine {
             next_request: self.next_request,
             undecryptable: self.undecryptable,
         };
+        let relays = RelaysV6 {
+            home: stored_origin(self.home.as_ref()),
+            contacts: self
+                .contacts
+                .values()
+                .map(|c| ContactRelaysV6 {
+                    inbox: stored_origin(c.inbox_relay.as_ref()),
+                    outbox: stored_origin(c.outbox_relay.as_ref()),
+                    retiring: stored_origin(c.retiring.as_ref().and_then(|r| r.relay.as_ref())),
+                })
+                .collect(),
+            invites: self.invites.iter().map(|i| stored_origin(i.relay.as_ref())).collect(),
+            unconfirmed: self.unconfirmed.iter().map(|(_, o)| stored_origin(o.relay.as_ref())).collect(),
+        };
+        let profile = ProfileV6 { base, relays };
         let deleted = take(&mut self.deleted);
         self.deleting.clone_from(&deleted);
         Records { profile: versioned(PROFILE_VERSION, &profile), chunks, deleted }
@@ -561,16 +646,28 @@ impl Engine {
         let mut log = |id: ContactId, messages: u32| {
             Log::from_chunks(messages as usize, chunks.remove(&id).unwrap_or_default())
         };
-        let p: ProfileV5 = match version {
+        let ProfileV6 { base: p, relays } = match version {
             PROFILE_VERSION => decode(body)?,
-            PROFILE_V4 => decode::<ProfileV4>(body)?.into(),
-            PROFILE_V3 => ProfileV4::from(decode::<ProfileV3>(body)?).into(),
-            PROFILE_V2 => ProfileV4::from(ProfileV3::from(decode::<ProfileV2>(body)?)).into(),
             v if v > PROFILE_VERSION => return Err(SnapshotError::UnsupportedVersion),
-            _ => return Err(SnapshotError::Corrupt),
+            v => {
+                let base: ProfileV5 = match v {
+                    PROFILE_V5 => decode(body)?,
+                    PROFILE_V4 => decode::<ProfileV4>(body)?.into(),
+                    PROFILE_V3 => ProfileV4::from(decode::<ProfileV3>(body)?).into(),
+                    PROFILE_V2 => ProfileV4::from(ProfileV3::from(decode::<ProfileV2>(body)?)).into(),
+                    _ => return Err(SnapshotError::Corrupt),
+                };
+                ProfileV6 { relays: RelaysV6::home_only(&base), base }
+            }
         };
+        if relays.contacts.len() != p.contacts.len()
+            || relays.invites.len() != p.invites.len()
+            || relays.unconfirmed.len() != p.unconfirmed.len()
+        {
+            return Err(SnapshotError::Corrupt);
+        }
         let mut contacts = Vec::new();
-        for contact in &p.contacts {
+        for (contact, at) in p.contacts.iter().zip(&relays.contacts) {
             let ContactV5 {
                 base: ContactV4 { base: ContactV3 { base: c, retiring, announce }, barred, awaiting_since },
                 their_name,
@@ -582,6 +679,11 @@ impl Engine {
                 session: &c.session,
                 inbox: &c.inbox,
                 outbox: c.outbox,
+                relays: [
+                    origin(at.inbox.as_ref())?,
+                    origin(at.outbox.as_ref())?,
+                    origin(at.retiring.as_ref())?,
+                ],
                 log: log(c.id, c.messages)?,
                 unread: c.unread,
                 verified: c.verified,
@@ -592,8 +694,16 @@ impl Engine {
                 awaiting_since: *awaiting_since,
             });
         }
-        let invites = p.invites.iter().map(StoredInvite::from).collect();
-        let engine = Self::assemble(&p.identity, &p.name, contacts, invites, &p.unconfirmed, p.counters())?;
+        let mut invites = Vec::new();
+        for (invite, relay) in p.invites.iter().zip(&relays.invites) {
+            invites.push(StoredInvite::v5(invite, origin(relay.as_ref())?));
+        }
+        let mut unconfirmed = p.unconfirmed.clone();
+        for ((_, outgoing), relay) in unconfirmed.iter_mut().zip(&relays.unconfirmed) {
+            outgoing.relay = origin(relay.as_ref())?;
+        }
+        let mut engine = Self::assemble(&p.identity, &p.name, contacts, invites, &unconfirmed, p.counters())?;
+        engine.home = origin(relays.home.as_ref())?;
         if !chunks.is_empty() {
             // Chunks of a conversation the profile does not have.
             return Err(SnapshotError::Corrupt);
@@ -623,6 +733,7 @@ impl Engine {
                     session: &c.session,
                     inbox: &c.inbox,
                     outbox: c.outbox,
+                    relays: Default::default(),
                     log,
                     unread: c.unread,
                     verified: c.verified,
@@ -661,6 +772,8 @@ impl Engine {
                     session,
                     inbox: Mailbox::from_seed(c.inbox),
                     outbox: MailboxId(c.outbox),
+                    inbox_relay: c.relays[0].clone(),
+                    outbox_relay: c.relays[1].clone(),
                     messages: c.log,
                     unread: c.unread,
                     verified: c.verified,
@@ -668,6 +781,7 @@ impl Engine {
                     safety,
                     retiring: c.retiring.as_ref().map(|r| Retiring {
                         inbox: Mailbox::from_seed(&r.inbox),
+                        relay: c.relays[2].clone(),
                         until: r.until,
                         switched: r.switched,
                     }),
@@ -681,7 +795,8 @@ impl Engine {
         for i in stored_invites {
             let secret = InviteSecret::from_bytes(i.secret).map_err(|_| SnapshotError::Corrupt)?;
             let id = InviteId(i.id);
-            let mut invite = PendingInvite::new(id, secret, Mailbox::from_seed(i.inbox), i.for_contact);
+            let mut invite =
+                PendingInvite::new(id, secret, Mailbox::from_seed(i.inbox), i.relay, i.for_contact);
             invite.failed = i.failed;
             invite.for_name = i.for_name.map(str::to_owned);
             invites.push(invite);
@@ -694,7 +809,8 @@ impl Engine {
             invites,
             next_contact,
             next_invite,
-            link: Link::Down,
+            home: None,
+            links: Vec::new(),
             unconfirmed: unconfirmed.iter().cloned().collect::<VecDeque<_>>(),
             next_request,
             undecryptable,

@@ -42,9 +42,27 @@ pub struct TestRelay {
     pub challenges: HashMap<usize, [u8; 32]>,
     pub hold: HashSet<usize>,
     pub held: Vec<Held>,
+    /// The relay's origin; `None` for [`RELAY_URL`]'s.
+    pub origin: Option<RelayOrigin>,
 }
 
 impl TestRelay {
+    /// A relay at `url`.
+    pub fn at(url: &str) -> Self {
+        Self { origin: Some(RelayOrigin::parse(url).expect("a relay address")), ..Self::default() }
+    }
+
+    /// The origin engines sign for.
+    pub fn origin(&self) -> RelayOrigin {
+        self.origin.clone().unwrap_or_else(relay_origin)
+    }
+
+    /// The relay stops: connections and subscriptions go, stored blobs stay (they are durable).
+    pub fn restart(&mut self) {
+        self.subscribers.clear();
+        self.challenges.clear();
+    }
+
     fn deliver(
         &mut self,
         out: &mut Vec<(usize, Frame)>,
@@ -69,18 +87,14 @@ impl TestRelay {
                 out.push((conn, Frame::Challenge { challenge, max_frame_len: 262_144 }));
             }
             Frame::SubscribeBatch { request, origin, proofs } => {
-                assert_eq!(origin, relay_origin().as_str(), "engines sign for the relay they connected to");
+                let own = self.origin();
+                assert_eq!(origin, own.as_str(), "engines sign for the relay they connected to");
                 let challenge = self.challenges[&conn];
                 let mailboxes: Vec<MailboxId> = proofs
                     .iter()
                     .map(|proof| {
-                        verify_subscribe_proof(
-                            &relay_origin(),
-                            &challenge,
-                            &proof.public_key,
-                            &proof.signature,
-                        )
-                        .expect("engines sign valid proofs")
+                        verify_subscribe_proof(&own, &challenge, &proof.public_key, &proof.signature)
+                            .expect("engines sign valid proofs")
                     })
                     .collect();
                 out.push((conn, Frame::SubscribedBatch { request, results: vec![None; mailboxes.len()] }));

@@ -1,4 +1,8 @@
-//! The owner tab: it alone runs the engine, holds the relay connection and writes storage.
+//! The owner tab: it alone runs the engine, holds the relay connections and writes storage.
+//!
+//! One connection per relay the engine needs (`Engine::relays`): the home relay always, a
+//! contact's relay while a deposit waits for it (opened on demand, closed by the worker once
+//! nothing waits), each with its own backoff.
 //!
 //! Invariant: state is saved before anything it produced leaves the tab. Every engine change
 //! queues the frames it produced; one worker takes what changed in the engine since its last save
@@ -11,9 +15,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use client_wasm::browser::{self, NamedRecords, RelaySocket, SocketEvent, StorageError, Vault};
+use client_wasm::engine::ContactId;
 use client_wasm::engine::{Engine, EngineError, Event, InviteConflict, LEGACY_RECORD, PROFILE_RECORD};
 use client_wasm::lock::{self, LockError, LockKey};
-use doorless_frames::Frame;
+use doorless_frames::{Frame, RelayOrigin};
 use futures_channel::mpsc;
 use futures_util::StreamExt;
 use gloo::timers::callback::Timeout;
@@ -25,9 +30,22 @@ use super::settings;
 /// Reconnection waits, in milliseconds: doubled from the first up to the last.
 const BACKOFF_MS: (u32, u32) = (250, 10_000);
 
-/// Work for the save-then-send worker: frames an engine change produced (maybe none: the change
-/// still needs saving).
-type Job = Vec<Frame>;
+/// Work for the save-then-send worker: frames an engine change produced, each with the relay it
+/// goes to (maybe none: the change still needs saving).
+type Job = Vec<(RelayOrigin, Frame)>;
+
+/// One relay connection.
+struct Conn {
+    origin: RelayOrigin,
+    socket: Option<RelaySocket>,
+    retry: Option<Timeout>,
+    /// The next reconnection wait, in milliseconds.
+    backoff: u32,
+    /// The engine is subscribed and sends on it.
+    ready: bool,
+    /// An attempt failed or the connection dropped since it was last ready.
+    failed: bool,
+}
 
 /// What the owner reports to its tab.
 pub trait Report {
@@ -45,16 +63,12 @@ pub struct Owner {
     me: Weak<Owner>,
     engine: RefCell<Option<Engine>>,
     phase: Cell<Phase>,
-    connected: Cell<bool>,
-    /// A connection attempt failed or a connection dropped since the last one was ready.
-    failed: Cell<bool>,
     /// Stored records of a locked profile, until unlocked.
     locked: RefCell<Option<NamedRecords>>,
     lock_key: RefCell<Option<LockKey>>,
     vault: RefCell<Option<Rc<Vault>>>,
-    socket: RefCell<Option<RelaySocket>>,
-    retry: RefCell<Option<Timeout>>,
-    backoff: Cell<u32>,
+    /// The relay connections (the home relay's first once the engine runs).
+    conns: RefCell<Vec<Conn>>,
     jobs: mpsc::UnboundedSender<Job>,
     /// What the person did is saved and not yet shown: the worker shows it once the save is over.
     publish_after_save: Cell<bool>,
@@ -76,14 +90,10 @@ impl Owner {
             me: me.clone(),
             engine: RefCell::new(None),
             phase: Cell::new(Phase::Loading),
-            connected: Cell::new(false),
-            failed: Cell::new(false),
             locked: RefCell::new(None),
             lock_key: RefCell::new(None),
             vault: RefCell::new(None),
-            socket: RefCell::new(None),
-            retry: RefCell::new(None),
-            backoff: Cell::new(BACKOFF_MS.0),
+            conns: RefCell::new(Vec::new()),
             jobs,
             publish_after_save: Cell::new(false),
             person_change_saving: Cell::new(false),
@@ -133,26 +143,42 @@ impl Owner {
         }
     }
 
-    fn run(&self, engine: Engine) {
+    fn run(&self, mut engine: Engine) {
+        // The relay this copy of the app talks to (or the one set in Settings) is home. A
+        // profile of an earlier release has every address there. An address the engine refuses
+        // leaves it without a home: offline.
+        let _ = engine.set_home_relay(&settings::relay_url());
         *self.engine.borrow_mut() = Some(engine);
         self.phase.set(Phase::Ready);
-        self.connect();
+        self.sync_conns(false);
     }
 
     /// The state all tabs show.
     pub fn shared(&self) -> Shared {
+        let engine = self.engine.borrow();
+        let home = engine.as_ref().and_then(|e| e.home_relay().cloned());
+        let conns = self.conns.borrow();
+        let home_conn = conns.iter().find(|c| Some(&c.origin) == home.as_ref());
+        // Contacts whose deposits wait for a relay that could not be reached.
+        let mut unreachable: Vec<ContactId> = Vec::new();
+        for need in engine.as_ref().map(Engine::relays).unwrap_or_default() {
+            if !need.home && conns.iter().any(|c| c.origin == need.origin && c.failed && !c.ready) {
+                unreachable.extend(need.waiting);
+            }
+        }
         Shared {
             phase: self.phase.get(),
-            connection: match (self.phase.get(), self.connected.get(), self.failed.get()) {
-                (Phase::Ready, true, _) => Connection::Connected,
-                (Phase::Ready, false, true) => Connection::Offline,
-                (Phase::Ready, false, false) => Connection::Connecting,
+            connection: match (self.phase.get(), home_conn.map(|c| (c.ready, c.failed))) {
+                (Phase::Ready, Some((true, _))) => Connection::Connected,
+                (Phase::Ready, Some((false, false))) => Connection::Connecting,
+                (Phase::Ready, _) => Connection::Offline,
                 _ => Connection::Idle,
             },
+            unreachable,
             locked_with_passphrase: self.lock_key.borrow().is_some() || self.locked.borrow().is_some(),
             persistent: self.vault.borrow().is_some(),
             owner_tab: self.tab,
-            view: self.engine.borrow().as_ref().map(Engine::view).unwrap_or_default(),
+            view: engine.as_ref().map(Engine::view).unwrap_or_default(),
         }
     }
 
@@ -242,16 +268,28 @@ impl Owner {
                 self.set_passphrase(passphrase.as_ref().map(Passphrase::as_str))
             }
             Command::Reconnect => {
-                self.socket.borrow_mut().take();
-                self.disconnected();
+                // The relay address in Settings changed: that relay is home from now on.
+                if let Some(engine) = self.engine.borrow_mut().as_mut() {
+                    let _ = engine.set_home_relay(&settings::relay_url());
+                }
+                self.disconnect_all();
                 Reply::Done
             }
             Command::RetryNow => {
-                // The scheduled attempt is dropped and the wait starts again from the shortest.
-                self.retry.borrow_mut().take();
-                self.backoff.set(BACKOFF_MS.0);
-                if self.socket.borrow().is_none() {
-                    self.connect();
+                // Scheduled attempts are dropped and the waits start again from the shortest.
+                let idle: Vec<RelayOrigin> = self
+                    .conns
+                    .borrow_mut()
+                    .iter_mut()
+                    .filter(|c| c.socket.is_none())
+                    .map(|c| {
+                        c.retry = None;
+                        c.backoff = BACKOFF_MS.0;
+                        c.origin.clone()
+                    })
+                    .collect();
+                for origin in idle {
+                    self.connect(&origin);
                 }
                 Reply::Done
             }
@@ -339,9 +377,12 @@ impl Owner {
 
     fn queue_save(&self, views_first: bool) {
         let frames = match self.engine.borrow_mut().as_mut() {
-            Some(engine) => engine.take_frames(),
+            Some(engine) => engine.take_relay_frames(),
             None => return,
         };
+        // A relay needed now (a deposit for a contact on it) is connected at once; idle ones are
+        // closed by the worker, outside the socket's own event handlers.
+        self.sync_conns(false);
         // Views go first only when they hold nothing the person did that is not saved yet.
         if views_first && !self.publish_after_save.get() && !self.person_change_saving.get() {
             self.publish();
@@ -397,16 +438,21 @@ impl Owner {
                     engine.save_failed();
                 }
                 owner.report.reply(0, Reply::Notice(SAVE_FAILED.into()));
-                owner.socket.borrow_mut().take();
                 // (Which also shows the tabs where things stand.)
-                owner.disconnected();
+                owner.disconnect_all();
                 continue;
             }
-            if let Some(socket) = owner.socket.borrow().as_ref() {
-                for frame in &frames {
-                    socket.send(frame);
+            {
+                let conns = owner.conns.borrow();
+                for (origin, frame) in &frames {
+                    if let Some(socket) =
+                        conns.iter().find(|c| c.origin == *origin).and_then(|c| c.socket.as_ref())
+                    {
+                        socket.send(frame);
+                    }
                 }
             }
+            owner.sync_conns(true);
             if show {
                 owner.publish();
             }
@@ -416,9 +462,7 @@ impl Owner {
     /// Stops running the profile in this tab, sends nothing more, and says why.
     fn stop_elsewhere(&self) {
         self.engine.borrow_mut().take();
-        self.socket.borrow_mut().take();
-        self.retry.borrow_mut().take();
-        self.connected.set(false);
+        self.conns.borrow_mut().clear();
         self.phase.set(Phase::Elsewhere);
         self.publish();
         self.report.reply(0, Reply::Notice(ELSEWHERE.into()));
@@ -431,45 +475,93 @@ impl Owner {
         postcard::from_bytes(&plain).ok()
     }
 
-    fn connect(&self) {
+    /// Opens a connection to every relay the engine needs that has none; with `close`, also
+    /// closes the connections to relays it no longer needs (never the home relay's). Not called
+    /// with `close` from a socket's own event handler, which closing would drop mid-call.
+    fn sync_conns(&self, close: bool) {
+        let needed: Vec<RelayOrigin> = match self.engine.borrow().as_ref() {
+            Some(engine) => engine.relays().into_iter().map(|u| u.origin).collect(),
+            None => return,
+        };
+        if close {
+            let idle: Vec<RelayOrigin> = self
+                .conns
+                .borrow()
+                .iter()
+                .filter(|c| !needed.contains(&c.origin))
+                .map(|c| c.origin.clone())
+                .collect();
+            if !idle.is_empty() {
+                self.conns.borrow_mut().retain(|c| !idle.contains(&c.origin));
+                if let Some(engine) = self.engine.borrow_mut().as_mut() {
+                    idle.iter().for_each(|origin| engine.on_relay_disconnected(origin));
+                }
+            }
+        }
+        for origin in needed {
+            if self.conns.borrow().iter().any(|c| c.origin == origin) {
+                continue;
+            }
+            self.conns.borrow_mut().push(Conn {
+                origin: origin.clone(),
+                socket: None,
+                retry: None,
+                backoff: BACKOFF_MS.0,
+                ready: false,
+                failed: false,
+            });
+            self.connect(&origin);
+        }
+    }
+
+    /// Runs `f` on the connection to `origin`, if there is one.
+    fn with_conn<T>(&self, origin: &RelayOrigin, f: impl FnOnce(&mut Conn) -> T) -> Option<T> {
+        self.conns.borrow_mut().iter_mut().find(|c| c.origin == *origin).map(f)
+    }
+
+    fn connect(&self, origin: &RelayOrigin) {
         let me = self.me.clone();
-        let socket = RelaySocket::connect(&settings::relay_url(), move |event| {
+        let from = origin.clone();
+        let socket = RelaySocket::connect(&settings::socket_url(origin), move |event| {
             if let Some(owner) = me.upgrade() {
-                owner.on_socket(event);
+                owner.on_socket(&from, event);
             }
         });
         match socket {
-            Ok(socket) => *self.socket.borrow_mut() = Some(socket),
+            Ok(socket) => {
+                self.with_conn(origin, |c| c.socket = Some(socket));
+            }
             Err(_) => {
-                self.failed.set(true);
+                self.with_conn(origin, |c| c.failed = true);
                 self.publish();
-                self.schedule_reconnect();
+                self.schedule_reconnect(origin);
             }
         }
     }
 
-    fn on_socket(&self, event: SocketEvent) {
+    fn on_socket(&self, origin: &RelayOrigin, event: SocketEvent) {
         match event {
             SocketEvent::Open => {
-                self.backoff.set(BACKOFF_MS.0);
-                // Subscribe proofs are bound to the relay the socket was opened to. A URL the engine
-                // refuses (not http(s)/ws(s) with a plain host) leaves it offline: no Hello is sent.
+                self.with_conn(origin, |c| c.backoff = BACKOFF_MS.0);
+                // Subscribe proofs are bound to the relay the socket was opened to.
                 if let Some(engine) = self.engine.borrow_mut().as_mut() {
-                    let _ = engine.on_connected(&settings::relay_url());
+                    let _ = engine.on_connected(origin.as_str());
                 }
                 self.changed();
             }
             SocketEvent::Frame(frame) => {
                 let now = browser::now();
                 let events = match self.engine.borrow_mut().as_mut() {
-                    Some(engine) => engine.on_frame(frame, now, &mut browser::rng()),
+                    Some(engine) => engine.on_relay_frame(origin, frame, now, &mut browser::rng()),
                     None => return,
                 };
-                let ready = self.engine.borrow().as_ref().is_some_and(Engine::is_connected);
-                self.connected.set(ready);
-                if ready {
-                    self.failed.set(false);
-                }
+                let ready = self.engine.borrow().as_ref().is_some_and(|e| e.is_connected_to(origin));
+                self.with_conn(origin, |c| {
+                    c.ready = ready;
+                    if ready {
+                        c.failed = false;
+                    }
+                });
                 for event in &events {
                     match event {
                         Event::ContactAdded(id) => self.report.reply(0, Reply::Open(*id)),
@@ -489,40 +581,55 @@ impl Owner {
                 self.received();
             }
             SocketEvent::Malformed => {}
-            SocketEvent::Closed => {
-                self.socket.borrow_mut().take();
-                self.disconnected();
-            }
+            SocketEvent::Closed => self.disconnected(origin),
         }
     }
 
-    fn disconnected(&self) {
+    /// The connection to `origin` closed (or is closed): what waits for it waits; retry later.
+    fn disconnected(&self, origin: &RelayOrigin) {
+        let socket = self.with_conn(origin, |c| {
+            c.ready = false;
+            c.failed = true;
+            c.socket.take()
+        });
         if let Some(engine) = self.engine.borrow_mut().as_mut() {
-            engine.on_disconnected();
+            engine.on_relay_disconnected(origin);
         }
-        self.connected.set(false);
-        self.failed.set(true);
         self.publish();
-        self.schedule_reconnect();
+        self.schedule_reconnect(origin);
+        // Dropped last: this may run inside the socket's own close handler.
+        drop(socket);
     }
 
-    fn schedule_reconnect(&self) {
-        let delay = self.backoff.get();
-        self.backoff.set((delay * 2).min(BACKOFF_MS.1));
+    /// Closes every connection and retries each.
+    fn disconnect_all(&self) {
+        let origins: Vec<RelayOrigin> = self.conns.borrow().iter().map(|c| c.origin.clone()).collect();
+        for origin in origins {
+            self.disconnected(&origin);
+        }
+        // The home relay may have changed (Settings): connect to what is needed now.
+        self.sync_conns(true);
+    }
+
+    fn schedule_reconnect(&self, origin: &RelayOrigin) {
         let me = self.me.clone();
-        *self.retry.borrow_mut() = Some(Timeout::new(delay, move || {
-            if let Some(owner) = me.upgrade()
-                && owner.socket.borrow().is_none()
-            {
-                owner.connect();
-            }
-        }));
+        let to = origin.clone();
+        self.with_conn(origin, |c| {
+            let delay = c.backoff;
+            c.backoff = (delay * 2).min(BACKOFF_MS.1);
+            c.retry = Some(Timeout::new(delay, move || {
+                if let Some(owner) = me.upgrade()
+                    && owner.with_conn(&to, |c| c.socket.is_none()) == Some(true)
+                {
+                    owner.connect(&to);
+                }
+            }));
+        });
     }
 
     fn delete_all(&self) {
         self.engine.borrow_mut().take();
-        self.socket.borrow_mut().take();
-        self.retry.borrow_mut().take();
+        self.conns.borrow_mut().clear();
         self.lock_key.borrow_mut().take();
         let vault = self.vault.borrow_mut().take();
         let report = self.report.clone();

@@ -179,8 +179,10 @@ pub enum Connection {
 pub struct Shared {
     /// Where the profile is.
     pub phase: Phase,
-    /// The relay connection.
+    /// The home relay's connection.
     pub connection: Connection,
+    /// Contacts whose relay could not be reached while something waits to be deposited there.
+    pub unreachable: Vec<ContactId>,
     /// A passphrase lock is set.
     pub locked_with_passphrase: bool,
     /// Storage works (false: private mode or blocked; nothing survives a reload).

@@ -24,6 +24,15 @@ pub fn default_relay_url() -> String {
     format!("{scheme}://{host}/ws")
 }
 
+/// The WebSocket endpoint of the relay at `origin` (`https://host` → `wss://host/ws`).
+pub fn socket_url(origin: &doorless_frames::RelayOrigin) -> String {
+    let origin = origin.as_str();
+    match origin.strip_prefix("https://") {
+        Some(host) => format!("wss://{host}/ws"),
+        None => format!("ws://{}/ws", origin.strip_prefix("http://").unwrap_or(origin)),
+    }
+}
+
 /// Sets the relay address; empty means the page's own. Returns false if it is not a ws(s) URL.
 pub fn set_relay_url(url: &str) -> bool {
     let url = url.trim();

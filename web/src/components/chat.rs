@@ -308,6 +308,9 @@ pub fn Chat(props: &Props) -> Html {
             if contact.barred {
                 <p class="notice panel" role="status">{ format!("You blocked {}. Nothing they send is shown, and nothing is sent to them.", contact.name) }</p>
             }
+            if ctx.state.shared.unreachable.contains(&id) {
+                <p class="notice panel" role="status">{ format!("{}'s relay is unreachable. Your messages wait and are sent when it is back.", contact.name) }</p>
+            }
             if let Some(since) = contact.awaiting_since {
                 <p class="notice panel" role="status">{ waiting_text(&contact.name, since, contact.all_stored, now) }</p>
             }
