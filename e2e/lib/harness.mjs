@@ -46,38 +46,54 @@ export function useRelayAndBrowser() {
 export async function startRelay(extraArgs = [], { listen = '127.0.0.1:0', dataDir, dist = DIST } = {}) {
   dataDir ??= mkdtempSync(join(tmpdir(), 'doorless-e2e-'));
   const args = ['--listen', listen, '--data-dir', dataDir, '--static-dir', dist, ...extraArgs];
-  const child = spawn(RELAY_BIN, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const { child, logs, match } = await spawnReady(RELAY_BIN, args, /doorless relay listening on (http:\/\/\S+)/, 'relay');
+  const exit = async (signal) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  };
+  return {
+    url: match[1],
+    dataDir,
+    logs,
+    /** Stops the relay as an operator would (SIGTERM: it tells its clients and exits). */
+    stop: () => exit('SIGTERM'),
+    /** Kills the relay without warning (SIGKILL: a crash or a machine gone). */
+    kill: () => exit('SIGKILL'),
+  };
+}
+
+/**
+ * Spawns `command` and resolves once its stdout has printed a line matching `ready` (with the
+ * match), failing with its stderr if it exits or takes more than a minute. `stdin` is `'pipe'`
+ * for a process that runs until its stdin closes.
+ */
+export async function spawnReady(command, args, ready, what, { stdin = 'ignore' } = {}) {
+  const child = spawn(command, args, { stdio: [stdin, 'pipe', 'pipe'] });
   const logs = [];
   child.stderr.on('data', (d) => logs.push(d.toString()));
-  const url = await new Promise((resolve, reject) => {
+  const match = await new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`relay did not start:\n${logs.join('')}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${what} did not start:\n${logs.join('')}`)), 60_000);
     child.stdout.on('data', (d) => {
       out += d.toString();
-      const m = out.match(/doorless relay listening on (http:\/\/\S+)/);
+      const m = out.match(ready);
       if (m) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve(m);
       }
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} could not be started: ${e.message}`));
     });
     child.on('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`relay exited with ${code}:\n${logs.join('')}`));
+      reject(new Error(`${what} exited with ${code}:\n${logs.join('')}`));
     });
   });
-  return {
-    url,
-    dataDir,
-    logs,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  return { child, logs, match };
 }
 
 const BROWSER_OPTIONS = {

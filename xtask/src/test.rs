@@ -238,8 +238,11 @@ fn browser_suites(root: &Path, record: &mut dyn FnMut(&'static str, Tally)) -> R
     );
 
     let dist = dist::build_web(root, &toolset)?;
-    tools::run(&mut cargo(&["build", "-p", "relay"]))?;
+    // valkey-harness's `valkey-cluster` starts the Valkey cluster of the nginx end-to-end test.
+    tools::run(&mut cargo(&["build", "-p", "relay", "-p", "valkey-harness"]))?;
     tools::ensure_e2e_packages(root)?;
+    tools::ensure_nginx()?;
+    let valkey = tools::ensure_valkey(root)?;
     record(
         "browser end-to-end",
         suite(
@@ -251,6 +254,9 @@ fn browser_suites(root: &Path, record: &mut dyn FnMut(&'static str, Tally)) -> R
                 .arg("tests/")
                 .env("DOORLESS_RELAY_BIN", root.join("target/debug/relay"))
                 .env("DOORLESS_DIST", &dist)
+                .env("DOORLESS_VALKEY_CLUSTER_BIN", root.join("target/debug/valkey-cluster"))
+                .env("DOORLESS_VALKEY_SERVER", &valkey)
+                .env("NGINX", tools::NGINX)
                 .env("CHROMIUM", tools::CHROMIUM),
         ),
     );

