@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnReady } from './harness.mjs';
+import { endProcess, spawnReady } from './harness.mjs';
 
 const CLUSTER_BIN = process.env.DOORLESS_VALKEY_CLUSTER_BIN;
 const NGINX = process.env.NGINX ?? '/usr/sbin/nginx';
@@ -108,11 +108,7 @@ http {
   // nginx prints nothing when it is ready: ask through it until a relay answers.
   const stop = async () => {
     process.off('exit', killOnExit);
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await endProcess(child, 'SIGTERM');
     rmSync(prefix, { recursive: true, force: true });
   };
   try {

@@ -47,21 +47,23 @@ export async function startRelay(extraArgs = [], { listen = '127.0.0.1:0', dataD
   dataDir ??= mkdtempSync(join(tmpdir(), 'doorless-e2e-'));
   const args = ['--listen', listen, '--data-dir', dataDir, '--static-dir', dist, ...extraArgs];
   const { child, logs, match } = await spawnReady(RELAY_BIN, args, /doorless relay listening on (http:\/\/\S+)/, 'relay');
-  const exit = async (signal) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill(signal);
-    await exited;
-  };
   return {
     url: match[1],
     dataDir,
     logs,
     /** Stops the relay as an operator would (SIGTERM: it tells its clients and exits). */
-    stop: () => exit('SIGTERM'),
+    stop: () => endProcess(child, 'SIGTERM'),
     /** Kills the relay without warning (SIGKILL: a crash or a machine gone). */
-    kill: () => exit('SIGKILL'),
+    kill: () => endProcess(child, 'SIGKILL'),
   };
+}
+
+/** Sends `signal` to `child` unless it has ended, and waits until it has. */
+export async function endProcess(child, signal) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  await exited;
 }
 
 /**
