@@ -140,6 +140,8 @@ struct Totals {
     blobs: BTreeMap<BlobId, Known>,
     /// Blobs this relay changed since the current listing began: their entries are newer than it.
     touched: std::collections::BTreeSet<BlobId>,
+    /// Blobs this relay is creating (reserved, `meta` not written yet): a listing may miss them.
+    creating: std::collections::BTreeSet<BlobId>,
     expired: u64,
 }
 
@@ -148,10 +150,10 @@ impl Totals {
         self.blobs.values().map(|k| k.size).sum()
     }
 
-    /// The entry of `id`, marked as changed by this relay.
-    fn touch(&mut self, id: BlobId) -> &mut Known {
+    /// Sets the entry of `id` (what this relay knows after changing it).
+    fn set(&mut self, id: BlobId, known: Known) {
         self.touched.insert(id);
-        self.blobs.entry(id).or_default()
+        self.blobs.insert(id, known);
     }
 
     fn forget(&mut self, id: BlobId) {
@@ -297,7 +299,8 @@ impl Inner {
             let known = Known { size: *size, stored: listing.stored_bytes(), complete: listing.done.is_some() };
             fresh.insert(id, known);
         }
-        for id in std::mem::take(&mut totals.touched) {
+        let newer: Vec<BlobId> = std::mem::take(&mut totals.touched).into_iter().chain(totals.creating.iter().copied()).collect();
+        for id in newer {
             match totals.blobs.get(&id) {
                 Some(known) => fresh.insert(id, *known),
                 None => fresh.remove(&id),
@@ -317,7 +320,7 @@ impl Inner {
         let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         receive_segment(&mut body, &mut bytes, len, &sha256).await?;
         // The blob may have been completed, cancelled or expired meanwhile.
-        let (_, info) = self.live(&id).await?;
+        let (listing, info) = self.live(&id).await?;
         if info.check_put(index, &sha256)? {
             return Ok(PutOutcome::AlreadyStored);
         }
@@ -333,7 +336,8 @@ impl Inner {
         if !self.put_if_absent(&segment, PutPayload::from(Bytes::from(bytes))).await? {
             return Ok(PutOutcome::AlreadyStored);
         }
-        self.totals().touch(id).stored += len;
+        let stored = listing.stored_bytes() + len;
+        self.totals().set(id, Known { size: info.size, stored, complete: false });
         Ok(PutOutcome::Stored)
     }
 
@@ -348,7 +352,8 @@ impl Inner {
         }
         let expires_ms = self.clock.now_ms().saturating_add(self.limits.blob_ttl_ms);
         if self.put_if_absent(&self.path(&id, &format!("done.{expires_ms}")), PutPayload::new()).await? {
-            self.totals().touch(id).complete = true;
+            let stored = info.stored_bytes();
+            self.totals().set(id, Known { size: info.size, stored, complete: true });
             info.complete = true;
             info.expires_ms = expires_ms;
             return Ok(info);
@@ -361,7 +366,8 @@ impl Inner {
         {
             let mut totals = self.totals();
             check_quota(totals.reserved(), new.size, &self.limits)?;
-            totals.touch(id).size = new.size;
+            totals.creating.insert(id);
+            totals.set(id, Known { size: new.size, stored: 0, complete: false });
         }
         let now = self.clock.now_ms();
         let info = BlobInfo::new(&new, now.saturating_add(self.limits.upload_ttl_ms));
@@ -384,8 +390,12 @@ impl Inner {
             },
             Err(err) => Err(err),
         };
+        let mut totals = self.totals();
+        totals.creating.remove(&id);
         if written.is_err() {
-            self.totals().forget(id);
+            totals.forget(id);
+        } else {
+            totals.touched.insert(id);
         }
         written.map(|()| info)
     }
