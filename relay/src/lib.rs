@@ -155,7 +155,9 @@ pub async fn start(config: &Config) -> Result<Relay, StartError> {
             Arc::new(DiskBlobStore::open(&config.data_dir.join(BLOB_DIR), config.blob_limits(), clock)?)
         }
         #[cfg(feature = "s3")]
-        BlobStoreKind::S3 => Arc::new(blob::S3BlobStore::open(&config.s3_options(), config.blob_limits(), clock).await?),
+        BlobStoreKind::S3 => {
+            Arc::new(blob::S3BlobStore::open(&config.s3_options(), config.blob_limits(), clock).await?)
+        }
         #[cfg(not(feature = "s3"))]
         BlobStoreKind::S3 => return Err(StartError::NoS3),
     };

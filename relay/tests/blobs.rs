@@ -702,7 +702,8 @@ async fn two_relays_on_one_bucket(limits: BlobLimits) -> (relay::Relay, relay::R
     let mut relays = Vec::new();
     for _ in 0..2 {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(config.quotas(), clock.clone()));
-        let blobs = relay::blob::S3BlobStore::open(&options, config.blob_limits(), clock.clone()).await.unwrap();
+        let blobs =
+            relay::blob::S3BlobStore::open(&options, config.blob_limits(), clock.clone()).await.unwrap();
         relays.push(relay::start_with_stores(&config, store, Arc::new(blobs)).await.unwrap());
     }
     let b = relays.pop().unwrap();
@@ -736,7 +737,10 @@ async fn s3_relays_sharing_a_bucket_never_replace_a_segment() {
     assert_eq!(get(a.addr(), &format!("/blobs/{}/0", blob.id), &blob.read).await.body, first);
 
     let path = format!("/blobs/{}", blob.id);
-    assert_eq!(request(a.addr(), "DELETE", &path, &[bearer(&blob.write)], full(Bytes::new())).await.status, 204);
+    assert_eq!(
+        request(a.addr(), "DELETE", &path, &[bearer(&blob.write)], full(Bytes::new())).await.status,
+        204
+    );
     assert_eq!(get(b.addr(), &format!("/blobs/{}/0", blob.id), &blob.read).await.status, 404);
     common::finish(a).await;
     common::finish(b).await;

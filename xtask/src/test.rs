@@ -209,7 +209,8 @@ pub fn test(root: &Path, no_browser: bool) -> Result<()> {
         suite(
             "relay blob tests on the S3 store",
             Counter::Libtest,
-            cargo(&["test", "-p", "relay", "--features", "s3", "--test", "blobs", "s3"]).env("DOORLESS_MOTO_SERVER", &moto),
+            cargo(&["test", "-p", "relay", "--features", "s3", "--test", "blobs", "s3"])
+                .env("DOORLESS_MOTO_SERVER", &moto),
         ),
         &mut total,
     );

@@ -229,7 +229,9 @@ pub fn ensure_moto(root: &Path) -> Result<PathBuf> {
         return Ok(server);
     }
     make_venv(root, &venv)?;
-    run(Command::new(&pip).args(["install", "-q", "flask", "flask-cors"]).arg(format!("moto[s3]=={MOTO_VERSION}")))?;
+    run(Command::new(&pip)
+        .args(["install", "-q", "flask", "flask-cors"])
+        .arg(format!("moto[s3]=={MOTO_VERSION}")))?;
     if !server.exists() {
         bail!("moto installed, but .tools/s3-venv has no moto_server");
     }
@@ -245,7 +247,11 @@ fn make_venv(root: &Path, venv: &Path) -> Result<()> {
     std::fs::create_dir_all(root.join(".tools"))?;
     let made = Command::new("python3").args(["-m", "venv"]).arg(venv).status().is_ok_and(|s| s.success());
     if !made {
-        ensure_debian_packages("python3-venv", &["/usr/lib/python3/dist-packages/ensurepip"], &["python3-venv"])?;
+        ensure_debian_packages(
+            "python3-venv",
+            &["/usr/lib/python3/dist-packages/ensurepip"],
+            &["python3-venv"],
+        )?;
         let _ = std::fs::remove_dir_all(venv);
         run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
     }

@@ -34,8 +34,8 @@ use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPay
 
 use super::disk::Record;
 use super::{
-    BlobError, BlobId, BlobInfo, BlobLimits, BlobStats, BlobStore, BodyStream, BoxFuture, NewBlob, PutOutcome,
-    SegmentRead, check_quota, receive_segment,
+    BlobError, BlobId, BlobInfo, BlobLimits, BlobStats, BlobStore, BodyStream, BoxFuture, NewBlob,
+    PutOutcome, SegmentRead, check_quota, receive_segment,
 };
 use crate::clock::Clock;
 
@@ -116,7 +116,9 @@ impl Listing {
             }
             (Some(seg), Some(sha), None, None) if seg.starts_with("seg/") => {
                 let mut hash = [0; 32];
-                if let (Ok(index), Ok(())) = (seg["seg/".len()..].parse(), hex::decode_to_slice(sha, &mut hash)) {
+                if let (Ok(index), Ok(())) =
+                    (seg["seg/".len()..].parse(), hex::decode_to_slice(sha, &mut hash))
+                {
                     self.segments.insert(index, (hash, size));
                 }
             }
@@ -278,7 +280,9 @@ impl Inner {
     async fn put_if_absent(&self, path: &Path, payload: PutPayload) -> Result<bool, BlobError> {
         match self.store.put_opts(path, payload, create_mode()).await {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(false)
+            }
             Err(err) => Err(backend(&err)),
         }
     }
@@ -296,10 +300,12 @@ impl Inner {
         let mut fresh = BTreeMap::new();
         for (id, listing) in blobs {
             let (Some(id), Some((size, _, _))) = (BlobId::decode(id), &listing.meta) else { continue };
-            let known = Known { size: *size, stored: listing.stored_bytes(), complete: listing.done.is_some() };
+            let known =
+                Known { size: *size, stored: listing.stored_bytes(), complete: listing.done.is_some() };
             fresh.insert(id, known);
         }
-        let newer: Vec<BlobId> = std::mem::take(&mut totals.touched).into_iter().chain(totals.creating.iter().copied()).collect();
+        let newer: Vec<BlobId> =
+            std::mem::take(&mut totals.touched).into_iter().chain(totals.creating.iter().copied()).collect();
         for id in newer {
             match totals.blobs.get(&id) {
                 Some(known) => fresh.insert(id, *known),
@@ -309,7 +315,13 @@ impl Inner {
         totals.blobs = fresh;
     }
 
-    async fn put_segment(&self, id: BlobId, index: u16, sha256: [u8; 32], mut body: BodyStream) -> Result<PutOutcome, BlobError> {
+    async fn put_segment(
+        &self,
+        id: BlobId,
+        index: u16,
+        sha256: [u8; 32],
+        mut body: BodyStream,
+    ) -> Result<PutOutcome, BlobError> {
         let (_, info) = self.live(&id).await?;
         if info.check_put(index, &sha256)? {
             return Ok(PutOutcome::AlreadyStored);
@@ -466,7 +478,11 @@ impl Inner {
 impl S3BlobStore {
     /// Connects to the bucket (credentials from the standard `AWS_*` environment variables),
     /// checks that it refuses to overwrite on `If-None-Match: *`, and counts what it holds.
-    pub async fn open(options: &S3Options, limits: BlobLimits, clock: Arc<dyn Clock>) -> Result<Self, BlobError> {
+    pub async fn open(
+        options: &S3Options,
+        limits: BlobLimits,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, BlobError> {
         let mut builder = AmazonS3Builder::from_env()
             .with_endpoint(&options.endpoint)
             .with_bucket_name(&options.bucket)

@@ -92,7 +92,11 @@ impl Moto {
     /// An unsigned request without a body (moto does not check signatures); the status code.
     fn http(&self, method: &str, path: &str) -> std::io::Result<u16> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", self.port)?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )?;
         let mut reply = String::new();
         stream.read_to_string(&mut reply)?;
         reply
