@@ -567,3 +567,40 @@ impl BlobStore for S3BlobStore {
         self.inner.totals().stats()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(names: &[(&str, u64)]) -> Listing {
+        let mut listing = Listing::default();
+        for (name, size) in names {
+            listing.add(name, *size, Path::from(format!("p/blobs/ID/{name}")));
+        }
+        listing
+    }
+
+    #[test]
+    fn object_names_are_read_back_and_strangers_ignored() {
+        let sha = [7u8; 32];
+        let seg = format!("seg/3.{}", hex::encode(sha));
+        let l = listing(&[
+            ("meta.100.5000", 92),
+            (&seg, 100),
+            ("claim/3", 32),
+            ("done.9000", 0),
+            ("done.8000", 0),
+        ]);
+        assert_eq!(l.meta.as_ref().map(|m| (m.0, m.1)), Some((100, 5000)));
+        assert_eq!(l.done, Some(8000), "of two completions, the earlier expiry counts");
+        assert_eq!(l.expires_ms(), Some(8000));
+        assert_eq!(l.segments.get(&3), Some(&(sha, 100)));
+        assert_eq!(l.stored_bytes(), 100);
+        assert_eq!(l.objects.len(), 5);
+
+        let odd = listing(&[("meta.x.1", 1), ("seg/1.nothex", 1), ("seg/x.00", 1), ("done", 0)]);
+        assert!(odd.meta.is_none() && odd.done.is_none() && odd.segments.is_empty());
+        assert_eq!(odd.expires_ms(), None, "no meta: left over, swept");
+        assert_eq!(odd.objects.len(), 4);
+    }
+}
