@@ -171,7 +171,7 @@ pub struct Config {
     #[arg(long, env = "DOORLESS_BLOB_STORE", value_enum)]
     pub blob_store: Option<BlobStoreKind>,
 
-    /// S3 blob store: endpoint URL (e.g. `https://s3.eu-west-1.amazonaws.com`). Credentials come
+    /// S3 blob store: endpoint URL (e.g. `http://10.0.0.20:9000`; none: AWS S3 in `--s3-region`). Credentials come
     /// from the standard variables `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and
     /// `AWS_SESSION_TOKEN`), never from a flag.
     #[arg(long, env = "DOORLESS_S3_ENDPOINT", default_value = "")]

@@ -483,11 +483,17 @@ impl S3BlobStore {
         limits: BlobLimits,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, BlobError> {
+        if options.bucket.is_empty() {
+            return Err(BlobError::Invalid("--blob-store s3 needs --s3-bucket"));
+        }
         let mut builder = AmazonS3Builder::from_env()
-            .with_endpoint(&options.endpoint)
             .with_bucket_name(&options.bucket)
             .with_region(&options.region)
             .with_allow_http(options.allow_http);
+        // No endpoint: AWS S3 itself, in `--s3-region`.
+        if !options.endpoint.is_empty() {
+            builder = builder.with_endpoint(&options.endpoint);
+        }
         if let Some((key_id, secret)) = &options.credentials {
             builder = builder.with_access_key_id(key_id).with_secret_access_key(secret);
         }
@@ -497,7 +503,10 @@ impl S3BlobStore {
             return Err(BlobError::Invalid("the S3 prefix must not be empty"));
         }
         let inner = Inner { store, prefix, limits, clock, totals: Mutex::default() };
-        inner.check_conditional_put().await?;
+        inner.check_conditional_put().await.map_err(|err| match err {
+            BlobError::Backend(text) => BlobError::Backend(format!("the bucket cannot be written: {text}")),
+            err => err,
+        })?;
         let blobs = inner.list_all().await?;
         inner.recount(&blobs);
         Ok(Self { inner: Arc::new(inner) })
