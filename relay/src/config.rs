@@ -34,6 +34,18 @@ pub enum StoreKind {
     Cluster,
 }
 
+/// Where attachment blobs are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BlobStoreKind {
+    /// Segment files under `--data-dir` (the default, except with `--store memory`).
+    Disk,
+    /// Memory only (the default with `--store memory`).
+    Memory,
+    /// An S3-compatible bucket (`--s3-endpoint`, `--s3-bucket`), shared by several relays; needs a
+    /// relay built with the `s3` feature.
+    S3,
+}
+
 /// What a deposit's confirmation waits for on the cluster store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClusterDurability {
@@ -155,6 +167,32 @@ pub struct Config {
     #[arg(long, env = "DOORLESS_MAX_STORED_BYTES", default_value_t = 8 * 1024 * 1024 * 1024)]
     pub max_stored_bytes: u64,
 
+    /// Attachments: where blobs are kept (default: `memory` with `--store memory`, else `disk`).
+    #[arg(long, env = "DOORLESS_BLOB_STORE", value_enum)]
+    pub blob_store: Option<BlobStoreKind>,
+
+    /// S3 blob store: endpoint URL (e.g. `http://10.0.0.20:9000`; none: AWS S3 in `--s3-region`). Credentials come
+    /// from the standard variables `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and
+    /// `AWS_SESSION_TOKEN`), never from a flag.
+    #[arg(long, env = "DOORLESS_S3_ENDPOINT", default_value = "")]
+    pub s3_endpoint: String,
+
+    /// S3 blob store: bucket name.
+    #[arg(long, env = "DOORLESS_S3_BUCKET", default_value = "")]
+    pub s3_bucket: String,
+
+    /// S3 blob store: region requests are signed for.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// S3 blob store: prefix of every object key (relays sharing blobs use the same one).
+    #[arg(long, env = "DOORLESS_S3_PREFIX", default_value = "doorless")]
+    pub s3_prefix: String,
+
+    /// S3 blob store: allow a plain `http://` endpoint (a store on a private network or loopback).
+    #[arg(long, env = "DOORLESS_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
+
     /// Attachments: largest blob, in sealed bytes (the format's maximum, 271 segments of
     /// 4,195,328 bytes, is the default and the most accepted).
     #[arg(long, env = "DOORLESS_BLOB_MAX_BYTES", default_value_t = crate::blob::MAX_BLOB_LEN)]
@@ -213,6 +251,12 @@ impl Default for Config {
             mailbox_max_count: 10_000,
             mailbox_max_bytes: 64 * 1024 * 1024,
             max_stored_bytes: 8 * 1024 * 1024 * 1024,
+            blob_store: None,
+            s3_endpoint: String::new(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_prefix: "doorless".into(),
+            s3_allow_http: false,
             blob_max_bytes: crate::blob::MAX_BLOB_LEN,
             blob_max_stored_bytes: 8 * 1024 * 1024 * 1024,
             blob_upload_ttl_secs: 24 * 3600,
@@ -242,6 +286,28 @@ impl Config {
             max_stored_bytes: self.blob_max_stored_bytes,
             upload_ttl_ms: self.blob_upload_ttl_secs.saturating_mul(1000),
             blob_ttl_ms: self.blob_ttl_secs.saturating_mul(1000),
+        }
+    }
+
+    /// Where attachment blobs go: `--blob-store`, or by default memory with `--store memory` and
+    /// the local disk otherwise.
+    pub fn blob_store_kind(&self) -> BlobStoreKind {
+        self.blob_store.unwrap_or(match self.store {
+            StoreKind::Memory => BlobStoreKind::Memory,
+            _ => BlobStoreKind::Disk,
+        })
+    }
+
+    /// The S3 blob store's options.
+    #[cfg(feature = "s3")]
+    pub fn s3_options(&self) -> crate::blob::S3Options {
+        crate::blob::S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            bucket: self.s3_bucket.clone(),
+            region: self.s3_region.clone(),
+            prefix: self.s3_prefix.clone(),
+            allow_http: self.s3_allow_http,
+            credentials: None,
         }
     }
 
@@ -291,7 +357,7 @@ impl Config {
     /// A one-line summary for the startup log (no secrets, nothing per-user).
     pub fn summary(&self) -> String {
         format!(
-            "listen={} store={:?} data_dir={} static_dir={} behind_tls={} max_frame_len={} \
+            "listen={} store={:?} blob_store={:?} data_dir={} static_dir={} behind_tls={} max_frame_len={} \
              max_connections={} max_subscriptions={} deposit_rate={}/s burst={} outbound_queue={} \
              idle_timeout={}s header_timeout={}s ttl={}s mailbox_max_count={} mailbox_max_bytes={} max_stored_bytes={} \
              blob_max_bytes={} blob_max_stored_bytes={} blob_upload_ttl={}s blob_ttl={}s blob_max_uploads={} \
@@ -299,6 +365,7 @@ impl Config {
              extra_connect_src={} public_origin={} cluster_nodes={} cluster_durability={:?}",
             self.listen,
             self.store,
+            self.blob_store_kind(),
             self.data_dir.display(),
             self.static_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "-".into()),
             self.behind_tls,

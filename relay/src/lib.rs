@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 pub use blob::{BlobStore, DiskBlobStore, MemoryBlobStore};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ClusterDurability, Config, OriginConfigError, StoreKind};
+pub use config::{BlobStoreKind, ClusterDurability, Config, OriginConfigError, StoreKind};
 pub use metrics::Metrics;
 pub use store::{ClusterStore, MemoryStore, RedbStore, Store};
 
@@ -59,6 +59,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    /// `--blob-store s3` on a relay built without the `s3` feature.
+    #[error("--blob-store s3 needs a relay built with the `s3` feature (cargo build --features s3)")]
+    NoS3,
     /// The attachment blob store could not be opened.
     #[error("cannot open the blob store: {0}")]
     Blobs(#[from] blob::BlobError),
@@ -146,11 +149,17 @@ pub async fn start(config: &Config) -> Result<Relay, StartError> {
             Arc::new(ClusterStore::connect(config.cluster_options(), config.quotas(), clock.clone()).await?)
         }
     };
-    // Attachments are kept in memory only with the memory store; every other store keeps them on
-    // the local disk (an object store comes with the cluster).
-    let blobs: Arc<dyn BlobStore> = match config.store {
-        StoreKind::Memory => Arc::new(MemoryBlobStore::new(config.blob_limits(), clock)),
-        _ => Arc::new(DiskBlobStore::open(&config.data_dir.join(BLOB_DIR), config.blob_limits(), clock)?),
+    let blobs: Arc<dyn BlobStore> = match config.blob_store_kind() {
+        BlobStoreKind::Memory => Arc::new(MemoryBlobStore::new(config.blob_limits(), clock)),
+        BlobStoreKind::Disk => {
+            Arc::new(DiskBlobStore::open(&config.data_dir.join(BLOB_DIR), config.blob_limits(), clock)?)
+        }
+        #[cfg(feature = "s3")]
+        BlobStoreKind::S3 => {
+            Arc::new(blob::S3BlobStore::open(&config.s3_options(), config.blob_limits(), clock).await?)
+        }
+        #[cfg(not(feature = "s3"))]
+        BlobStoreKind::S3 => return Err(StartError::NoS3),
     };
     start_with_stores(config, store, blobs).await
 }

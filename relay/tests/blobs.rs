@@ -1,6 +1,7 @@
 //! The attachment blob routes over real HTTP on loopback, against the disk store and the memory
-//! double (each scenario runs against both: see `conformance!`), plus a `kill -9` of a relay
-//! process in the middle of a segment upload.
+//! double (each scenario runs against both: see `conformance!`), and with the `s3` feature also
+//! against the S3 store on a real S3-compatible server on loopback (`moto_server`,
+//! tests/common/s3.rs), plus a `kill -9` of a relay process in the middle of a segment upload.
 
 mod common;
 
@@ -24,6 +25,8 @@ const HOUR_MS: u64 = 3600 * 1000;
 enum Backend {
     Disk,
     Memory,
+    #[cfg(feature = "s3")]
+    S3,
 }
 
 /// A relay on the chosen blob store, with a clock the test moves.
@@ -55,6 +58,16 @@ impl Harness {
                 Arc::new(DiskBlobStore::open(dir.path(), config.blob_limits(), clock.clone()).unwrap())
             }
             Backend::Memory => Arc::new(MemoryBlobStore::new(config.blob_limits(), clock.clone())),
+            #[cfg(feature = "s3")]
+            Backend::S3 => Arc::new(
+                relay::blob::S3BlobStore::open(
+                    &common::s3::Moto::shared().options(),
+                    config.blob_limits(),
+                    clock.clone(),
+                )
+                .await
+                .unwrap(),
+            ),
         };
         let relay = relay::start_with_stores(&config, store, blobs).await.unwrap();
         Self { relay, clock, dir }
@@ -80,6 +93,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
                 super::$name(super::Backend::Memory).await;
+            }
+            #[cfg(feature = "s3")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() {
+                super::$name(super::Backend::S3).await;
             }
         })*
     };
@@ -666,4 +684,87 @@ async fn creates_are_limited_per_connection(backend: Backend) {
     assert_eq!(request(addr, "POST", "/blobs", &[], body()).await.status, 201);
     assert_eq!(h.relay.blobs().stats().blobs, 4);
     h.finish().await;
+}
+
+// --- Several relays on one bucket (S3 store) -----------------------------------------------------
+
+/// Two relays whose S3 stores share one bucket and prefix, on one clock.
+#[cfg(feature = "s3")]
+async fn two_relays_on_one_bucket(limits: BlobLimits) -> (relay::Relay, relay::Relay, Arc<ManualClock>) {
+    let config = Config {
+        blob_max_stored_bytes: limits.max_stored_bytes,
+        blob_upload_ttl_secs: limits.upload_ttl_ms / 1000,
+        blob_ttl_secs: limits.blob_ttl_ms / 1000,
+        ..common::test_config()
+    };
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let options = common::s3::Moto::shared().options();
+    let mut relays = Vec::new();
+    for _ in 0..2 {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(config.quotas(), clock.clone()));
+        let blobs =
+            relay::blob::S3BlobStore::open(&options, config.blob_limits(), clock.clone()).await.unwrap();
+        relays.push(relay::start_with_stores(&config, store, Arc::new(blobs)).await.unwrap());
+    }
+    let b = relays.pop().unwrap();
+    (relays.pop().unwrap(), b, clock)
+}
+
+/// A blob uploaded through one relay is seen, completed and read through the other; two relays
+/// racing to store different bytes for one segment store exactly one of them (the conditional
+/// write), and a cancel on one is seen at once on the other.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_relays_sharing_a_bucket_never_replace_a_segment() {
+    let (a, b, _clock) = two_relays_on_one_bucket(limits()).await;
+    let blob = create(a.addr(), 2, SEGMENT_LEN + 100).await.ok().unwrap();
+    let first = bytes(1, SEGMENT_LEN);
+    assert_eq!(put(a.addr(), &blob, 0, &first).await.status, 201);
+    assert_eq!(stored(&status(b.addr(), &blob).await), vec![0]);
+    let other = put(b.addr(), &blob, 0, &bytes(2, SEGMENT_LEN)).await;
+    assert_eq!((other.status, other.error().as_str()), (409, "segment_conflict"));
+    assert_eq!(put(b.addr(), &blob, 0, &first).await.status, 200, "the same bytes again change nothing");
+
+    // Both relays race to store different last segments.
+    let (x, y) = (bytes(3, 100), bytes(4, 100));
+    let (to_a, to_b) = tokio::join!(put(a.addr(), &blob, 1, &x), put(b.addr(), &blob, 1, &y));
+    let mut statuses = [to_a.status, to_b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409], "exactly one upload of the segment is stored");
+    let winner = if to_a.status == 201 { x } else { y };
+    assert_eq!(complete(b.addr(), &blob).await.status, 200);
+    assert_eq!(get(a.addr(), &format!("/blobs/{}/1", blob.id), &blob.read).await.body, winner);
+    assert_eq!(get(a.addr(), &format!("/blobs/{}/0", blob.id), &blob.read).await.body, first);
+
+    let path = format!("/blobs/{}", blob.id);
+    assert_eq!(
+        request(a.addr(), "DELETE", &path, &[bearer(&blob.write)], full(Bytes::new())).await.status,
+        204
+    );
+    assert_eq!(get(b.addr(), &format!("/blobs/{}/0", blob.id), &blob.read).await.status, 404);
+    common::finish(a).await;
+    common::finish(b).await;
+}
+
+/// The reserved-bytes quota across relays: each relay counts its own creates at once and the
+/// others' at its next sweep, so the bucket never holds more than one quota per relay, and a
+/// sweep brings every relay back to the global count.
+#[cfg(feature = "s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_quota_across_relays_is_bounded_and_caught_up_by_the_sweep() {
+    let (a, b, _clock) = two_relays_on_one_bucket(BlobLimits { max_stored_bytes: 3000, ..limits() }).await;
+    for _ in 0..3 {
+        assert!(create(a.addr(), 1, 1000).await.is_ok());
+    }
+    assert_eq!(create(a.addr(), 1, 1000).await.err().map(|r| r.status), Some(507));
+    // B has not swept since A's creates: it still has its own quota (the documented bound).
+    assert!(create(b.addr(), 1, 1000).await.is_ok());
+    assert_eq!(b.blobs().stats().reserved_bytes, 1000);
+    assert_eq!(b.blobs().expire().await, Ok(0));
+    assert_eq!(b.blobs().stats().reserved_bytes, 4000, "the sweep counts every relay's blobs");
+    assert_eq!(create(b.addr(), 1, 1).await.err().map(|r| r.status), Some(507));
+    assert_eq!(a.blobs().expire().await, Ok(0));
+    assert_eq!((a.blobs().stats().blobs, a.blobs().stats().reserved_bytes), (4, 4000));
+    common::finish(a).await;
+    common::finish(b).await;
 }

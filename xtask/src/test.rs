@@ -202,6 +202,18 @@ pub fn test(root: &Path, no_browser: bool) -> Result<()> {
         ),
         &mut total,
     );
+    // The blob conformance scenarios again on the S3 blob store (feature `s3`), against moto.
+    let moto = tools::ensure_moto(root)?;
+    record(
+        "relay tests (S3 blobs)",
+        suite(
+            "relay blob tests on the S3 store",
+            Counter::Libtest,
+            cargo(&["test", "-p", "relay", "--features", "s3", "--test", "blobs", "s3"])
+                .env("DOORLESS_MOTO_SERVER", &moto),
+        ),
+        &mut total,
+    );
 
     if no_browser {
         eprintln!("\n--no-browser: the wasm-bindgen-test and Playwright suites were not run");

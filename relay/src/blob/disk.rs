@@ -59,20 +59,20 @@ fn backend(err: impl std::fmt::Display) -> BlobError {
     BlobError::Backend(err.to_string())
 }
 
-/// A blob's record in `blobs`.
+/// A blob's record in `blobs` (also the body of the S3 store's `meta` object).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Record {
-    complete: bool,
-    segments: u16,
-    size: u64,
-    created_ms: u64,
-    expires_ms: u64,
-    write_hash: [u8; 32],
-    read_hash: [u8; 32],
+pub(super) struct Record {
+    pub(super) complete: bool,
+    pub(super) segments: u16,
+    pub(super) size: u64,
+    pub(super) created_ms: u64,
+    pub(super) expires_ms: u64,
+    pub(super) write_hash: [u8; 32],
+    pub(super) read_hash: [u8; 32],
 }
 
 impl Record {
-    fn encode(&self) -> [u8; RECORD_LEN] {
+    pub(super) fn encode(&self) -> [u8; RECORD_LEN] {
         let mut out = [0; RECORD_LEN];
         out[0] = RECORD_VERSION;
         out[1] = u8::from(self.complete);
@@ -85,7 +85,7 @@ impl Record {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, BlobError> {
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, BlobError> {
         let bytes: &[u8; RECORD_LEN] =
             bytes.try_into().map_err(|_| BlobError::Backend("blob record of the wrong length".into()))?;
         if bytes[0] != RECORD_VERSION {

@@ -8,13 +8,16 @@
 //! docs/relay-protocol.md, "Attachment blobs").
 //!
 //! Storage is behind [`BlobStore`]: [`DiskBlobStore`] (segment files under `--data-dir`, metadata
-//! in a redb file of its own) is the default, [`MemoryBlobStore`] the test double. The trait is
+//! in a redb file of its own) is the default, [`MemoryBlobStore`] the test double, and `S3BlobStore`
+//! (feature `s3`) keeps them in an S3-compatible bucket that several relays share. The trait is
 //! shaped for an object store as well: a segment is written whole under its own key, only after its
 //! hash is checked, and never replaced by different bytes (a conditional write).
 
 pub mod disk;
 pub mod memory;
 pub mod routes;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +33,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub use disk::DiskBlobStore;
 pub use memory::MemoryBlobStore;
 pub use routes::{BlobService, ServiceLimits};
+#[cfg(feature = "s3")]
+pub use s3::{S3BlobStore, S3Options};
 
 /// A boxed, sendable future, so that [`BlobStore`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::net::SocketAddr;
 use std::time::Duration;
