@@ -48,7 +48,7 @@ for (const [label, viewport] of VIEWPORTS) {
     await audit(alice.page, `conversation menu (${label})`);
     await alice.page.keyboard.press('Escape');
     await menu.waitFor({ state: 'detached' });
-    assert.equal(await alice.page.evaluate(() => document.activeElement?.textContent), 'Conversation menu');
+    assert.equal(await alice.page.evaluate(() => document.activeElement?.getAttribute('aria-label')), 'Conversation menu');
 
     // Clear history: Cancel keeps everything; confirmed, the log is empty and stays so.
     await choose(alice.page, 'Clear history');

@@ -341,7 +341,7 @@ pub fn Chat(props: &Props) -> Html {
             </div>
             <div class="composer">
                 <textarea aria-label="Message" rows="2" value={(*draft).clone()} {oninput} {onkeydown}
-                    placeholder="Write a message (Enter sends, Shift+Enter adds a line)" disabled={contact.blocked || contact.barred} />
+                    placeholder="Write a message (Enter sends)" disabled={contact.blocked || contact.barred} />
                 <button {onclick} disabled={contact.blocked || contact.barred}>{ "Send" }</button>
             </div>
             <details class="reinvite">

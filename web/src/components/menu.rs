@@ -83,8 +83,13 @@ pub fn ConversationMenu(props: &MenuProps) -> Html {
     };
     html! {
         <div class="menu-wrap">
-            <button class="secondary" ref={button.clone()} aria-haspopup="menu" aria-expanded={(*open).to_string()}
-                aria-controls="conversation-menu" onclick={toggle}>{ "Conversation menu" }</button>
+            // Its name is "Conversation menu" at every width; a phone-sized screen shows only "⋯",
+            // so the header keeps to one line (style.css).
+            <button class="secondary menu-button" ref={button.clone()} aria-haspopup="menu" aria-expanded={(*open).to_string()}
+                aria-controls="conversation-menu" aria-label="Conversation menu" title="Conversation menu" onclick={toggle}>
+                <span class="wide" aria-hidden="true">{ "Conversation menu" }</span>
+                <span class="narrow" aria-hidden="true">{ "⋯" }</span>
+            </button>
             if *open {
                 <ul class="menu panel" role="menu" id="conversation-menu" aria-label="Conversation menu" ref={menu.clone()} {onkeydown}>
                     <li role="none"><button role="menuitem" tabindex="-1" onclick={choose(Some(Dialog::Rename(id)), None)}>{ "Rename" }</button></li>
