@@ -44,6 +44,26 @@ pub fn subscribe(data: &[u8]) {
     }
 }
 
+/// Target `blobs`: what the attachment blob store reads from disk, a bucket or a request path: a
+/// stored blob record, a blob id, a capability and a segment number. Whatever decodes is what its
+/// encoding writes back, so one value has one form.
+pub fn blobs(data: &[u8]) {
+    if let Ok(record) = relay::blob::disk::Record::decode(data) {
+        assert_eq!(record.encode().as_slice(), data, "a record read back differently");
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(id) = relay::blob::BlobId::decode(text) {
+            assert_eq!(id.encode(), text, "a blob id with two forms");
+        }
+        if let Some(capability) = relay::blob::Capability::decode(text) {
+            assert_eq!(capability.encode(), text, "a capability with two forms");
+        }
+        if let Ok(index) = relay::blob::routes::parse_index(text) {
+            assert_eq!(index.to_string(), text, "a segment with two paths");
+        }
+    }
+}
+
 /// The message size limit the `websocket` target reads with.
 pub const WEBSOCKET_LIMIT: usize = 4096;
 
@@ -73,4 +93,5 @@ pub fn websocket(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every relay-side target by name (the fuzz target and corpus directory names).
-pub const TARGETS: [(&str, Target); 2] = [("subscribe", subscribe), ("websocket", websocket)];
+pub const TARGETS: [(&str, Target); 3] =
+    [("subscribe", subscribe), ("websocket", websocket), ("blobs", blobs)];

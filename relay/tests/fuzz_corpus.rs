@@ -1,4 +1,4 @@
-//! Replays the committed corpus of the relay-side fuzz targets (`fuzz/corpus/{subscribe,websocket}/*`) through
+//! Replays the committed corpus of the relay-side fuzz targets (`fuzz/corpus/{subscribe,websocket,blobs}/*`) through
 //! the same functions the fuzz targets call, as an ordinary test. `DOORLESS_WRITE_CORPUS=1`
 //! (re)writes the seed files. The `frame` target's corpus is replayed by client-wasm's
 //! `core_fuzz_corpus.rs`.
@@ -125,7 +125,46 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ]
     .into_iter()
     .chain(websocket_seeds())
+    .chain(blob_seeds())
     .collect()
+}
+
+/// A stored blob record as the disk store writes it: version 1, complete, 2 segments, 5,000,000
+/// bytes, created and expiring at fixed times, two capability hashes.
+fn blob_record(complete: u8) -> Vec<u8> {
+    [
+        &[1, complete][..],
+        &2u16.to_be_bytes(),
+        &5_000_000u64.to_be_bytes(),
+        &1_700_000_000_000u64.to_be_bytes(),
+        &1_700_604_800_000u64.to_be_bytes(),
+        &[0x11; 32],
+        &[0x22; 32],
+    ]
+    .concat()
+}
+
+fn blob_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    vec![
+        ("blobs", "record", blob_record(1)),
+        ("blobs", "record-bad-flag", blob_record(2)),
+        ("blobs", "blob-id", b"AAECAwQFBgcICQoLDA0ODw".to_vec()),
+        ("blobs", "capability", b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8".to_vec()),
+        ("blobs", "index", b"270".to_vec()),
+        ("blobs", "index-leading-zero", b"007".to_vec()),
+    ]
+}
+
+#[test]
+fn blob_seeds_reach_the_decoders() {
+    // The valid seeds decode, and the two near misses are refused: one form per value.
+    assert!(relay::blob::disk::Record::decode(&blob_record(1)).is_ok());
+    assert!(relay::blob::disk::Record::decode(&blob_record(2)).is_err());
+    assert!(relay::blob::BlobId::decode("AAECAwQFBgcICQoLDA0ODw").is_some());
+    assert!(relay::blob::Capability::decode("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").is_some());
+    assert_eq!(relay::blob::routes::parse_index("270").ok(), Some(270));
+    assert!(relay::blob::routes::parse_index("007").is_err());
+    assert!(relay::blob::routes::parse_index("0").is_ok());
 }
 
 #[test]

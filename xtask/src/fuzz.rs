@@ -273,6 +273,7 @@ artifact_prefix='/x/fuzz/artifacts/frame/'; Test unit written to /x/fuzz/artifac
             "invite",
             "short_invite",
             "attachment",
+            "blobs",
             "envelope",
             "header",
             "session_state",

@@ -61,7 +61,7 @@ fn backend(err: impl std::fmt::Display) -> BlobError {
 
 /// A blob's record in `blobs` (also the body of the S3 store's `meta` object).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Record {
+pub struct Record {
     pub(super) complete: bool,
     pub(super) segments: u16,
     pub(super) size: u64,
@@ -72,7 +72,8 @@ pub(super) struct Record {
 }
 
 impl Record {
-    pub(super) fn encode(&self) -> [u8; RECORD_LEN] {
+    /// The stored bytes (docs/relay-protocol.md, attachment blobs).
+    pub fn encode(&self) -> [u8; RECORD_LEN] {
         let mut out = [0; RECORD_LEN];
         out[0] = RECORD_VERSION;
         out[1] = u8::from(self.complete);
@@ -85,7 +86,8 @@ impl Record {
         out
     }
 
-    pub(super) fn decode(bytes: &[u8]) -> Result<Self, BlobError> {
+    /// Reads stored bytes; anything [`Record::encode`] did not write is refused.
+    pub fn decode(bytes: &[u8]) -> Result<Self, BlobError> {
         let bytes: &[u8; RECORD_LEN] =
             bytes.try_into().map_err(|_| BlobError::Backend("blob record of the wrong length".into()))?;
         if bytes[0] != RECORD_VERSION {
@@ -100,8 +102,13 @@ impl Record {
         write_hash.copy_from_slice(&bytes[28..60]);
         let mut read_hash = [0; 32];
         read_hash.copy_from_slice(&bytes[60..92]);
+        let complete = match bytes[1] {
+            0 => false,
+            1 => true,
+            _ => return Err(BlobError::Backend("blob record with an invalid completion flag".into())),
+        };
         Ok(Self {
-            complete: bytes[1] == 1,
+            complete,
             segments: u16::from_be_bytes([bytes[2], bytes[3]]),
             size: u64_at(4),
             created_ms: u64_at(12),

@@ -367,9 +367,14 @@ fn segment_answer(status: StatusCode, index: &str) -> Response {
     json(status, &serde_json::json!({ "stored": index }))
 }
 
-fn parse_index(text: &str) -> Result<u16, BlobError> {
-    // Decimal digits only (no sign, no leading `+`), so each segment has one path.
-    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+/// A segment number in a path: decimal digits only, without a sign or leading zeros, so each
+/// segment has exactly one path.
+pub fn parse_index(text: &str) -> Result<u16, BlobError> {
+    if text.is_empty()
+        || text.len() > 5
+        || !text.bytes().all(|b| b.is_ascii_digit())
+        || (text.len() > 1 && text.starts_with('0'))
+    {
         return Err(BlobError::NoSuchSegment);
     }
     text.parse().map_err(|_| BlobError::NoSuchSegment)
