@@ -12,6 +12,7 @@
 mod cluster;
 mod conversation;
 mod evidence;
+mod relays;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -148,22 +149,49 @@ fn stop_relay(relay: RunningRelay) -> Result<Vec<String>> {
 /// Captured logs: (name, bytes).
 type Logs = Vec<(String, Vec<u8>)>;
 
-/// Starts the relay with `store_args`, runs the conversation through it, stops it; returns its
-/// address, the conversation's transcript, and its logs (stdout, stderr).
-fn converse(
-    exe: &Path,
-    store_args: &[std::ffi::OsString],
-    stderr_log: &Path,
-) -> Result<(SocketAddr, conversation::Transcript, Logs)> {
-    let relay = start_relay(exe, store_args, stderr_log)?;
-    let addr = relay.addr;
+/// One relay of a drill: its store arguments (which store, where) and the file its stderr goes to.
+struct Setup {
+    store_args: Vec<std::ffi::OsString>,
+    stderr_log: PathBuf,
+}
+
+/// What one relay of a drill left: its address and its logs (stdout, stderr).
+struct Ran {
+    addr: SocketAddr,
+    logs: Logs,
+}
+
+/// Starts one relay per `setups` entry, runs the conversation through them (Alice's home is the
+/// first, Bob's the last), stops them; returns each relay's address and logs, and the transcript.
+fn converse(exe: &Path, setups: &[Setup]) -> Result<(Vec<Ran>, conversation::Transcript)> {
+    let mut running = Vec::new();
+    for setup in setups {
+        match start_relay(exe, &setup.store_args, &setup.stderr_log) {
+            Ok(relay) => running.push(relay),
+            Err(e) => {
+                for relay in running {
+                    let _ = stop_relay(relay);
+                }
+                return Err(e);
+            }
+        }
+    }
+    let addrs: Vec<SocketAddr> = running.iter().map(|r| r.addr).collect();
+    let (Some(first), Some(last)) = (addrs.first(), addrs.last()) else { bail!("a drill needs a relay") };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let transcript = runtime.block_on(conversation::run(addr));
-    let stdout = stop_relay(relay)?;
-    let transcript = transcript?;
-    let stdout_bytes = stdout.iter().flat_map(|l| [l.as_bytes(), b"\n"]).flatten().copied().collect();
-    let logs = vec![("stdout".to_owned(), stdout_bytes), ("stderr".to_owned(), std::fs::read(stderr_log)?)];
-    Ok((addr, transcript, logs))
+    let transcript = runtime.block_on(conversation::run([*first, *last]));
+    let mut ran = Vec::new();
+    for (relay, setup) in running.into_iter().zip(setups) {
+        let addr = relay.addr;
+        let stdout = stop_relay(relay)?;
+        let stdout_bytes = stdout.iter().flat_map(|l| [l.as_bytes(), b"\n"]).flatten().copied().collect();
+        let logs = vec![
+            ("stdout".to_owned(), stdout_bytes),
+            ("stderr".to_owned(), std::fs::read(&setup.stderr_log)?),
+        ];
+        ran.push(Ran { addr, logs });
+    }
+    Ok((ran, transcript?))
 }
 
 /// Runs the whole drill and returns what was found. `Evidence::problems` is empty when the relay
@@ -173,8 +201,9 @@ pub fn run_drill(root: &Path) -> Result<Evidence> {
     let scratch = scratch_dir()?;
     let data_dir = scratch.join("data");
     let stderr_log = scratch.join("relay.stderr.log");
-    let (addr, transcript, logs) =
-        converse(&exe, &["--data-dir".into(), data_dir.clone().into()], &stderr_log)?;
+    let setup = Setup { store_args: vec!["--data-dir".into(), data_dir.clone().into()], stderr_log };
+    let (ran, transcript) = converse(&exe, &[setup])?;
+    let Ran { addr, logs } = ran.into_iter().next().context("the relay's logs")?;
     let mut ev = evidence::examine(&data_dir, &logs, addr, &transcript)?;
 
     let mut head = vec![
@@ -216,10 +245,13 @@ pub fn run_drill(root: &Path) -> Result<Evidence> {
 pub fn drill(root: &Path) -> Result<()> {
     let embedded = run_drill(root)?;
     let clustered = cluster::run_cluster_drill(root)?;
-    for line in embedded.report.iter().chain([String::new()].iter()).chain(&clustered.report) {
+    let two = relays::run_two_relay_drill(root)?;
+    let blank = [String::new()];
+    for line in embedded.report.iter().chain(&blank).chain(&clustered.report).chain(&blank).chain(&two.report)
+    {
         println!("{line}");
     }
-    if !embedded.problems.is_empty() || !clustered.problems.is_empty() {
+    if !embedded.problems.is_empty() || !clustered.problems.is_empty() || !two.problems.is_empty() {
         bail!("the relay kept something identifying");
     }
     Ok(())
@@ -231,6 +263,14 @@ mod tests {
     fn relay_keeps_nothing_identifying() {
         let root = crate::tools::project_root().unwrap();
         let ev = super::run_drill(&root).unwrap();
+        assert!(ev.problems.is_empty(), "{}", ev.report.join("\n"));
+        assert!(ev.stored_blobs >= 1);
+    }
+
+    #[test]
+    fn two_relays_hold_no_contact_graph() {
+        let root = crate::tools::project_root().unwrap();
+        let ev = super::relays::run_two_relay_drill(&root).unwrap();
         assert!(ev.problems.is_empty(), "{}", ev.report.join("\n"));
         assert!(ev.stored_blobs >= 1);
     }

@@ -11,7 +11,7 @@ use redis::Value;
 use valkey_harness::{Node, ValkeyCluster, wait};
 
 use super::evidence::{self, Evidence};
-use super::{build_relay, converse, scratch_dir};
+use super::{Ran, Setup, build_relay, converse, scratch_dir};
 use crate::tools;
 
 /// Every byte string in a reply, in order (keys, ids, field names, payloads).
@@ -124,7 +124,7 @@ pub fn run_cluster_drill(root: &Path) -> Result<Evidence> {
     let stderr_log = scratch.join("relay.stderr.log");
     let cluster = ValkeyCluster::start_with(1, 1, true);
     // The relay's own data directory holds only attachment blobs with this store (none are sent).
-    let args = [
+    let store_args = vec![
         "--data-dir".into(),
         scratch.join("data").into(),
         "--store".into(),
@@ -132,7 +132,8 @@ pub fn run_cluster_drill(root: &Path) -> Result<Evidence> {
         "--cluster-nodes".into(),
         cluster.seeds().join(",").into(),
     ];
-    let (addr, transcript, logs) = converse(&exe, &args, &stderr_log)?;
+    let (ran, transcript) = converse(&exe, &[Setup { store_args, stderr_log }])?;
+    let Ran { addr, logs } = ran.into_iter().next().context("the relay's logs")?;
 
     let mut ev = Evidence::default();
     ev.line("Subpoena drill on the cluster store: one Valkey master and its replica");

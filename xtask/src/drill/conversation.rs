@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use client_wasm::engine::{ContactId, Delivery, Engine};
-use doorless_frames::Frame;
+use doorless_frames::{Frame, RelayOrigin};
 use futures_util::{SinkExt, StreamExt};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -41,16 +41,50 @@ pub struct Transcript {
     pub deposits: Vec<Vec<u8>>,
     /// The local address of each client connection.
     pub client_addrs: Vec<SocketAddr>,
+    /// Every connection a tab opened, with what it sent.
+    pub connections: Vec<Connection>,
+}
+
+/// One client connection to one relay, as the relay saw it.
+pub struct Connection {
+    /// Whose tab it was.
+    pub peer: &'static str,
+    /// The relay it went to.
+    pub relay: SocketAddr,
+    /// Whether that relay is the tab's home relay.
+    pub home: bool,
+    /// The client's end of it.
+    pub local: SocketAddr,
+    /// Whether it subscribed to any mailbox.
+    pub subscribed: bool,
+    /// How many deposits it made.
+    pub deposits: usize,
+    /// Every frame it sent, encoded, one after another.
+    pub sent: Vec<u8>,
+}
+
+/// An open connection of a tab.
+struct Conn {
+    origin: RelayOrigin,
+    ws: Ws,
+    /// Index in `Conversation::connections`.
+    record: usize,
 }
 
 struct Peer {
     name: &'static str,
     engine: Engine,
-    ws: Option<Ws>,
+    home: SocketAddr,
+    online: bool,
+    conns: Vec<Conn>,
 }
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn relay_url(relay: SocketAddr) -> String {
+    format!("ws://{relay}/ws")
 }
 
 /// Connects from `source` (another loopback address than the relay's, so a leak of the client's
@@ -64,7 +98,7 @@ async fn connect(relay: SocketAddr, source: IpAddr) -> Result<(Ws, SocketAddr)> 
     }
     let stream = socket.connect(relay).await.context("connecting to the relay")?;
     let local = stream.local_addr()?;
-    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{relay}/ws"), MaybeTlsStream::Plain(stream))
+    let (ws, _) = tokio_tungstenite::client_async(relay_url(relay), MaybeTlsStream::Plain(stream))
         .await
         .context("WebSocket handshake with the relay")?;
     Ok((ws, local))
@@ -72,26 +106,76 @@ async fn connect(relay: SocketAddr, source: IpAddr) -> Result<(Ws, SocketAddr)> 
 
 struct Conversation {
     peers: [Peer; 2],
+    /// The relays of the drill, by origin.
+    relays: Vec<(RelayOrigin, SocketAddr)>,
+    source: IpAddr,
     rng: ChaCha20Rng,
     deposits: Vec<Vec<u8>>,
+    connections: Vec<Connection>,
 }
 
 impl Conversation {
-    /// Sends every frame the engines have queued.
-    async fn flush(&mut self) -> Result<()> {
+    /// Opens a connection for every relay an online engine needs (its home relay, and a contact's
+    /// relay while a deposit for it waits), the way the tab does.
+    async fn connect_needed(&mut self) -> Result<()> {
         for peer in &mut self.peers {
-            let Some(ws) = peer.ws.as_mut() else { continue };
-            for frame in peer.engine.take_frames() {
-                if let Frame::Deposit { payload, .. } = &frame {
-                    self.deposits.push(payload.clone());
+            if !peer.online {
+                continue;
+            }
+            for needed in peer.engine.relays() {
+                if peer.conns.iter().any(|c| c.origin == needed.origin) {
+                    continue;
                 }
-                ws.send(Message::binary(frame.encode())).await.context("sending a frame")?;
+                let addr = self
+                    .relays
+                    .iter()
+                    .find(|(o, _)| *o == needed.origin)
+                    .map(|(_, a)| *a)
+                    .with_context(|| format!("{} needs a relay the drill did not start", peer.name))?;
+                let (ws, local) = connect(addr, self.source).await?;
+                let origin = peer.engine.on_connected(&relay_url(addr))?;
+                self.connections.push(Connection {
+                    peer: peer.name,
+                    relay: addr,
+                    home: addr == peer.home,
+                    local,
+                    subscribed: false,
+                    deposits: 0,
+                    sent: Vec::new(),
+                });
+                peer.conns.push(Conn { origin, ws, record: self.connections.len() - 1 });
             }
         }
         Ok(())
     }
 
-    /// Moves frames between the engines and the relay until `done` holds, or fails at a deadline.
+    /// Sends every frame the engines have queued, each on the connection to its relay.
+    async fn flush(&mut self) -> Result<()> {
+        self.connect_needed().await?;
+        for peer in &mut self.peers {
+            for (origin, frame) in peer.engine.take_relay_frames() {
+                let Some(conn) = peer.conns.iter_mut().find(|c| c.origin == origin) else {
+                    // Offline: the engine sends it again on its next connection.
+                    continue;
+                };
+                let record = &mut self.connections[conn.record];
+                match &frame {
+                    Frame::Deposit { payload, .. } => {
+                        self.deposits.push(payload.clone());
+                        record.deposits += 1;
+                    }
+                    Frame::Subscribe { .. } | Frame::SubscribeBatch { .. } => record.subscribed = true,
+                    _ => {}
+                }
+                let bytes = frame.encode();
+                record.sent.extend_from_slice(&bytes);
+                conn.ws.send(Message::binary(bytes)).await.context("sending a frame")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves frames between the engines and the relays until `done` holds, or fails at a deadline.
     async fn until(&mut self, what: &str, done: impl Fn(&[Peer; 2]) -> bool) -> Result<()> {
         let deadline = tokio::time::Instant::now() + STEP_DEADLINE;
         loop {
@@ -99,40 +183,47 @@ impl Conversation {
             if done(&self.peers) {
                 return Ok(());
             }
-            let [a, b] = &mut self.peers;
-            let (who, message) = tokio::select! {
-                m = next_message(a) => (0, m),
-                m = next_message(b) => (1, m),
-                _ = tokio::time::sleep_until(deadline) => bail!("timed out waiting until {what}"),
-            };
-            let peer = &mut self.peers[who];
+            let mut whose = Vec::new();
+            let mut reads = Vec::new();
+            for (p, peer) in self.peers.iter_mut().enumerate() {
+                for (c, conn) in peer.conns.iter_mut().enumerate() {
+                    whose.push((p, c));
+                    reads.push(conn.ws.next());
+                }
+            }
+            if reads.is_empty() {
+                bail!("no connection is open while waiting until {what}");
+            }
+            let (message, index, _) =
+                match tokio::time::timeout_at(deadline, futures_util::future::select_all(reads)).await {
+                    Ok(read) => read,
+                    Err(_) => bail!("timed out waiting until {what}"),
+                };
+            let (p, c) = whose[index];
+            let peer = &mut self.peers[p];
+            let origin = peer.conns[c].origin.clone();
             match message {
                 Some(Ok(Message::Binary(bytes))) => {
                     let frame =
                         Frame::decode(&bytes).map_err(|e| anyhow::anyhow!("relay sent a bad frame: {e}"))?;
-                    peer.engine.on_frame(frame, now_secs(), &mut self.rng);
+                    peer.engine.on_relay_frame(&origin, frame, now_secs(), &mut self.rng);
                 }
-                Some(Ok(Message::Close(_))) | None => bail!("the relay closed {}'s connection", peer.name),
+                Some(Ok(Message::Close(_))) | None => bail!("a relay closed {}'s connection", peer.name),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => bail!("{}'s connection failed: {e}", peer.name),
             }
         }
     }
 
+    /// Closes every connection of `who`'s tab.
     async fn disconnect(&mut self, who: usize) -> Result<()> {
         let peer = &mut self.peers[who];
-        if let Some(mut ws) = peer.ws.take() {
-            ws.close(None).await.context("closing a connection")?;
+        peer.online = false;
+        for mut conn in peer.conns.drain(..) {
+            conn.ws.close(None).await.context("closing a connection")?;
         }
         peer.engine.on_disconnected();
         Ok(())
-    }
-}
-
-async fn next_message(peer: &mut Peer) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
-    match peer.ws.as_mut() {
-        Some(ws) => ws.next().await,
-        None => std::future::pending().await,
     }
 }
 
@@ -153,24 +244,33 @@ fn only_contact(peer: &Peer) -> Result<ContactId> {
 }
 
 /// Alice invites Bob, they exchange two texts, Bob goes offline and Alice leaves a third one on
-/// the relay. Both disconnect at the end.
-pub async fn run(relay: SocketAddr) -> Result<Transcript> {
+/// the relay. Both disconnect at the end. Alice's home relay is `homes[0]`, Bob's `homes[1]` (the
+/// same relay or two): each subscribes on their own and deposits on the other's.
+pub async fn run(homes: [SocketAddr; 2]) -> Result<Transcript> {
     // A fixed seed: the drill is about what the relay keeps, not about key generation.
     let mut rng = ChaCha20Rng::from_seed([0xD1; 32]);
-    let source: IpAddr = [127, 0, 0, 3].into();
+    let mut relays = Vec::new();
+    for addr in homes {
+        let origin = RelayOrigin::parse(&relay_url(addr)).context("the relay's origin")?;
+        if !relays.iter().any(|(o, _)| *o == origin) {
+            relays.push((origin, addr));
+        }
+    }
     let mut peers = Vec::new();
-    let mut client_addrs = Vec::new();
-    for name in [ALICE, BOB] {
-        let engine = Engine::new(name, &mut rng);
-        let (ws, local) = connect(relay, source).await?;
-        client_addrs.push(local);
-        peers.push(Peer { name, engine, ws: Some(ws) });
+    for (name, home) in [ALICE, BOB].into_iter().zip(homes) {
+        let mut engine = Engine::new(name, &mut rng);
+        engine.set_home_relay(&relay_url(home))?;
+        peers.push(Peer { name, engine, home, online: true, conns: Vec::new() });
     }
     let [alice, bob]: [Peer; 2] = peers.try_into().map_err(|_| anyhow::anyhow!("two peers"))?;
-    let mut c = Conversation { peers: [alice, bob], rng, deposits: Vec::new() };
-    for peer in &mut c.peers {
-        peer.engine.on_connected(&format!("ws://{relay}/ws"))?;
-    }
+    let mut c = Conversation {
+        peers: [alice, bob],
+        relays,
+        source: [127, 0, 0, 3].into(),
+        rng,
+        deposits: Vec::new(),
+        connections: Vec::new(),
+    };
     c.until("both engines are connected", |p| p.iter().all(|p| p.engine.is_connected())).await?;
 
     let now = now_secs();
@@ -213,6 +313,7 @@ pub async fn run(relay: SocketAddr) -> Result<Transcript> {
         texts: vec![TEXT_1.into(), TEXT_2.into(), TEXT_3.into()],
         identity_keys,
         deposits: c.deposits,
-        client_addrs,
+        client_addrs: c.connections.iter().map(|c| c.local).collect(),
+        connections: c.connections,
     })
 }

@@ -33,6 +33,8 @@ pub struct Evidence {
     pub stored_blobs: usize,
     /// Log lines captured.
     pub log_lines: usize,
+    /// The mailbox ids the store holds.
+    pub mailbox_ids: Vec<[u8; 32]>,
 }
 
 impl Evidence {
@@ -234,6 +236,7 @@ pub fn examine(
         Vec::new()
     };
     search(&mut ev, &files, logs, relay_listen, t, &mailbox_ids);
+    ev.mailbox_ids = mailbox_ids;
     // Not a failure (it is ciphertext), but part of what an operator could hand over: how many of
     // the deposits, delivered and acknowledged or not, are still readable somewhere in the files.
     let readable = readable_deposits(&files, t);
@@ -257,6 +260,26 @@ pub fn read_files(dir: &Path, ev: &mut Evidence) -> Result<Vec<(String, Vec<u8>)
         files.push((name, bytes));
     }
     Ok(files)
+}
+
+/// Where `bytes` occur in `places` (name, contents), in any form it could be written in (raw, hex,
+/// base64): "FORM in NAME at byte N".
+pub fn occurrences(places: &[(String, Vec<u8>)], bytes: &[u8]) -> Vec<String> {
+    let needle = Needle::bytes(String::new(), bytes);
+    let mut hits = Vec::new();
+    for (place, haystack) in places {
+        for (form, pattern) in &needle.forms {
+            if let Some(at) = find(haystack, pattern) {
+                hits.push(format!("{form} in {place} at byte {at}"));
+            }
+        }
+    }
+    hits
+}
+
+/// A mailbox id, shortened for the report.
+pub fn short_id(id: &[u8; 32]) -> String {
+    short(id)
 }
 
 /// How many of the deposited payloads are readable somewhere in `files`.
