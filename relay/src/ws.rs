@@ -67,8 +67,10 @@ enum Outgoing {
     Deliver(Box<([u8; Frame::DELIVER_OVERHEAD], Bytes)>),
     /// A keep-alive ping.
     Ping,
-    /// The answer to the client's ping, carrying its payload.
-    Pong(Bytes),
+    /// The answer to the client's ping, carrying its payload (boxed, as pings are rare: with it,
+    /// every queue slot is the size of a `Vec`, and tokio allocates a connection's queue 32 slots
+    /// at a time).
+    Pong(Box<Bytes>),
     /// The closing handshake's frame; nothing is written after it.
     Close,
 }
@@ -80,7 +82,7 @@ impl Outgoing {
             Self::Binary(bytes) => (WsOpCode::Data(Data::Binary), [bytes, &[]]),
             Self::Deliver(parts) => (WsOpCode::Data(Data::Binary), [&parts.0, &parts.1]),
             Self::Ping => (WsOpCode::Control(Control::Ping), [&[], &[]]),
-            Self::Pong(payload) => (WsOpCode::Control(Control::Pong), [payload, &[]]),
+            Self::Pong(payload) => (WsOpCode::Control(Control::Pong), [&payload[..], &[]]),
             Self::Close => (WsOpCode::Control(Control::Close), [&[], &[]]),
         };
         (FrameHeader { opcode, ..FrameHeader::default() }, pieces)
@@ -413,7 +415,7 @@ impl Connection {
             Incoming::Ping(payload) => {
                 // A sign of life; answered when there is room (a full queue means the client is
                 // not reading, and will be dropped for it).
-                if self.out.try_send(Outgoing::Pong(payload.freeze())).is_ok() {
+                if self.out.try_send(Outgoing::Pong(Box::new(payload.freeze()))).is_ok() {
                     self.shared.metrics.outbound_queued.fetch_add(1, Relaxed);
                 }
                 return Ok(());
@@ -671,5 +673,14 @@ impl Connection {
             }
         };
         let _ = tokio::time::timeout_at(deadline, drain).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_queue_slot_is_as_small_as_a_vec() {
+        // tokio's channel allocates 32 slots at once for every connection, idle or not.
+        assert_eq!(std::mem::size_of::<super::Outgoing>(), std::mem::size_of::<Vec<u8>>());
     }
 }
