@@ -27,24 +27,10 @@ pub fn run(root: &Path) -> Result<()> {
 
     let sizes = transfer_sizes(&dist)?;
     eprintln!("measuring first render and latency in Chromium (1,000 messages; a few minutes)");
-    let out = Command::new("node")
-        .current_dir(root.join("e2e"))
-        .arg("bench/web.mjs")
-        .env("DOORLESS_RELAY_BIN", root.join("target/server/relay"))
-        .env("DOORLESS_DIST", &dist)
-        .env("CHROMIUM", tools::CHROMIUM)
-        .output()
-        .context("running e2e/bench/web.mjs")?;
-    anyhow::ensure!(out.status.success(), "web bench failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = stdout.lines().rev().find(|l| l.starts_with('{')).context("no result from the web bench")?;
-    let result: serde_json::Value = serde_json::from_str(json).context("parsing the web bench result")?;
-    let figure = |path: &[&str]| -> f64 {
-        path.iter()
-            .try_fold(&result, |v, key| v.get(key))
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(f64::NAN)
-    };
+    let result = node_bench(root, &dist, "bench/web.mjs")?;
+    eprintln!("measuring what each additional relay costs the tab");
+    let relays = node_bench(root, &dist, "bench/relays.mjs")?;
+    let figure = |path: &[&str]| figure_at(&result, path);
     let render = figure(&["first_render_ms", "p50"]);
     let (p50, p99, p999) =
         (figure(&["latency_ms", "p50"]), figure(&["latency_ms", "p99"]), figure(&["latency_ms", "p999"]));
@@ -98,9 +84,62 @@ pub fn run(root: &Path) -> Result<()> {
         figure(&["breakdown_ms", "relay"]),
         figure(&["breakdown_ms", "tab_b"]),
     )?;
+    writeln!(
+        section,
+        "\nEach additional relay (e2e/bench/relays.mjs: Alice moves relays {} times while her only \
+         contact is away, so each old relay stays in use; after each move the page is garbage \
+         collected and measured), medians of the per-move changes: {} more open WebSocket(s), JS \
+         heap {:+.1} KiB, resident memory of the tab's renderer processes {:+.0} KiB.\n",
+        relays.get("steps").and_then(serde_json::Value::as_array).map_or(0, |s| s.len().saturating_sub(1)),
+        figure_at(&relays, &["per_additional_relay", "sockets"]),
+        figure_at(&relays, &["per_additional_relay", "js_heap_kib"]),
+        figure_at(&relays, &["per_additional_relay", "renderer_rss_kib"]),
+    )?;
+    if let Some(steps) = relays.get("steps").and_then(serde_json::Value::as_array) {
+        writeln!(
+            section,
+            "| relays in use | open WebSockets | JS heap | renderer RSS |\n| --- | --- | --- | --- |"
+        )?;
+        for step in steps {
+            writeln!(
+                section,
+                "| {} | {} | {:.0} KiB | {:.0} KiB |",
+                figure_at(step, &["relays"]),
+                figure_at(step, &["sockets"]),
+                figure_at(step, &["js_heap_kib"]),
+                figure_at(step, &["renderer_rss_kib"]),
+            )?;
+        }
+    }
     writeln!(section, "\nMachine: {} cores; load average at the end: {}.\n", nproc(), loadavg())?;
     print!("{section}");
     super::write_section(&root.join("BENCHMARKS.md"), "web", &section)
+}
+
+/// Runs one of the e2e benchmark scripts against the release build and returns the JSON object it
+/// prints last.
+fn node_bench(root: &Path, dist: &Path, script: &str) -> Result<serde_json::Value> {
+    let out = Command::new("node")
+        .current_dir(root.join("e2e"))
+        .arg(script)
+        .env("DOORLESS_RELAY_BIN", root.join("target/server/relay"))
+        .env("DOORLESS_DIST", dist)
+        .env("CHROMIUM", tools::CHROMIUM)
+        .output()
+        .with_context(|| format!("running e2e/{script}"))?;
+    anyhow::ensure!(out.status.success(), "{script} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .with_context(|| format!("no result from {script}"))?;
+    serde_json::from_str(json).with_context(|| format!("parsing the result of {script}"))
+}
+
+/// The number at `path` in `value`, NaN if there is none.
+fn figure_at(value: &serde_json::Value, path: &[&str]) -> f64 {
+    path.iter().try_fold(value, |v, key| v.get(key)).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN)
 }
 
 struct Sizes {
