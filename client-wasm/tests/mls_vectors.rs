@@ -25,10 +25,22 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::Value;
 
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
 fn vectors(name: &str) -> Vec<Value> {
-    let path = format!("{}/tests/vectors/mls/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+    // Compiled in, so that the same tests run in headless Chrome.
+    let text = match name {
+        "crypto-basics" => include_str!("vectors/mls/crypto-basics.json"),
+        "key-schedule" => include_str!("vectors/mls/key-schedule.json"),
+        "secret-tree" => include_str!("vectors/mls/secret-tree.json"),
+        "welcome" => include_str!("vectors/mls/welcome.json"),
+        "tree-math" => include_str!("vectors/mls/tree-math.json"),
+        "passive-client-welcome" => include_str!("vectors/mls/passive-client-welcome.json"),
+        "passive-client-handling-commit" => include_str!("vectors/mls/passive-client-handling-commit.json"),
+        _ => panic!("unknown vector file {name}"),
+    };
+    let cases: Vec<Value> = serde_json::from_str(text).unwrap();
     let cases: Vec<Value> = cases.into_iter().filter(|c| c.get("cipher_suite").is_none_or(|s| s == 3)).collect();
     assert!(!cases.is_empty(), "{name}: no suite-3 case");
     cases
@@ -100,7 +112,8 @@ fn extract<P: CipherSuiteProvider>(cs: &P, salt: &[u8], ikm: &[u8]) -> Vec<u8> {
 // --- RFC 9180 ---------------------------------------------------------------------------------
 
 /// RFC 9180 A.2.1: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305, base mode.
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn rfc9180_a_2_1_base_mode() {
     let hx = |s: &str| hex::decode(s).unwrap();
     let info = hx("4f6465206f6e2061204772656369616e2055726e");
@@ -139,7 +152,8 @@ fn rfc9180_a_2_1_base_mode() {
 
 // --- RFC 9420 vectors -----------------------------------------------------------------------
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn crypto_basics() {
     let cs = suite();
     for case in vectors("crypto-basics") {
@@ -184,7 +198,8 @@ fn crypto_basics() {
     }
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn key_schedule() {
     let cs = suite();
     let nh = cs.kdf_extract_size();
@@ -245,7 +260,8 @@ fn right(x: u64) -> Option<u64> {
     (k > 0).then(|| x ^ (3 << (k - 1)))
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn tree_math() {
     for case in vectors("tree-math") {
         let n_leaves = n(&case, "n_leaves");
@@ -261,7 +277,8 @@ fn tree_math() {
     }
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn secret_tree() {
     let cs = suite();
     let (nh, nk, nn) = (cs.kdf_extract_size(), cs.aead_key_size(), cs.aead_nonce_size());
@@ -329,7 +346,8 @@ impl<'a> Reader<'a> {
 /// The Welcome vector: the group secrets decrypt with the init key, the GroupInfo decrypts under
 /// the welcome secret, its signature verifies under the signer's key and its confirmation tag
 /// under the epoch's confirmation key (RFC 9420 §12.4.3.1).
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn welcome() {
     let cs = suite();
     let nh = cs.kdf_extract_size();
@@ -438,12 +456,14 @@ fn run_passive(name: &str) -> usize {
     epochs
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn passive_client_welcome() {
     run_passive("passive-client-welcome");
 }
 
-#[test]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn passive_client_handling_commit() {
     assert!(run_passive("passive-client-handling-commit") > 0);
 }

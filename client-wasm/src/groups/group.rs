@@ -10,6 +10,7 @@ use mls_rs::error::{IntoAnyError, MlsError};
 use mls_rs::group::{CommitEffect, GroupContext, ReceivedMessage, Roster};
 use mls_rs::mls_rules::{CommitDirection, CommitOptions, CommitSource, EncryptionOptions, ProposalBundle};
 use mls_rs::time::MlsTime;
+use mls_rs::extension::ExtensionType;
 use mls_rs::{CipherSuiteProvider, Client, ExtensionList, MlsMessage, MlsRules};
 use mls_rs_core::identity::SigningIdentity;
 use mls_rs::client_builder::PaddingMode;
@@ -67,6 +68,9 @@ pub enum RulesError {
     /// A proposal in the Commit was sent by a non-member.
     #[error("proposal by a non-member refused")]
     ExternalProposal,
+    /// The Commit would name external senders in the group context.
+    #[error("external senders refused")]
+    ExternalSenders,
 }
 
 impl IntoAnyError for RulesError {
@@ -96,6 +100,9 @@ impl MlsRules for DoorlessRules {
         if proposals.iter_proposals().any(|p| !matches!(p.sender, mls_rs::group::Sender::Member(_))) {
             return Err(RulesError::ExternalProposal);
         }
+        if proposals.group_context_ext_proposals().iter().any(|p| has_external_senders(&p.proposal)) {
+            return Err(RulesError::ExternalSenders);
+        }
         Ok(proposals)
     }
 
@@ -121,6 +128,10 @@ impl MlsRules for DoorlessRules {
     ) -> Result<EncryptionOptions, Self::Error> {
         Ok(EncryptionOptions::new(true, PaddingMode::Padme))
     }
+}
+
+fn has_external_senders(extensions: &ExtensionList) -> bool {
+    extensions.has_extension(ExtensionType::EXTERNAL_SENDERS)
 }
 
 /// The mls-rs client configuration of Doorless.
@@ -178,6 +189,12 @@ impl GroupClient {
         Ok(Group { group })
     }
 
+    /// The underlying mls-rs client, for tests of what the rules refuse.
+    #[doc(hidden)]
+    pub fn mls_client(&self) -> &Client<DoorlessConfig> {
+        &self.client
+    }
+
     /// Joins from a Welcome (which carries the ratchet tree).
     pub fn join(&self, welcome: &[u8], now: u64) -> Result<Group, GroupError> {
         let welcome = decode(welcome)?;
@@ -185,6 +202,10 @@ impl GroupClient {
             return Err(GroupError::UnexpectedKind);
         }
         let (group, _) = self.client.join_group(None, &welcome, Some(time(now)))?;
+        // A group made by another implementation could name external senders from the start.
+        if has_external_senders(&group.context().extensions) {
+            return Err(GroupError::External);
+        }
         Ok(Group { group })
     }
 }
