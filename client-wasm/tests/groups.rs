@@ -183,7 +183,8 @@ fn external_senders_are_refused() {
     // A Commit that would add an external sender: our client will not make it.
     let alice = person(&mut rng);
     let mut group = alice.client.create_group(vec![1; 32], NOW).unwrap();
-    let commit = group.inner_mut().commit_builder().set_group_context_ext(extensions.clone()).unwrap().build();
+    let commit =
+        group.inner_mut().commit_builder().set_group_context_ext(extensions.clone()).unwrap().build();
     assert_eq!(GroupError::from(commit.unwrap_err()), GroupError::External);
     assert_eq!(group.epoch(), 0);
 
@@ -209,7 +210,9 @@ fn credential_binds_the_mls_key_to_the_identity() {
     let (_, key) = crypto.suite().signature_key_generate().unwrap();
     let (_, other_key) = crypto.suite().signature_key_generate().unwrap();
     let provider = DoorlessIdentityProvider;
-    let validate = |id: &mls_rs::identity::SigningIdentity| provider.validate_member(id, None, MemberValidationContext::None);
+    let validate = |id: &mls_rs::identity::SigningIdentity| {
+        provider.validate_member(id, None, MemberValidationContext::None)
+    };
 
     let good = signing_identity(&alice, key.clone());
     validate(&good).unwrap();
@@ -223,7 +226,10 @@ fn credential_binds_the_mls_key_to_the_identity() {
     let bob_cred = DoorlessCredential::issue(&bob, &key).to_bytes();
     let mut forged = DoorlessCredential::issue(&alice, &key).to_bytes();
     forged[130..].copy_from_slice(&bob_cred[130..]);
-    assert_eq!(DoorlessCredential::from_bytes(&forged).unwrap().verify(&key), Err(CredentialError::BadSignature));
+    assert_eq!(
+        DoorlessCredential::from_bytes(&forged).unwrap().verify(&key),
+        Err(CredentialError::BadSignature)
+    );
 
     // Encoding errors.
     let bytes = DoorlessCredential::issue(&alice, &key).to_bytes();

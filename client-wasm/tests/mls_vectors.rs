@@ -20,7 +20,9 @@ use mls_rs::mls_rs_codec::MlsEncode;
 use mls_rs::psk::ExternalPskId;
 use mls_rs::storage_provider::KeyPackageData;
 use mls_rs::{CipherSuiteProvider, Client, CryptoProvider, MlsMessage};
-use mls_rs_core::crypto::{HpkeCiphertext, HpkeContextR, HpkePublicKey, HpkeSecretKey, SignaturePublicKey, SignatureSecretKey};
+use mls_rs_core::crypto::{
+    HpkeCiphertext, HpkeContextR, HpkePublicKey, HpkeSecretKey, SignaturePublicKey, SignatureSecretKey,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::Value;
@@ -41,7 +43,8 @@ fn vectors(name: &str) -> Vec<Value> {
         _ => panic!("unknown vector file {name}"),
     };
     let cases: Vec<Value> = serde_json::from_str(text).unwrap();
-    let cases: Vec<Value> = cases.into_iter().filter(|c| c.get("cipher_suite").is_none_or(|s| s == 3)).collect();
+    let cases: Vec<Value> =
+        cases.into_iter().filter(|c| c.get("cipher_suite").is_none_or(|s| s == 3)).collect();
     assert!(!cases.is_empty(), "{name}: no suite-3 case");
     cases
 }
@@ -84,7 +87,13 @@ fn labeled(label: &str, context: &[u8]) -> Vec<u8> {
     out
 }
 
-fn expand_with_label<P: CipherSuiteProvider>(cs: &P, secret: &[u8], label: &str, context: &[u8], len: usize) -> Vec<u8> {
+fn expand_with_label<P: CipherSuiteProvider>(
+    cs: &P,
+    secret: &[u8],
+    label: &str,
+    context: &[u8],
+    len: usize,
+) -> Vec<u8> {
     let mut info = (len as u16).to_be_bytes().to_vec();
     info.extend_from_slice(&labeled(label, context));
     cs.kdf_expand(secret, &info, len).unwrap().to_vec()
@@ -94,7 +103,13 @@ fn derive_secret<P: CipherSuiteProvider>(cs: &P, secret: &[u8], label: &str) -> 
     expand_with_label(cs, secret, label, &[], cs.kdf_extract_size())
 }
 
-fn derive_tree_secret<P: CipherSuiteProvider>(cs: &P, secret: &[u8], label: &str, generation: u32, len: usize) -> Vec<u8> {
+fn derive_tree_secret<P: CipherSuiteProvider>(
+    cs: &P,
+    secret: &[u8],
+    label: &str,
+    generation: u32,
+    len: usize,
+) -> Vec<u8> {
     expand_with_label(cs, secret, label, &generation.to_be_bytes(), len)
 }
 
@@ -125,7 +140,8 @@ fn rfc9180_a_2_1_base_mode() {
     let enc = hx("1afa08d3dec047a643885163f1180476fa7ddb54c6a8029ea33f95796bf2ac4a");
     let pt = hx("4265617574792069732074727574682c20747275746820626561757479");
     let aad0 = hx("436f756e742d30");
-    let ct0 = hx("1c5250d8034ec2b784ba2cfd69dbdb8af406cfe3ff938e131f0def8c8b60b4db21993c62ce81883d2dd1b51a28");
+    let ct0 =
+        hx("1c5250d8034ec2b784ba2cfd69dbdb8af406cfe3ff938e131f0def8c8b60b4db21993c62ce81883d2dd1b51a28");
     let exported = hx("5acb09211139c43b3090489a9da433e8a30ee7188ba8b0a9a1ccf0c229283e53");
 
     // DeriveKeyPair, for the recipient's and the sender's ephemeral key (the ephemeral key of a
@@ -161,7 +177,13 @@ fn crypto_basics() {
         assert_eq!(ref_hash(&cs, v["label"].as_str().unwrap().as_bytes(), &h(v, "value")), h(v, "out"));
 
         let v = &case["expand_with_label"];
-        let out = expand_with_label(&cs, &h(v, "secret"), v["label"].as_str().unwrap(), &h(v, "context"), n(v, "length") as usize);
+        let out = expand_with_label(
+            &cs,
+            &h(v, "secret"),
+            v["label"].as_str().unwrap(),
+            &h(v, "context"),
+            n(v, "length") as usize,
+        );
         assert_eq!(out, h(v, "out"));
 
         let v = &case["derive_secret"];
@@ -192,9 +214,15 @@ fn crypto_basics() {
         let info = labeled(v["label"].as_str().unwrap(), &h(v, "context"));
         let (private, public) = (HpkeSecretKey::from(h(v, "priv")), HpkePublicKey::from(h(v, "pub")));
         let ciphertext = HpkeCiphertext { kem_output: h(v, "kem_output"), ciphertext: h(v, "ciphertext") };
-        assert_eq!(cs.hpke_open(&ciphertext, &private, &public, &info, None).unwrap().to_vec(), h(v, "plaintext"));
+        assert_eq!(
+            cs.hpke_open(&ciphertext, &private, &public, &info, None).unwrap().to_vec(),
+            h(v, "plaintext")
+        );
         let sealed = cs.hpke_seal(&public, &info, None, &h(v, "plaintext")).unwrap();
-        assert_eq!(cs.hpke_open(&sealed, &private, &public, &info, None).unwrap().to_vec(), h(v, "plaintext"));
+        assert_eq!(
+            cs.hpke_open(&sealed, &private, &public, &info, None).unwrap().to_vec(),
+            h(v, "plaintext")
+        );
     }
 }
 
@@ -207,7 +235,13 @@ fn key_schedule() {
         let mut init_secret = h(&case, "initial_init_secret");
         for epoch in case["epochs"].as_array().unwrap() {
             let context = h(epoch, "group_context");
-            let joiner = expand_with_label(&cs, &extract(&cs, &init_secret, &h(epoch, "commit_secret")), "joiner", &context, nh);
+            let joiner = expand_with_label(
+                &cs,
+                &extract(&cs, &init_secret, &h(epoch, "commit_secret")),
+                "joiner",
+                &context,
+                nh,
+            );
             assert_eq!(joiner, h(epoch, "joiner_secret"));
             let member = extract(&cs, &joiner, &h(epoch, "psk_secret"));
             assert_eq!(derive_secret(&cs, &member, "welcome"), h(epoch, "welcome_secret"));
@@ -229,9 +263,11 @@ fn key_schedule() {
             assert_eq!(external_pub.to_vec(), h(epoch, "external_pub"));
 
             let exporter = &epoch["exporter"];
-            let secret = derive_secret(&cs, &h(epoch, "exporter_secret"), exporter["label"].as_str().unwrap());
+            let secret =
+                derive_secret(&cs, &h(epoch, "exporter_secret"), exporter["label"].as_str().unwrap());
             let context_hash = cs.hash(&h(exporter, "context")).unwrap();
-            let exported = expand_with_label(&cs, &secret, "exported", &context_hash, n(exporter, "length") as usize);
+            let exported =
+                expand_with_label(&cs, &secret, "exported", &context_hash, n(exporter, "length") as usize);
             assert_eq!(exported, h(exporter, "secret"));
 
             init_secret = derive_secret(&cs, &epoch_secret, "init");
@@ -266,7 +302,9 @@ fn tree_math() {
     for case in vectors("tree-math") {
         let n_leaves = n(&case, "n_leaves");
         assert_eq!(root(n_leaves), n(&case, "root"));
-        for (x, (l, r)) in case["left"].as_array().unwrap().iter().zip(case["right"].as_array().unwrap()).enumerate() {
+        for (x, (l, r)) in
+            case["left"].as_array().unwrap().iter().zip(case["right"].as_array().unwrap()).enumerate()
+        {
             assert_eq!(left(x as u64), l.as_u64(), "left({x})");
             // Within a tree that is not full, the right child may lie beyond the nodes: the vector
             // gives the in-tree right child, which this helper is used for only in full trees.
@@ -298,7 +336,11 @@ fn secret_tree() {
             let target = 2 * leaf as u64;
             let (mut node, mut secret) = (root(n_leaves), encryption_secret.clone());
             while node != target {
-                let (child, side) = if target < node { (left(node).unwrap(), "left") } else { (right(node).unwrap(), "right") };
+                let (child, side) = if target < node {
+                    (left(node).unwrap(), "left")
+                } else {
+                    (right(node).unwrap(), "right")
+                };
                 secret = expand_with_label(&cs, &secret, "tree", side.as_bytes(), nh);
                 node = child;
             }
@@ -311,8 +353,14 @@ fn secret_tree() {
                         ratchet = derive_tree_secret(&cs, &ratchet, "secret", generation, nh);
                         generation += 1;
                     }
-                    assert_eq!(derive_tree_secret(&cs, &ratchet, "key", generation, nk), h(step, &format!("{kind}_key")));
-                    assert_eq!(derive_tree_secret(&cs, &ratchet, "nonce", generation, nn), h(step, &format!("{kind}_nonce")));
+                    assert_eq!(
+                        derive_tree_secret(&cs, &ratchet, "key", generation, nk),
+                        h(step, &format!("{kind}_key"))
+                    );
+                    assert_eq!(
+                        derive_tree_secret(&cs, &ratchet, "nonce", generation, nn),
+                        h(step, &format!("{kind}_nonce"))
+                    );
                 }
             }
         }
@@ -361,11 +409,14 @@ fn welcome() {
         let encrypted_group_info = r.vec_v();
         assert!(r.0.is_empty());
 
-        let key_package = MlsMessage::from_bytes(&h(&case, "key_package")).unwrap().into_key_package().unwrap();
-        let key_package_ref = ref_hash(&cs, b"MLS 1.0 KeyPackage Reference", &key_package.mls_encode_to_vec().unwrap());
+        let key_package =
+            MlsMessage::from_bytes(&h(&case, "key_package")).unwrap().into_key_package().unwrap();
+        let key_package_ref =
+            ref_hash(&cs, b"MLS 1.0 KeyPackage Reference", &key_package.mls_encode_to_vec().unwrap());
         let new_member = secrets.vec_v();
         assert_eq!(new_member, key_package_ref);
-        let ciphertext = HpkeCiphertext { kem_output: secrets.vec_v().to_vec(), ciphertext: secrets.vec_v().to_vec() };
+        let ciphertext =
+            HpkeCiphertext { kem_output: secrets.vec_v().to_vec(), ciphertext: secrets.vec_v().to_vec() };
         let init_priv = HpkeSecretKey::from(h(&case, "init_priv"));
         let init_pub = HpkePublicKey::from(key_package.hpke_init_key.to_vec());
         let info = labeled("Welcome", encrypted_group_info);
@@ -440,16 +491,31 @@ fn run_passive(name: &str) -> usize {
         let tree = case["ratchet_tree"].as_str().map(|t| hex::decode(t).unwrap());
         let tree = tree.as_deref().map(|t| mls_rs::group::ExportedTree::from_bytes(t).unwrap());
         let welcome = MlsMessage::from_bytes(&h(case, "welcome")).unwrap();
-        let (mut group, _) = client.join_group(tree, &welcome, None).unwrap_or_else(|e| panic!("{name} case {i}: join: {e:?}"));
-        assert_eq!(group.epoch_authenticator().unwrap().to_vec(), h(case, "initial_epoch_authenticator"), "{name} case {i}");
+        let (mut group, _) = client
+            .join_group(tree, &welcome, None)
+            .unwrap_or_else(|e| panic!("{name} case {i}: join: {e:?}"));
+        assert_eq!(
+            group.epoch_authenticator().unwrap().to_vec(),
+            h(case, "initial_epoch_authenticator"),
+            "{name} case {i}"
+        );
         for (e, epoch) in case["epochs"].as_array().unwrap().iter().enumerate() {
             for proposal in epoch["proposals"].as_array().unwrap() {
-                let proposal = MlsMessage::from_bytes(&hex::decode(proposal.as_str().unwrap()).unwrap()).unwrap();
-                group.process_incoming_message(proposal).unwrap_or_else(|err| panic!("{name} case {i} epoch {e}: proposal: {err:?}"));
+                let proposal =
+                    MlsMessage::from_bytes(&hex::decode(proposal.as_str().unwrap()).unwrap()).unwrap();
+                group
+                    .process_incoming_message(proposal)
+                    .unwrap_or_else(|err| panic!("{name} case {i} epoch {e}: proposal: {err:?}"));
             }
             let commit = MlsMessage::from_bytes(&h(epoch, "commit")).unwrap();
-            group.process_incoming_message(commit).unwrap_or_else(|err| panic!("{name} case {i} epoch {e}: commit: {err:?}"));
-            assert_eq!(group.epoch_authenticator().unwrap().to_vec(), h(epoch, "epoch_authenticator"), "{name} case {i} epoch {e}");
+            group
+                .process_incoming_message(commit)
+                .unwrap_or_else(|err| panic!("{name} case {i} epoch {e}: commit: {err:?}"));
+            assert_eq!(
+                group.epoch_authenticator().unwrap().to_vec(),
+                h(epoch, "epoch_authenticator"),
+                "{name} case {i} epoch {e}"
+            );
             epochs += 1;
         }
     }

@@ -81,7 +81,10 @@ fn signed_message(signature_key: &[u8]) -> Vec<u8> {
 impl DoorlessCredential {
     /// Signs `signature_key` (the member's MLS signature public key) with `identity`.
     pub fn issue(identity: &Identity, signature_key: &SignaturePublicKey) -> Self {
-        Self { identity: identity.public(), signature: identity.sign(&signed_message(signature_key.as_bytes())) }
+        Self {
+            identity: identity.public(),
+            signature: identity.sign(&signed_message(signature_key.as_bytes())),
+        }
     }
 
     /// The member's Doorless identity.
@@ -183,7 +186,11 @@ impl IdentityProvider for DoorlessIdentityProvider {
         Err(CredentialError::ExternalSender)
     }
 
-    fn identity(&self, signing_identity: &SigningIdentity, _extensions: &ExtensionList) -> Result<Vec<u8>, Self::Error> {
+    fn identity(
+        &self,
+        signing_identity: &SigningIdentity,
+        _extensions: &ExtensionList,
+    ) -> Result<Vec<u8>, Self::Error> {
         let credential = DoorlessCredential::from_credential(&signing_identity.credential)?;
         Ok(credential.identity.ed25519().to_vec())
     }

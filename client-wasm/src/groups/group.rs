@@ -5,16 +5,16 @@
 //! senders or proposals from non-members, Commits and application messages only as MLS
 //! PrivateMessages. Time and randomness are parameters.
 
+use mls_rs::WireFormat;
+use mls_rs::client_builder::PaddingMode;
 use mls_rs::client_builder::{BaseConfig, WithCryptoProvider, WithIdentityProvider, WithMlsRules};
 use mls_rs::error::{IntoAnyError, MlsError};
+use mls_rs::extension::ExtensionType;
 use mls_rs::group::{CommitEffect, GroupContext, ReceivedMessage, Roster};
 use mls_rs::mls_rules::{CommitDirection, CommitOptions, CommitSource, EncryptionOptions, ProposalBundle};
 use mls_rs::time::MlsTime;
-use mls_rs::extension::ExtensionType;
 use mls_rs::{CipherSuiteProvider, Client, ExtensionList, MlsMessage, MlsRules};
 use mls_rs_core::identity::SigningIdentity;
-use mls_rs::client_builder::PaddingMode;
-use mls_rs::WireFormat;
 use rand_core::CryptoRng;
 
 use crate::core::{Identity, IdentityPublic};
@@ -53,7 +53,9 @@ impl From<MlsError> for GroupError {
     fn from(error: MlsError) -> Self {
         match error {
             MlsError::IdentityProviderError(_) => GroupError::Credential,
-            MlsError::MlsRulesError(inner) if inner.inner_dyn_error().is::<RulesError>() => GroupError::External,
+            MlsError::MlsRulesError(inner) if inner.inner_dyn_error().is::<RulesError>() => {
+                GroupError::External
+            }
             _ => GroupError::Mls,
         }
     }
@@ -135,8 +137,10 @@ fn has_external_senders(extensions: &ExtensionList) -> bool {
 }
 
 /// The mls-rs client configuration of Doorless.
-pub type DoorlessConfig =
-    WithMlsRules<DoorlessRules, WithIdentityProvider<DoorlessIdentityProvider, WithCryptoProvider<DoorlessCrypto, BaseConfig>>>;
+pub type DoorlessConfig = WithMlsRules<
+    DoorlessRules,
+    WithIdentityProvider<DoorlessIdentityProvider, WithCryptoProvider<DoorlessCrypto, BaseConfig>>,
+>;
 
 /// One profile's MLS client: its MLS signature key, bound to its Doorless identity.
 pub struct GroupClient {
@@ -179,13 +183,22 @@ impl GroupClient {
 
     /// A key package for one invitation into a group (MLS message bytes; use once).
     pub fn key_package(&self, now: u64) -> Result<Vec<u8>, GroupError> {
-        let message = self.client.generate_key_package_message(ExtensionList::new(), ExtensionList::new(), Some(time(now)))?;
+        let message = self.client.generate_key_package_message(
+            ExtensionList::new(),
+            ExtensionList::new(),
+            Some(time(now)),
+        )?;
         encode(&message)
     }
 
     /// Creates a group of one with the given id.
     pub fn create_group(&self, group_id: Vec<u8>, now: u64) -> Result<Group, GroupError> {
-        let group = self.client.create_group_with_id(group_id, ExtensionList::new(), ExtensionList::new(), Some(time(now)))?;
+        let group = self.client.create_group_with_id(
+            group_id,
+            ExtensionList::new(),
+            ExtensionList::new(),
+            Some(time(now)),
+        )?;
         Ok(Group { group })
     }
 
@@ -251,9 +264,15 @@ pub enum GroupEvent {
 impl std::fmt::Debug for GroupEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            GroupEvent::Message { sender, .. } => f.debug_struct("Message").field("sender", sender).finish_non_exhaustive(),
-            GroupEvent::Commit { committer } => f.debug_struct("Commit").field("committer", committer).finish(),
-            GroupEvent::Removed { committer } => f.debug_struct("Removed").field("committer", committer).finish(),
+            GroupEvent::Message { sender, .. } => {
+                f.debug_struct("Message").field("sender", sender).finish_non_exhaustive()
+            }
+            GroupEvent::Commit { committer } => {
+                f.debug_struct("Commit").field("committer", committer).finish()
+            }
+            GroupEvent::Removed { committer } => {
+                f.debug_struct("Removed").field("committer", committer).finish()
+            }
         }
     }
 }
@@ -306,7 +325,8 @@ impl Group {
             .roster()
             .members_iter()
             .map(|member| {
-                let credential = DoorlessCredential::verified(&member.signing_identity).map_err(|_| GroupError::Credential)?;
+                let credential = DoorlessCredential::verified(&member.signing_identity)
+                    .map_err(|_| GroupError::Credential)?;
                 Ok(GroupMember { index: member.index, identity: credential.identity().clone() })
             })
             .collect()
@@ -385,4 +405,3 @@ impl Group {
         &mut self.group
     }
 }
-

@@ -16,6 +16,11 @@ pub mod credential;
 pub mod group;
 pub mod provider;
 
-pub use credential::{CREDENTIAL_LEN, CredentialError, DOORLESS_CREDENTIAL_TYPE, DoorlessCredential, DoorlessIdentityProvider};
-pub use group::{Commit, DoorlessConfig, DoorlessRules, Group, GroupClient, GroupError, GroupEvent, GroupMember, RulesError};
+pub use credential::{
+    CREDENTIAL_LEN, CredentialError, DOORLESS_CREDENTIAL_TYPE, DoorlessCredential, DoorlessIdentityProvider,
+};
+pub use group::{
+    Commit, DoorlessConfig, DoorlessRules, Group, GroupClient, GroupError, GroupEvent, GroupMember,
+    RulesError,
+};
 pub use provider::{DoorlessCrypto, ProviderError, SUITE};

@@ -18,8 +18,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use mls_rs_core::crypto::{
-    CipherSuite, CipherSuiteProvider, CryptoProvider, HpkeCiphertext, HpkePsk,
-    HpkePublicKey, HpkeSecretKey, SignaturePublicKey, SignatureSecretKey,
+    CipherSuite, CipherSuiteProvider, CryptoProvider, HpkeCiphertext, HpkePsk, HpkePublicKey, HpkeSecretKey,
+    SignaturePublicKey, SignatureSecretKey,
 };
 use mls_rs_core::error::IntoAnyError;
 use mls_rs_crypto_hpke::context::{ContextR, ContextS};
@@ -225,7 +225,10 @@ impl ChaCha20Poly1305 {
     }
 }
 
-fn aead_key_nonce(key: &[u8], nonce: &[u8]) -> Result<(Zeroizing<[u8; LEN]>, [u8; aead::NONCE_LEN]), ProviderError> {
+fn aead_key_nonce(
+    key: &[u8],
+    nonce: &[u8],
+) -> Result<(Zeroizing<[u8; LEN]>, [u8; aead::NONCE_LEN]), ProviderError> {
     let key: [u8; LEN] = key.try_into().map_err(|_| ProviderError::InvalidLength)?;
     let nonce = nonce.try_into().map_err(|_| ProviderError::InvalidLength)?;
     Ok((Zeroizing::new(key), nonce))
@@ -238,21 +241,21 @@ impl AeadType for ChaCha20Poly1305 {
         AEAD_ID
     }
 
-    fn seal<'a>(
+    fn seal(
         &self,
         key: &[u8],
         data: &[u8],
-        aad: Option<&'a [u8]>,
+        aad: Option<&[u8]>,
         nonce: &[u8],
     ) -> Result<Vec<u8>, Self::Error> {
         Self::seal(key, data, aad, nonce)
     }
 
-    fn open<'a>(
+    fn open(
         &self,
         key: &[u8],
         ciphertext: &[u8],
-        aad: Option<&'a [u8]>,
+        aad: Option<&[u8]>,
         nonce: &[u8],
     ) -> Result<Vec<u8>, Self::Error> {
         Self::open(key, ciphertext, aad, nonce).map(|pt| pt.to_vec())
@@ -293,7 +296,8 @@ impl std::fmt::Debug for SuiteProvider {
 /// the public key (64 bytes, as some implementations store it), which must then match.
 fn signing_key(secret: &SignatureSecretKey) -> Result<SigningKey, ProviderError> {
     let bytes = secret.as_bytes();
-    let seed: [u8; LEN] = bytes.get(..LEN).and_then(|s| s.try_into().ok()).ok_or(ProviderError::InvalidLength)?;
+    let seed: [u8; LEN] =
+        bytes.get(..LEN).and_then(|s| s.try_into().ok()).ok_or(ProviderError::InvalidLength)?;
     let key = SigningKey::from_bytes(&seed);
     match bytes.len() {
         LEN => Ok(key),
@@ -452,7 +456,10 @@ impl CipherSuiteProvider for SuiteProvider {
         Ok((seed.to_vec().into(), key.verifying_key().as_bytes().to_vec().into()))
     }
 
-    fn signature_key_derive_public(&self, secret_key: &SignatureSecretKey) -> Result<SignaturePublicKey, Self::Error> {
+    fn signature_key_derive_public(
+        &self,
+        secret_key: &SignatureSecretKey,
+    ) -> Result<SignaturePublicKey, Self::Error> {
         Ok(signing_key(secret_key)?.verifying_key().as_bytes().to_vec().into())
     }
 
@@ -460,7 +467,12 @@ impl CipherSuiteProvider for SuiteProvider {
         Ok(signing_key(secret_key)?.sign(data).to_bytes().to_vec())
     }
 
-    fn verify(&self, public_key: &SignaturePublicKey, signature: &[u8], data: &[u8]) -> Result<(), Self::Error> {
+    fn verify(
+        &self,
+        public_key: &SignaturePublicKey,
+        signature: &[u8],
+        data: &[u8],
+    ) -> Result<(), Self::Error> {
         let key: [u8; LEN] = public_key.as_bytes().try_into().map_err(|_| ProviderError::InvalidLength)?;
         let key = VerifyingKey::from_bytes(&key).map_err(|_| ProviderError::BadSignature)?;
         let signature = Signature::from_slice(signature).map_err(|_| ProviderError::BadSignature)?;
@@ -501,4 +513,3 @@ impl CryptoProvider for DoorlessCrypto {
         (cipher_suite == SUITE).then(|| self.suite.clone())
     }
 }
-
