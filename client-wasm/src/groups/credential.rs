@@ -3,7 +3,6 @@
 //! number; and the identity provider that checks it for mls-rs.
 
 use mls_rs_core::crypto::SignaturePublicKey;
-use mls_rs_core::error::IntoAnyError;
 use mls_rs_core::extension::ExtensionList;
 use mls_rs_core::identity::{
     Credential, CredentialType, CustomCredential, IdentityProvider, MemberValidationContext, SigningIdentity,
@@ -48,11 +47,7 @@ pub enum CredentialError {
     ExternalSender,
 }
 
-impl IntoAnyError for CredentialError {
-    fn into_dyn_error(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
-        Ok(Box::new(self))
-    }
-}
+super::into_any_error!(CredentialError);
 
 /// A decoded Doorless credential: who the member is, and their signature binding an MLS key.
 #[derive(Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use mls_rs::WireFormat;
 use mls_rs::client_builder::PaddingMode;
 use mls_rs::client_builder::{BaseConfig, WithCryptoProvider, WithIdentityProvider, WithMlsRules};
-use mls_rs::error::{IntoAnyError, MlsError};
+use mls_rs::error::MlsError;
 use mls_rs::extension::ExtensionType;
 use mls_rs::group::{CommitEffect, GroupContext, ReceivedMessage, Roster};
 use mls_rs::mls_rules::{CommitDirection, CommitOptions, CommitSource, EncryptionOptions, ProposalBundle};
@@ -75,11 +75,7 @@ pub enum RulesError {
     ExternalSenders,
 }
 
-impl IntoAnyError for RulesError {
-    fn into_dyn_error(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
-        Ok(Box::new(self))
-    }
-}
+super::into_any_error!(RulesError);
 
 /// The MLS rules of Doorless groups.
 #[derive(Clone, Copy, Debug, Default)]

@@ -12,6 +12,19 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+/// mls-rs carries provider errors as `AnyError`: keep ours as the boxed source (their text names no
+/// input).
+macro_rules! into_any_error {
+    ($error:ty) => {
+        impl mls_rs_core::error::IntoAnyError for $error {
+            fn into_dyn_error(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
+                Ok(Box::new(self))
+            }
+        }
+    };
+}
+use into_any_error;
+
 pub mod credential;
 pub mod group;
 pub mod provider;

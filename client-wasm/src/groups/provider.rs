@@ -21,7 +21,6 @@ use mls_rs_core::crypto::{
     CipherSuite, CipherSuiteProvider, CryptoProvider, HpkeCiphertext, HpkePsk, HpkePublicKey, HpkeSecretKey,
     SignaturePublicKey, SignatureSecretKey,
 };
-use mls_rs_core::error::IntoAnyError;
 use mls_rs_crypto_hpke::context::{ContextR, ContextS};
 use mls_rs_crypto_hpke::dhkem::DhKem;
 use mls_rs_crypto_hpke::hpke::{Hpke, HpkeError};
@@ -68,11 +67,7 @@ pub enum ProviderError {
     Hpke,
 }
 
-impl IntoAnyError for ProviderError {
-    fn into_dyn_error(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
-        Ok(Box::new(self))
-    }
-}
+super::into_any_error!(ProviderError);
 
 impl From<HpkeError> for ProviderError {
     fn from(_: HpkeError) -> Self {
