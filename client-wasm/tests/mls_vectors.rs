@@ -1,16 +1,17 @@
 //! The RFC 9420 interoperability vectors (suite 3 cases, `tests/vectors/mls/`) and the RFC 9180
 //! HPKE vector of the suite's HPKE, run through our crypto provider (`client_wasm::groups::provider`).
 //!
-//! - crypto-basics, key-schedule, secret-tree, welcome, tree-math: the MLS derivations written out
-//!   here (RFC 9420 §5, §8, §9, §12.4.3) on top of the provider's KDF, hash, signature and HPKE, since
-//!   mls-rs keeps its own versions of them private;
+//! - crypto-basics, key-schedule, secret-tree, welcome, tree-math, message-protection (the
+//!   PrivateMessage forms): the MLS derivations and framing written out here (RFC 9420 §5, §6, §8,
+//!   §9, §12.4.3) on top of the provider's KDF, hash, AEAD, signature and HPKE, since mls-rs keeps
+//!   its own versions of them private;
 //! - passive-client-welcome and passive-client-handling-commit: mls-rs itself, on our provider,
 //!   joins from each Welcome and follows each Commit, and must reach the published epoch
 //!   authenticators.
 //!
-//! Not run: message-protection and treekem need mls-rs internals (a PrivateMessage under given
-//! epoch secrets, an UpdatePath against a given tree) that its public API does not offer; their
-//! paths are exercised by the passive-client cases and `tests/groups.rs`.
+//! Not run: the PublicMessage forms of message-protection (Doorless refuses PublicMessages) and
+//! treekem, which needs mls-rs internals (an UpdatePath against a given tree) that its public API
+//! does not offer; its paths are exercised by the passive-client cases and `tests/groups.rs`.
 
 use client_wasm::groups::DoorlessCrypto;
 use client_wasm::groups::provider::{GroupRng, suite_hpke};
@@ -37,6 +38,7 @@ fn vectors(name: &str) -> Vec<Value> {
         "key-schedule" => include_str!("vectors/mls/key-schedule.json"),
         "secret-tree" => include_str!("vectors/mls/secret-tree.json"),
         "welcome" => include_str!("vectors/mls/welcome.json"),
+        "message-protection" => include_str!("vectors/mls/message-protection.json"),
         "tree-math" => include_str!("vectors/mls/tree-math.json"),
         "passive-client-welcome" => include_str!("vectors/mls/passive-client-welcome.json"),
         "passive-client-handling-commit" => include_str!("vectors/mls/passive-client-handling-commit.json"),
@@ -452,6 +454,103 @@ fn welcome() {
         let epoch_secret = expand_with_label(&cs, &member, "epoch", context, nh);
         let confirmation_key = derive_secret(&cs, &epoch_secret, "confirm");
         assert_eq!(cs.mac(&confirmation_key, confirmed_transcript_hash).unwrap(), confirmation_tag);
+    }
+}
+
+/// Message protection, PrivateMessage forms: with the vector's epoch secrets and a secret tree of
+/// two members, sender leaf 1, each message decrypts (sender data, then content) to the expected
+/// content, its reuse guard applied, and its signature verifies over FramedContentTBS with the
+/// group context (RFC 9420 §6.1, §6.3).
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn message_protection_private() {
+    let cs = suite();
+    let (nh, nk, nn) = (cs.kdf_extract_size(), cs.aead_key_size(), cs.aead_nonce_size());
+    for case in vectors("message-protection") {
+        let group_id = h(&case, "group_id");
+        let epoch = n(&case, "epoch");
+        let mut context = vec![0, 1, 0, 3];
+        vec_v(&mut context, &group_id);
+        context.extend_from_slice(&epoch.to_be_bytes());
+        vec_v(&mut context, &h(&case, "tree_hash"));
+        vec_v(&mut context, &h(&case, "confirmed_transcript_hash"));
+        vec_v(&mut context, &[]);
+        let signature_pub = SignaturePublicKey::new(h(&case, "signature_pub"));
+        // Leaf 1 of two is node 2, the right child of the root (node 1).
+        let leaf_secret = expand_with_label(&cs, &h(&case, "encryption_secret"), "tree", b"right", nh);
+
+        let mut app_content = Vec::new();
+        vec_v(&mut app_content, &h(&case, "application"));
+        for (name, content_type, content) in [
+            ("application_priv", 1u8, app_content),
+            ("proposal_priv", 2, h(&case, "proposal")),
+            ("commit_priv", 3, h(&case, "commit")),
+        ] {
+            let message = h(&case, name);
+            let mut r = Reader(&message);
+            assert_eq!(r.take(4), [0, 1, 0, 2], "{name}: MLS 1.0 PrivateMessage");
+            assert_eq!(r.vec_v(), group_id);
+            assert_eq!(u64::from_be_bytes(r.take(8).try_into().unwrap()), epoch);
+            assert_eq!(r.take(1), [content_type]);
+            let authenticated_data = r.vec_v();
+            let encrypted_sender_data = r.vec_v();
+            let ciphertext = r.vec_v();
+            assert!(r.0.is_empty());
+
+            // Sender data.
+            let sample = &ciphertext[..nh.min(ciphertext.len())];
+            let secret = h(&case, "sender_data_secret");
+            let key = expand_with_label(&cs, &secret, "key", sample, nk);
+            let nonce = expand_with_label(&cs, &secret, "nonce", sample, nn);
+            let mut aad = Vec::new();
+            vec_v(&mut aad, &group_id);
+            aad.extend_from_slice(&epoch.to_be_bytes());
+            aad.push(content_type);
+            let sender_data = cs.aead_open(&key, encrypted_sender_data, Some(&aad), &nonce).unwrap();
+            assert_eq!(sender_data.len(), 12);
+            assert_eq!(sender_data[..4], 1u32.to_be_bytes(), "{name}: sender leaf 1");
+            let generation = u32::from_be_bytes(sender_data[4..8].try_into().unwrap());
+            let reuse_guard = &sender_data[8..12];
+
+            // Content key of the sender's handshake or application ratchet at that generation.
+            let kind = if content_type == 1 { "application" } else { "handshake" };
+            let mut ratchet = expand_with_label(&cs, &leaf_secret, kind, &[], nh);
+            for g in 0..generation {
+                ratchet = derive_tree_secret(&cs, &ratchet, "secret", g, nh);
+            }
+            let key = derive_tree_secret(&cs, &ratchet, "key", generation, nk);
+            let mut nonce = derive_tree_secret(&cs, &ratchet, "nonce", generation, nn);
+            for (n, g) in nonce.iter_mut().zip(reuse_guard) {
+                *n ^= g;
+            }
+            let mut aad = Vec::new();
+            vec_v(&mut aad, &group_id);
+            aad.extend_from_slice(&epoch.to_be_bytes());
+            aad.push(content_type);
+            vec_v(&mut aad, authenticated_data);
+            let plaintext = cs.aead_open(&key, ciphertext, Some(&aad), &nonce).unwrap();
+
+            // PrivateMessageContent: content, signature<V>, [confirmation_tag<V>], zero padding.
+            assert_eq!(&plaintext[..content.len()], content, "{name}: content");
+            let mut r = Reader(&plaintext[content.len()..]);
+            let signature = r.vec_v();
+            if content_type == 3 {
+                assert_eq!(r.vec_v().len(), nh, "{name}: confirmation tag");
+            }
+            assert!(r.0.iter().all(|&b| b == 0), "{name}: padding");
+
+            // FramedContentTBS: version, wire format, FramedContent, GroupContext (member sender).
+            let mut tbs = vec![0, 1, 0, 2];
+            vec_v(&mut tbs, &group_id);
+            tbs.extend_from_slice(&epoch.to_be_bytes());
+            tbs.push(1); // sender type: member
+            tbs.extend_from_slice(&1u32.to_be_bytes());
+            vec_v(&mut tbs, authenticated_data);
+            tbs.push(content_type);
+            tbs.extend_from_slice(&content);
+            tbs.extend_from_slice(&context);
+            cs.verify(&signature_pub, signature, &labeled("FramedContentTBS", &tbs)).unwrap();
+        }
     }
 }
 
