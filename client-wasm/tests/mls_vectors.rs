@@ -502,6 +502,7 @@ fn message_protection_private() {
             let secret = h(&case, "sender_data_secret");
             let key = expand_with_label(&cs, &secret, "key", sample, nk);
             let nonce = expand_with_label(&cs, &secret, "nonce", sample, nn);
+            // SenderDataAAD is the start of PrivateContentAAD.
             let mut aad = Vec::new();
             vec_v(&mut aad, &group_id);
             aad.extend_from_slice(&epoch.to_be_bytes());
@@ -523,10 +524,6 @@ fn message_protection_private() {
             for (n, g) in nonce.iter_mut().zip(reuse_guard) {
                 *n ^= g;
             }
-            let mut aad = Vec::new();
-            vec_v(&mut aad, &group_id);
-            aad.extend_from_slice(&epoch.to_be_bytes());
-            aad.push(content_type);
             vec_v(&mut aad, authenticated_data);
             let plaintext = cs.aead_open(&key, ciphertext, Some(&aad), &nonce).unwrap();
 
