@@ -9,7 +9,7 @@
 //! Randomness is passed in: the provider draws every random byte mls-rs asks for (key generation,
 //! HPKE ephemeral keys, reuse guards, path secrets) from a ChaCha20 stream seeded by the caller. mls-rs
 //! itself draws none (its wasm32 dependency on getrandom is unused by this provider). Clones share
-//! one stream, so two clones never hand out the same bytes.
+//! one stream, so two clones never hand out the same bytes; the stream state is zeroized on drop.
 
 use std::sync::{Arc, Mutex};
 
