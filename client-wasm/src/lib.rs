@@ -4,4 +4,5 @@
 pub mod browser;
 pub mod core;
 pub mod engine;
+pub mod groups;
 pub mod lock;

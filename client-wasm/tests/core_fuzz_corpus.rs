@@ -65,6 +65,12 @@ fn invite_with_relay() -> Vec<u8> {
     invite.to_bytes()
 }
 
+/// The fixture Bob's group credential for an MLS signature key of 32 bytes of 0x33.
+fn group_credential() -> Vec<u8> {
+    let key = mls_rs_core::crypto::SignaturePublicKey::new(vec![0x33; 32]);
+    client_wasm::groups::DoorlessCredential::issue(&fuzz_targets::fixture().bob, &key).to_bytes()
+}
+
 fn sealed_attachment_segment() -> Vec<u8> {
     use client_wasm::core::attachment::{AttachmentSecret, Layout, SegmentCipher};
     let secret = AttachmentSecret::from_parts([0x41; 32], [0x42; 16]);
@@ -110,6 +116,13 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("session_state", "grouped-skipped", grouped_skipped_session()),
         ("identity", "secret", f.bob.to_bytes().to_vec()),
         ("identity", "public", f.bob.public().to_bytes()),
+        ("group_credential", "valid", group_credential()),
+        ("group_credential", "version-2", {
+            let mut v = group_credential();
+            v[0] = 2;
+            v
+        }),
+        ("group_credential", "empty", Vec::new()),
         ("content", "text", payload(Content::Text { body: "hello".into() })),
         (
             "content",
@@ -203,6 +216,8 @@ fn seed_inputs_decode_successfully() {
     }
     assert_eq!(client_wasm::core::ShortLink::parse(&fragment).unwrap(), fuzz_targets::short_link());
     assert!(f.invite_secret.clone().respond(&f.bob, &f.initial_message, fuzz_targets::NOW).is_ok());
+    let key = mls_rs_core::crypto::SignaturePublicKey::new(vec![0x33; 32]);
+    client_wasm::groups::DoorlessCredential::from_bytes(&group_credential()).unwrap().verify(&key).unwrap();
     for (_, _, bytes) in seeds().into_iter().filter(|(t, _, _)| *t == "content") {
         assert!(Payload::decode(&bytes).is_ok());
     }

@@ -137,6 +137,16 @@ pub fn identity(data: &[u8]) {
     }
 }
 
+/// Target `group_credential`: a Doorless group credential from a member's leaf (docs/groups.md §2);
+/// one that decodes encodes back to the same bytes, and checking it against any key never panics.
+pub fn group_credential(data: &[u8]) {
+    if let Ok(credential) = client_wasm::groups::DoorlessCredential::from_bytes(data) {
+        assert_eq!(credential.to_bytes(), data);
+        let key = data.get(data.len().saturating_sub(32)..).unwrap_or_default().to_vec();
+        let _ = credential.verify(&key.into());
+    }
+}
+
 /// Target `content`: a decrypted payload.
 pub fn content(data: &[u8]) {
     if let Ok(p) = Payload::decode(data) {
@@ -206,7 +216,7 @@ pub fn stored_records(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name (the fuzz target and corpus directory names).
-pub const TARGETS: [(&str, Target); 10] = [
+pub const TARGETS: [(&str, Target); 11] = [
     ("invite", invite),
     ("short_invite", short_invite),
     ("attachment", attachment),
@@ -214,6 +224,7 @@ pub const TARGETS: [(&str, Target); 10] = [
     ("header", header),
     ("session_state", session_state),
     ("identity", identity),
+    ("group_credential", group_credential),
     ("content", content),
     ("frame", frame),
     ("stored_records", stored_records),
