@@ -410,7 +410,10 @@ fn a_relay_that_alters_the_bundle_is_refused_by_name() {
     assert_eq!(altered.to_string(), "the invite from relay-one.test was altered");
     assert_eq!(net.engines[1].take_fetched_invite(id), None);
     assert_eq!(net.engines[1].contacts().count(), 0);
-    assert!(!net.engines[1].relays().iter().any(|u| u.origin == origin(RELAY_1)), "connection no longer needed");
+    assert!(
+        !net.engines[1].relays().iter().any(|u| u.origin == origin(RELAY_1)),
+        "connection no longer needed"
+    );
 }
 
 #[test]
@@ -447,7 +450,10 @@ fn a_revoked_invites_bundle_is_deleted_and_its_link_finds_nothing() {
     net.pump();
     assert!(net.relays[0].bundles.is_empty());
     let (id, events) = fetch(&mut net, &fragment);
-    assert_eq!(events, [Event::InviteFetchFailed(id, ShortInviteError::Gone { relay: "relay-one.test".into() })]);
+    assert_eq!(
+        events,
+        [Event::InviteFetchFailed(id, ShortInviteError::Gone { relay: "relay-one.test".into() })]
+    );
 }
 
 #[test]

@@ -430,9 +430,7 @@ impl Frame {
             | FrameKind::SubscribeBatch
             | FrameKind::PutBundle
             | FrameKind::GetBundle
-            | FrameKind::DeleteBundle => {
-                id.first_chunk::<4>().map(|id| u32::from_be_bytes(*id))
-            }
+            | FrameKind::DeleteBundle => id.first_chunk::<4>().map(|id| u32::from_be_bytes(*id)),
             _ => None,
         }
     }
@@ -691,7 +689,12 @@ mod tests {
                 ],
             },
             Frame::SubscribedBatch { request: 4, results: vec![] },
-            Frame::PutBundle { request: 5, id: [1; BUNDLE_ID_LEN], delete_hash: [2; 32], bundle: vec![3; 1543] },
+            Frame::PutBundle {
+                request: 5,
+                id: [1; BUNDLE_ID_LEN],
+                delete_hash: [2; 32],
+                bundle: vec![3; 1543],
+            },
             Frame::PutBundle { request: 5, id: [1; BUNDLE_ID_LEN], delete_hash: [2; 32], bundle: vec![] },
             Frame::BundleStored { request: 5 },
             Frame::GetBundle { request: 6, id: [4; BUNDLE_ID_LEN] },
@@ -744,7 +747,10 @@ mod tests {
             let bytes = frame.encode();
             let has_payload = matches!(
                 frame,
-                Frame::Deposit { .. } | Frame::Deliver { .. } | Frame::PutBundle { .. } | Frame::Bundle { .. }
+                Frame::Deposit { .. }
+                    | Frame::Deliver { .. }
+                    | Frame::PutBundle { .. }
+                    | Frame::Bundle { .. }
             );
             for cut in 0..bytes.len() {
                 let short = Frame::decode(&bytes[..cut]);

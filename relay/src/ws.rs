@@ -209,10 +209,19 @@ struct Subscription {
 }
 
 enum InFlight {
-    Deposit { request: u32, len: usize, result: Result<u64, StoreError> },
-    Ack { result: Result<u64, StoreError> },
+    Deposit {
+        request: u32,
+        len: usize,
+        result: Result<u64, StoreError>,
+    },
+    Ack {
+        result: Result<u64, StoreError>,
+    },
     /// A bundle request's answer (docs/relay-protocol.md, "Invite bundles").
-    Bundle { request: u32, answer: bundles::Answer },
+    Bundle {
+        request: u32,
+        answer: bundles::Answer,
+    },
 }
 
 /// Why a connection ends: an error to tell the client first, or nothing (peer left, socket broke).
@@ -511,7 +520,8 @@ impl Connection {
                 }
                 self.bundles_stored += 1;
                 let answer = bundles::put(self.shared.store.clone(), request, id, delete_hash, bundle);
-                in_flight.push_back(Box::pin(async move { InFlight::Bundle { request, answer: answer.await } }));
+                in_flight
+                    .push_back(Box::pin(async move { InFlight::Bundle { request, answer: answer.await } }));
                 Ok(())
             }
             (Phase::Ready { .. }, Frame::GetBundle { request, id }) => {
@@ -519,12 +529,14 @@ impl Connection {
                     return Err(Some((request, ErrorCode::RateLimited)));
                 }
                 let answer = bundles::get(self.shared.store.clone(), request, id);
-                in_flight.push_back(Box::pin(async move { InFlight::Bundle { request, answer: answer.await } }));
+                in_flight
+                    .push_back(Box::pin(async move { InFlight::Bundle { request, answer: answer.await } }));
                 Ok(())
             }
             (Phase::Ready { .. }, Frame::DeleteBundle { request, id, delete_secret }) => {
                 let answer = bundles::delete(self.shared.store.clone(), request, id, delete_secret);
-                in_flight.push_back(Box::pin(async move { InFlight::Bundle { request, answer: answer.await } }));
+                in_flight
+                    .push_back(Box::pin(async move { InFlight::Bundle { request, answer: answer.await } }));
                 Ok(())
             }
             (

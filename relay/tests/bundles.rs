@@ -35,7 +35,10 @@ async fn delete(client: &mut Client, request: u32, id: [u8; 16], delete_secret: 
     client.recv().await
 }
 
-async fn relays(dir: &std::path::Path, config: Config) -> Vec<(relay::Relay, Option<std::sync::Arc<relay::ManualClock>>)> {
+async fn relays(
+    dir: &std::path::Path,
+    config: Config,
+) -> Vec<(relay::Relay, Option<std::sync::Arc<relay::ManualClock>>)> {
     let (memory, clock) = start_memory(config.clone()).await;
     let redb = relay::start(&Config { data_dir: dir.to_path_buf(), ..config }).await.unwrap();
     vec![(memory, Some(clock)), (redb, None)]

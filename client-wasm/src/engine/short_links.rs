@@ -186,7 +186,9 @@ impl Engine {
 
     fn send_fetches(&mut self, relay: &RelayOrigin) {
         let waiting: Vec<usize> = (0..self.short.fetches.len())
-            .filter(|&i| self.short.fetches[i].fetched.is_none() && self.short.fetches[i].link.relay() == relay)
+            .filter(|&i| {
+                self.short.fetches[i].fetched.is_none() && self.short.fetches[i].link.relay() == relay
+            })
             .collect();
         for i in waiting {
             let request = self.request_id();
@@ -208,7 +210,8 @@ impl Engine {
         let link = ShortLink::from_link_key(invite.secret.invite_hash(), relay.clone());
         let request = self.request_id();
         self.short.deletes.push(request);
-        let frame = Frame::DeleteBundle { request, id: link.bundle_id(), delete_secret: *link.delete_secret() };
+        let frame =
+            Frame::DeleteBundle { request, id: link.bundle_id(), delete_secret: *link.delete_secret() };
         self.out.push_back((relay, frame));
     }
 
@@ -248,9 +251,11 @@ impl Engine {
                 _ => Vec::new(),
             });
         }
-        let pos = self.short.fetches.iter().position(|f| {
-            f.request == request && f.fetched.is_none() && f.link.relay() == relay
-        })?;
+        let pos = self
+            .short
+            .fetches
+            .iter()
+            .position(|f| f.request == request && f.fetched.is_none() && f.link.relay() == relay)?;
         let fetch = &mut self.short.fetches[pos];
         let name = relay_name(relay);
         let failed = |fetch: &Fetch, error| Event::InviteFetchFailed(fetch.id, error);
@@ -263,7 +268,9 @@ impl Engine {
                 Err(ShortLinkError::Invite(err)) => failed(fetch, ShortInviteError::Invite(err)),
                 Err(_) => failed(fetch, ShortInviteError::Altered { relay: name }),
             },
-            Frame::Error { code: ErrorCode::NoSuchBundle, .. } => failed(fetch, ShortInviteError::Gone { relay: name }),
+            Frame::Error { code: ErrorCode::NoSuchBundle, .. } => {
+                failed(fetch, ShortInviteError::Gone { relay: name })
+            }
             // Anything else (rate limited, storage failure): asked again on the next connection,
             // until the timeout.
             Frame::Error { code, .. } => return Some(vec![Event::RelayError(*code)]),

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use client_wasm::core::{INITIAL_ENVELOPE_SIZES, MESSAGE_ENVELOPE_SIZES};
 use client_wasm::engine::{ContactId, Engine, Event};
 use doorless_frames::{ErrorCode, Frame, MailboxId, RelayOrigin, verify_subscribe_proof};
-use sha2::{Digest, Sha256};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use sha2::{Digest, Sha256};
 
 pub const NOW: u64 = 1_750_000_000;
 /// The connection of someone without a profile who deposits by hand (no padding checked).

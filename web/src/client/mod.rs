@@ -293,7 +293,8 @@ pub fn clear_fragment() {
 /// (`#1/KEY/RELAY`, docs/protocol.md §3.1).
 pub fn invite_in_url() -> Option<String> {
     let hash = gloo::utils::window().location().hash().ok()?;
-    let fragment = hash.strip_prefix("#invite=").or_else(|| hash.strip_prefix('#').filter(|f| ShortLink::looks_like(f)));
+    let fragment =
+        hash.strip_prefix("#invite=").or_else(|| hash.strip_prefix('#').filter(|f| ShortLink::looks_like(f)));
     fragment.filter(|f| !f.is_empty()).map(str::to_owned)
 }
 

@@ -238,23 +238,22 @@ impl Owner {
                 match fetched {
                     Some(Ok(id)) => {
                         let me = self.me.clone();
-                        let timer = Timeout::new((INVITE_FETCH_TIMEOUT_SECS as u32) * 1000 + 100, move || {
-                            if let Some(owner) = me.upgrade() {
-                                let events = match owner.engine.borrow_mut().as_mut() {
-                                    Some(engine) => engine.check_invite_fetches(browser::now()),
-                                    None => return,
-                                };
-                                owner.on_events(&events);
-                                owner.changed();
-                            }
-                        });
+                        let timer =
+                            Timeout::new((INVITE_FETCH_TIMEOUT_SECS as u32) * 1000 + 100, move || {
+                                if let Some(owner) = me.upgrade() {
+                                    let events = match owner.engine.borrow_mut().as_mut() {
+                                        Some(engine) => engine.check_invite_fetches(browser::now()),
+                                        None => return,
+                                    };
+                                    owner.on_events(&events);
+                                    owner.changed();
+                                }
+                            });
                         self.fetches.borrow_mut().push((id, from, fragment, timer));
                         self.changed();
                         Reply::Done
                     }
-                    Some(Err(err)) => {
-                        Reply::InviteFetched { short: fragment, full: Err(describe(&err)) }
-                    }
+                    Some(Err(err)) => Reply::InviteFetched { short: fragment, full: Err(describe(&err)) },
                     None => Reply::Done,
                 }
             }
