@@ -59,14 +59,7 @@ pub fn AcceptInvite(props: &Props) -> Html {
             }
             (None, Err(_)) => "This invite link is damaged or incomplete. Ask for a new one.".into(),
         };
-        return html! {
-            <section class="chat">
-                <div class="panel invite" role="alert">
-                    <p class="error">{ problem }</p>
-                    <button class="secondary" onclick={dismiss}>{ "Close" }</button>
-                </div>
-            </section>
-        };
+        return refusal(&problem, dismiss);
     }
     match Invite::from_fragment(&props.fragment, client_wasm::browser::now()) {
         Ok(invite) => {
@@ -111,14 +104,19 @@ pub fn AcceptInvite(props: &Props) -> Html {
                 }
                 _ => "This invite link is damaged or incomplete. Ask for a new one.",
             };
-            html! {
-                <section class="chat">
-                    <div class="panel invite" role="alert">
-                        <p class="error">{ text }</p>
-                        <button class="secondary" onclick={dismiss}>{ "Close" }</button>
-                    </div>
-                </section>
-            }
+            refusal(text, dismiss)
         }
+    }
+}
+
+/// Why an invite cannot be used, and "Close".
+fn refusal(text: &str, dismiss: Callback<MouseEvent>) -> Html {
+    html! {
+        <section class="chat">
+            <div class="panel invite" role="alert">
+                <p class="error">{ text.to_owned() }</p>
+                <button class="secondary" onclick={dismiss}>{ "Close" }</button>
+            </div>
+        </section>
     }
 }
