@@ -98,7 +98,7 @@ for (const [label, viewport] of VIEWPORTS) {
     await Promise.all([alice.context.close(), bob.context.close()]);
   });
 
-  test(`a damaged or expired invite link is reported before any name is asked (${label})`, async () => {
+  test(`a damaged invite link is reported before any name is asked, an expired one once it is fetched (${label})`, async () => {
     const alice = await newPerson(env.browser, { viewport });
     await alice.page.goto(env.relay.url);
     await onboard(alice.page, 'Alice');
