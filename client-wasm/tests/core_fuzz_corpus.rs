@@ -170,6 +170,18 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             Frame::SubscribedBatch { request: 2, results: vec![None, Some(ErrorCode::TooManySubscriptions)] }
                 .encode(),
         ),
+        (
+            "frame",
+            "put-bundle",
+            Frame::PutBundle { request: 5, id: [1; 16], delete_hash: [2; 32], bundle: vec![3; 64] }.encode(),
+        ),
+        ("frame", "get-bundle", Frame::GetBundle { request: 6, id: [4; 16] }.encode()),
+        ("frame", "bundle", Frame::Bundle { request: 6, bundle: vec![5; 40] }.encode()),
+        (
+            "frame",
+            "delete-bundle",
+            Frame::DeleteBundle { request: 7, id: [4; 16], delete_secret: [6; 32] }.encode(),
+        ),
         ("stored_records", "previous-release", legacy_profile),
         ("stored_records", "current", current_profile),
         ("stored_records", "profile-v2", profile_fixture(include_bytes!("fixtures/profile-v2.bin"))),

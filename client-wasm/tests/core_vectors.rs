@@ -188,6 +188,8 @@ fn short_invite(invite: &Invite) -> Value {
         "loopback_fragment": loopback.to_fragment(),
         "bundle_id": hex::encode(id),
         "bundle_key": hex::encode(*key),
+        "delete_secret": hex::encode(*link.delete_secret()),
+        "delete_hash": hex::encode(link.delete_hash()),
         "seal_rng_seed": hex::encode([0x5A; 32]),
         "sealed": hex::encode(&sealed),
         "sealed_bit_flipped": {"input": hex::encode(&flipped), "error": format!("{:?}", link.open(&flipped, NOW + 60).unwrap_err())},

@@ -5,7 +5,9 @@
 #[path = "common/relay.rs"]
 mod relay;
 
-use client_wasm::engine::{ContactId, Delivery, Engine, Event, PROFILE_RECORD};
+use client_wasm::engine::{
+    ContactId, Delivery, Engine, Event, FetchId, INVITE_FETCH_TIMEOUT_SECS, PROFILE_RECORD, ShortInviteError,
+};
 use doorless_frames::{Frame, MailboxId, RelayOrigin};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -349,4 +351,122 @@ fn a_relay_named_by_a_peer_must_be_a_relay_origin() {
     net.engines[0].send_text(contact, "to the new address", NOW, &mut net.rng).unwrap();
     net.pump();
     assert!(net.relays[1].stored.contains_key(&MailboxId([7; 32])));
+}
+
+/// Alice (relay 1) makes an invite; the short link once relay 1 stored its bundle.
+fn short_link(net: &mut Net) -> (client_wasm::engine::InviteId, String) {
+    let link = net.engines[0].create_invite(None, NOW, &mut net.rng).unwrap();
+    assert_eq!(net.engines[0].short_link(link.invite), None, "no short link before the bundle is stored");
+    assert!(net.engines[0].short_link_pending(link.invite));
+    net.pump();
+    assert!(net.events[0].contains(&Event::ShortLinkReady(link.invite)));
+    (link.invite, net.engines[0].short_link(link.invite).expect("stored: the short link is given"))
+}
+
+/// Bob (relay 2) fetches a short link's invite; returns what became of it.
+fn fetch(net: &mut Net, fragment: &str) -> (FetchId, Vec<Event>) {
+    let before = net.events[1].len();
+    let id = net.engines[1].fetch_invite(fragment, NOW).unwrap();
+    assert!(
+        net.engines[1].relays().iter().any(|u| u.origin == origin(RELAY_1) && u.invites),
+        "the relay of the link is needed while the invite is fetched"
+    );
+    net.pump();
+    (id, net.events[1][before..].to_vec())
+}
+
+#[test]
+fn a_short_link_names_the_inviters_relay_and_pairs_profiles_on_two_relays() {
+    let mut net = Net::new(60);
+    let (_, fragment) = short_link(&mut net);
+    assert!(fragment.len() < 100 && fragment.ends_with("/relay-one.test"), "{fragment}");
+    assert_eq!(net.relays[0].bundles.len(), 1, "the bundle is on the inviter's relay");
+    let (id, events) = fetch(&mut net, &fragment);
+    assert_eq!(events, [Event::InviteFetched(id)]);
+    let full = net.engines[1].take_fetched_invite(id).expect("fetched");
+    assert_eq!(net.engines[1].take_fetched_invite(id), None, "handed out once");
+    // From here exactly as with a full link.
+    let alice = net.engines[1].accept_invite(&full, NOW, &mut net.rng).unwrap();
+    net.pump();
+    let bob = net.engines[0].contacts().last().unwrap().id;
+    assert!(net.relays[0].bundles.is_empty(), "the inviter deleted the bundle once answered");
+    net.engines[1].send_text(alice, "hi Alice", NOW, &mut net.rng).unwrap();
+    net.pump();
+    net.engines[0].send_text(bob, "hi Bob", NOW, &mut net.rng).unwrap();
+    net.pump();
+    assert_eq!(net.texts(0, bob), ["hi Alice", "hi Bob"]);
+    assert_eq!(net.texts(1, alice), ["hi Alice", "hi Bob"]);
+    assert!(!net.engines[1].relays().iter().any(|u| u.invites), "nothing left to fetch");
+}
+
+#[test]
+fn a_relay_that_alters_the_bundle_is_refused_by_name() {
+    let mut net = Net::new(61);
+    let (_, fragment) = short_link(&mut net);
+    net.relays[0].bundle_mode = relay::BundleMode::Tamper;
+    let (id, events) = fetch(&mut net, &fragment);
+    let altered = ShortInviteError::Altered { relay: "relay-one.test".into() };
+    assert_eq!(events, [Event::InviteFetchFailed(id, altered.clone())]);
+    assert_eq!(altered.to_string(), "the invite from relay-one.test was altered");
+    assert_eq!(net.engines[1].take_fetched_invite(id), None);
+    assert_eq!(net.engines[1].contacts().count(), 0);
+    assert!(
+        !net.engines[1].relays().iter().any(|u| u.origin == origin(RELAY_1)),
+        "connection no longer needed"
+    );
+}
+
+#[test]
+fn a_relay_that_withholds_the_bundle_times_out() {
+    let mut net = Net::new(62);
+    let (_, fragment) = short_link(&mut net);
+    net.relays[0].bundle_mode = relay::BundleMode::Withhold;
+    let (id, events) = fetch(&mut net, &fragment);
+    assert_eq!(events, []);
+    assert_eq!(net.engines[1].check_invite_fetches(NOW + INVITE_FETCH_TIMEOUT_SECS - 1), []);
+    let withheld = ShortInviteError::Withheld { relay: "relay-one.test".into() };
+    assert_eq!(
+        net.engines[1].check_invite_fetches(NOW + INVITE_FETCH_TIMEOUT_SECS),
+        [Event::InviteFetchFailed(id, withheld)]
+    );
+    assert!(!net.engines[1].relays().iter().any(|u| u.invites));
+    // A relay that is down is the same to the joiner: no invite in time.
+    let mut net = Net::new(63);
+    let (_, fragment) = short_link(&mut net);
+    net.set_up(0, false);
+    let (id, events) = fetch(&mut net, &fragment);
+    assert_eq!(events, []);
+    assert!(matches!(
+        net.engines[1].check_invite_fetches(NOW + INVITE_FETCH_TIMEOUT_SECS)[..],
+        [Event::InviteFetchFailed(got, ShortInviteError::Withheld { .. })] if got == id
+    ));
+}
+
+#[test]
+fn a_revoked_invites_bundle_is_deleted_and_its_link_finds_nothing() {
+    let mut net = Net::new(64);
+    let (invite, fragment) = short_link(&mut net);
+    net.engines[0].revoke_invite(invite).unwrap();
+    net.pump();
+    assert!(net.relays[0].bundles.is_empty());
+    let (id, events) = fetch(&mut net, &fragment);
+    assert_eq!(
+        events,
+        [Event::InviteFetchFailed(id, ShortInviteError::Gone { relay: "relay-one.test".into() })]
+    );
+}
+
+#[test]
+fn the_short_link_waits_for_the_home_relay_to_store_the_bundle() {
+    let mut net = Net::new(65);
+    net.set_up(0, false);
+    let link = net.engines[0].create_invite(None, NOW, &mut net.rng).unwrap();
+    net.pump();
+    assert_eq!(net.engines[0].short_link(link.invite), None);
+    assert!(net.relays[0].bundles.is_empty());
+    net.set_up(0, true);
+    assert!(net.events[0].contains(&Event::ShortLinkReady(link.invite)));
+    let fragment = net.engines[0].short_link(link.invite).unwrap();
+    let (id, events) = fetch(&mut net, &fragment);
+    assert_eq!(events, [Event::InviteFetched(id)]);
 }

@@ -66,11 +66,12 @@ fn every_mailbox_is_subscribed_in_batches_bound_to_the_relay() {
         .collect();
     assert_eq!(requests.len(), frames.len());
 
-    // A new invite while connected is subscribed at once, in a batch of one.
+    // A new invite while connected is subscribed at once, in a batch of one (its short link's
+    // bundle goes up with it).
     engine.create_invite(None, NOW, &mut rng).unwrap();
     match &engine.take_frames()[..] {
-        [Frame::SubscribeBatch { proofs, .. }] => assert_eq!(proofs.len(), 1),
-        other => panic!("expected one SubscribeBatch, got {other:?}"),
+        [Frame::SubscribeBatch { proofs, .. }, Frame::PutBundle { .. }] => assert_eq!(proofs.len(), 1),
+        other => panic!("expected one SubscribeBatch and the bundle, got {other:?}"),
     }
 }
 

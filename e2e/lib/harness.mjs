@@ -36,6 +36,22 @@ export function useRelayAndBrowser() {
 }
 
 /**
+ * Two relays and one browser for a test file, as `useRelayAndBrowser`: `relays[0]`, `relays[1]`.
+ */
+export function useTwoRelaysAndBrowser() {
+  const env = { relays: [], browser: undefined };
+  before(async () => {
+    env.relays = [await startRelay(), await startRelay()];
+    env.browser = await launchBrowser();
+  });
+  after(async () => {
+    await env.browser?.close();
+    for (const relay of env.relays) await relay?.stop();
+  });
+  return env;
+}
+
+/**
  * Starts a relay on a free loopback port; resolves once it prints its address. Subscribe proofs are
  * bound to the origin the browser loads the app from: by default the relay accepts its own
  * `http://127.0.0.1:PORT` (and `localhost`); a test that puts something in front of it passes

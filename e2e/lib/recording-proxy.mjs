@@ -80,7 +80,28 @@ export class FrameParser {
  * { dir: 'up' | 'down', opcode, payload } in arrival order per direction ('up' is client→relay),
  * `http` the recorded plain HTTP requests, `streams` the raw byte counts per direction.
  */
-export async function startRecordingProxy(target) {
+/** One unmasked RFC 6455 frame (FIN set), as a server sends it. */
+function encodeFrame(opcode, payload) {
+  let header;
+  if (payload.length < 126) {
+    header = Buffer.from([0x80 | opcode, payload.length]);
+  } else if (payload.length < 65536) {
+    header = Buffer.alloc(4);
+    header.writeUInt16BE(payload.length, 2);
+  } else {
+    header = Buffer.alloc(10);
+    header.writeBigUInt64BE(BigInt(payload.length), 2);
+  }
+  header[0] = 0x80 | opcode;
+  if (payload.length >= 126) header[1] = payload.length < 65536 ? 126 : 127;
+  return Buffer.concat([header, payload]);
+}
+
+/**
+ * With `rewriteDown(payload)`, every relay→client binary message is replaced by what it returns
+ * (`null`: dropped), and re-framed: a hostile relay, or anything on the path, for the tests.
+ */
+export async function startRecordingProxy(target, { rewriteDown } = {}) {
   // May be set after the proxy listens (`setTarget`): a relay that must know the proxy's origin
   // (`--public-origin`) is started once the proxy's port is known.
   let upstream = target ? new URL(target) : null;
@@ -111,7 +132,12 @@ export async function startRecordingProxy(target) {
     const up = new FrameParser((opcode, payload) => messages.push({ dir: 'up', opcode, payload }), {
       expectMasked: true,
     });
-    const down = new FrameParser((opcode, payload) => messages.push({ dir: 'down', opcode, payload }), {
+    const down = new FrameParser((opcode, payload) => {
+      messages.push({ dir: 'down', opcode, payload });
+      if (!rewriteDown) return;
+      const out = opcode === 2 ? rewriteDown(payload) : payload;
+      if (out) client.write(encodeFrame(opcode, out));
+    }, {
       expectMasked: false,
     });
     parsers.push(up, down);
@@ -136,7 +162,7 @@ export async function startRecordingProxy(target) {
     });
     relay.on('data', (chunk) => {
       streams.down += chunk.length;
-      client.write(chunk);
+      if (!rewriteDown) client.write(chunk);
       if (downInFrames) {
         down.push(chunk);
         return;
@@ -145,6 +171,7 @@ export async function startRecordingProxy(target) {
       const end = downHeader.indexOf('\r\n\r\n');
       if (end >= 0) {
         downInFrames = true;
+        if (rewriteDown) client.write(downHeader.subarray(0, end + 4));
         const rest = downHeader.subarray(end + 4);
         if (rest.length) down.push(rest);
       }

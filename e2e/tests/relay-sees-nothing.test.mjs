@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createDecipheriv, hkdfSync } from 'node:crypto';
 import {
   startRelay, launchBrowser, newPerson, onboard, makeInvite, send, openConversation, texts, waitForText,
 } from '../lib/harness.mjs';
@@ -44,10 +45,33 @@ after(async () => {
   await relay?.stop();
 });
 
-/** The invite bytes from an invite link (`…/#invite=<base64url>`), checked against docs/protocol.md §3. */
+const KIND_PUT_BUNDLE = 0x0d;
+
+/**
+ * The invite bytes behind a short link (`…/#1/KEY/RELAY`): its sealed bundle, as the inviter's tab
+ * uploaded it through the proxy, opened with the key derived from the link (docs/protocol.md §3.1).
+ */
+function inviteBehind(link) {
+  const key = Buffer.from(new URL(link).hash.split('/')[1], 'base64url');
+  const okm = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(32), 'Doorless-v2 short invite', 48));
+  const [id, bundleKey] = [okm.subarray(0, 16), okm.subarray(16)];
+  const put = proxy.messages.find(
+    (m) => m.dir === 'up' && m.payload[1] === KIND_PUT_BUNDLE && m.payload.subarray(6, 22).equals(id),
+  );
+  assert.ok(put, 'the bundle went up through the proxy');
+  const sealed = put.payload.subarray(2 + 4 + 16 + 32);
+  assert.equal(sealed.length, 1543, 'every bundle has one size');
+  const decipher = createDecipheriv('chacha20-poly1305', bundleKey, sealed.subarray(0, 12), { authTagLength: 16 });
+  decipher.setAAD(id);
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+  return Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]);
+}
+
+/** The invite bytes of a short link, checked against docs/protocol.md §3. */
 function decodeInvite(link, name) {
-  const fragment = new URL(link).hash.replace(/^#invite=/, '');
-  const bytes = Buffer.from(fragment, 'base64url');
+  const padded = inviteBehind(link);
+  const bytes = padded.subarray(0, 1452 + padded[1386] + padded[1387 + padded[1386]]);
+  const fragment = bytes.toString('base64url');
   // Version 2: the inviter's relay (the origin the app was loaded from) follows the name.
   assert.equal(bytes[0], 2, 'invite version');
   assert.equal(bytes[1], 1, 'IdentityPublic version');

@@ -13,7 +13,8 @@ test('invite, accept, and messages both ways between two people', async () => {
   await alice.page.goto(env.relay.url);
   await onboard(alice.page, 'Alice');
   const link = await makeInvite(alice.page);
-  assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#invite=[A-Za-z0-9_-]+$/);
+  // A short link (docs/protocol.md §3.1): version, link key, the inviter's relay.
+  assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/#1\/[A-Za-z0-9_-]{43}\/http:\/\/127\.0\.0\.1:\d+$/);
   await alice.page.getByRole('img', { name: 'Invite QR code' }).waitFor();
   await screenshot(alice.page, 'invite');
 

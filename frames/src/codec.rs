@@ -5,6 +5,11 @@
 
 use crate::mailbox::{CHALLENGE_LEN, MAX_ORIGIN_LEN, MailboxId, SIGNATURE_LEN};
 
+/// Length of a bundle id: the name a relay stores a sealed invite bundle under.
+pub const BUNDLE_ID_LEN: usize = 16;
+/// Largest bundle a relay stores (a sealed invite is 1,543 bytes; docs/protocol.md §3.1).
+pub const MAX_BUNDLE_LEN: usize = 2048;
+
 /// The frame format version this crate speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
 
@@ -38,6 +43,18 @@ pub enum FrameKind {
     SubscribeBatch = 0x0b,
     /// Relay to client: the outcome of each subscription of a `SubscribeBatch`.
     SubscribedBatch = 0x0c,
+    /// Client to relay: store an invite bundle under an id.
+    PutBundle = 0x0d,
+    /// Relay to client: a bundle is durable.
+    BundleStored = 0x0e,
+    /// Client to relay: fetch the bundle stored under an id.
+    GetBundle = 0x0f,
+    /// Relay to client: the bundle asked for.
+    Bundle = 0x10,
+    /// Client to relay: delete a bundle, proving the right to.
+    DeleteBundle = 0x11,
+    /// Relay to client: the bundle is gone.
+    BundleDeleted = 0x12,
 }
 
 impl FrameKind {
@@ -56,6 +73,12 @@ impl FrameKind {
             0x0a => Self::Pong,
             0x0b => Self::SubscribeBatch,
             0x0c => Self::SubscribedBatch,
+            0x0d => Self::PutBundle,
+            0x0e => Self::BundleStored,
+            0x0f => Self::GetBundle,
+            0x10 => Self::Bundle,
+            0x11 => Self::DeleteBundle,
+            0x12 => Self::BundleDeleted,
             _ => return None,
         })
     }
@@ -96,6 +119,10 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The subscribe proofs were made for another relay's origin.
     WrongOrigin,
+    /// No bundle is stored under that id (never stored, deleted, or expired).
+    NoSuchBundle,
+    /// The connection stored as many bundles as it may.
+    TooManyBundles,
     /// A code this version does not know (kept so decoding never fails on new codes).
     Unknown(u16),
 }
@@ -120,6 +147,8 @@ impl ErrorCode {
             Self::StorageFailure => 14,
             Self::ShuttingDown => 15,
             Self::WrongOrigin => 16,
+            Self::NoSuchBundle => 17,
+            Self::TooManyBundles => 18,
             Self::Unknown(code) => code,
         }
     }
@@ -143,6 +172,8 @@ impl ErrorCode {
             14 => Self::StorageFailure,
             15 => Self::ShuttingDown,
             16 => Self::WrongOrigin,
+            17 => Self::NoSuchBundle,
+            18 => Self::TooManyBundles,
             other => Self::Unknown(other),
         }
     }
@@ -166,6 +197,8 @@ impl ErrorCode {
             Self::StorageFailure => "storage failure",
             Self::ShuttingDown => "relay shutting down",
             Self::WrongOrigin => "subscribe proofs made for another relay",
+            Self::NoSuchBundle => "no such bundle",
+            Self::TooManyBundles => "too many bundles",
             Self::Unknown(_) => "unknown error",
         }
     }
@@ -279,6 +312,53 @@ pub enum Frame {
         /// One result per proof (at most 65,535).
         results: Vec<Option<ErrorCode>>,
     },
+    /// Client to relay: store `bundle` (opaque, at most [`MAX_BUNDLE_LEN`] bytes) under `id` until
+    /// it is deleted or expires. Only whoever knows the preimage of `delete_hash` may delete it.
+    PutBundle {
+        /// Client-chosen id echoed in `BundleStored` or `Error`.
+        request: u32,
+        /// The bundle's id.
+        id: [u8; BUNDLE_ID_LEN],
+        /// SHA-256 of the secret a `DeleteBundle` must show.
+        delete_hash: [u8; 32],
+        /// Opaque bytes.
+        bundle: Vec<u8>,
+    },
+    /// Relay to client: the bundle of `PutBundle` `request` is durable.
+    BundleStored {
+        /// The id of the `PutBundle` request.
+        request: u32,
+    },
+    /// Client to relay: send the bundle stored under `id` (answered with `Bundle`, or `Error`
+    /// `NoSuchBundle`).
+    GetBundle {
+        /// Client-chosen id echoed in the answer.
+        request: u32,
+        /// The bundle's id.
+        id: [u8; BUNDLE_ID_LEN],
+    },
+    /// Relay to client: the bundle of `GetBundle` `request`, as stored.
+    Bundle {
+        /// The id of the `GetBundle` request.
+        request: u32,
+        /// Opaque bytes.
+        bundle: Vec<u8>,
+    },
+    /// Client to relay: delete the bundle under `id`; `delete_secret` must hash (SHA-256) to its
+    /// `delete_hash`.
+    DeleteBundle {
+        /// Client-chosen id echoed in the answer.
+        request: u32,
+        /// The bundle's id.
+        id: [u8; BUNDLE_ID_LEN],
+        /// The preimage of the bundle's `delete_hash`.
+        delete_secret: [u8; 32],
+    },
+    /// Relay to client: no bundle is stored under the id of `DeleteBundle` `request` any more.
+    BundleDeleted {
+        /// The id of the `DeleteBundle` request.
+        request: u32,
+    },
 }
 
 /// Why bytes are not a frame.
@@ -328,19 +408,29 @@ impl Frame {
             Self::Pong { .. } => FrameKind::Pong,
             Self::SubscribeBatch { .. } => FrameKind::SubscribeBatch,
             Self::SubscribedBatch { .. } => FrameKind::SubscribedBatch,
+            Self::PutBundle { .. } => FrameKind::PutBundle,
+            Self::BundleStored { .. } => FrameKind::BundleStored,
+            Self::GetBundle { .. } => FrameKind::GetBundle,
+            Self::Bundle { .. } => FrameKind::Bundle,
+            Self::DeleteBundle { .. } => FrameKind::DeleteBundle,
+            Self::BundleDeleted { .. } => FrameKind::BundleDeleted,
         }
     }
 
-    /// The request id of a client request (`Subscribe`, `Deposit`, `SubscribeBatch`) read from the
+    /// The request id of a client request (`Subscribe`, `Deposit`, `SubscribeBatch`, and the
+    /// bundle requests `PutBundle`, `GetBundle`, `DeleteBundle`) read from the
     /// start of `bytes`, even when the rest is not a valid frame: the version and kind bytes must
     /// be right and the four id bytes there. The relay answers a truncated, overlong or oversized
     /// request with this id.
     pub fn request_of(bytes: &[u8]) -> Option<u32> {
         let [PROTOCOL_VERSION, kind, id @ ..] = bytes else { return None };
         match FrameKind::from_byte(*kind)? {
-            FrameKind::Subscribe | FrameKind::Deposit | FrameKind::SubscribeBatch => {
-                id.first_chunk::<4>().map(|id| u32::from_be_bytes(*id))
-            }
+            FrameKind::Subscribe
+            | FrameKind::Deposit
+            | FrameKind::SubscribeBatch
+            | FrameKind::PutBundle
+            | FrameKind::GetBundle
+            | FrameKind::DeleteBundle => id.first_chunk::<4>().map(|id| u32::from_be_bytes(*id)),
             _ => None,
         }
     }
@@ -352,6 +442,8 @@ impl Frame {
 
     /// Size of the header and fixed fields of a `Deposit`, i.e. a frame's length minus its payload.
     pub const DEPOSIT_OVERHEAD: usize = 2 + 4 + 32;
+    /// Size of the header and fixed fields of a `PutBundle`, i.e. a frame's length minus its bundle.
+    pub const PUT_BUNDLE_OVERHEAD: usize = 2 + 4 + BUNDLE_ID_LEN + 32;
     /// Size of the header and fixed fields of a `Deliver`.
     pub const DELIVER_OVERHEAD: usize = 2 + 32 + 8;
 
@@ -432,6 +524,29 @@ impl Frame {
                     out.extend_from_slice(&result.map_or(0, ErrorCode::to_u16).to_be_bytes());
                 }
             }
+            Self::PutBundle { request, id, delete_hash, bundle } => {
+                out.reserve(Self::PUT_BUNDLE_OVERHEAD + bundle.len());
+                out.extend_from_slice(&request.to_be_bytes());
+                out.extend_from_slice(id);
+                out.extend_from_slice(delete_hash);
+                out.extend_from_slice(bundle);
+            }
+            Self::BundleStored { request } | Self::BundleDeleted { request } => {
+                out.extend_from_slice(&request.to_be_bytes())
+            }
+            Self::GetBundle { request, id } => {
+                out.extend_from_slice(&request.to_be_bytes());
+                out.extend_from_slice(id);
+            }
+            Self::Bundle { request, bundle } => {
+                out.extend_from_slice(&request.to_be_bytes());
+                out.extend_from_slice(bundle);
+            }
+            Self::DeleteBundle { request, id, delete_secret } => {
+                out.extend_from_slice(&request.to_be_bytes());
+                out.extend_from_slice(id);
+                out.extend_from_slice(delete_secret);
+            }
         }
         out
     }
@@ -492,6 +607,19 @@ impl Frame {
                     .collect::<Result<_, FrameError>>()?;
                 Self::SubscribedBatch { request, results }
             }
+            FrameKind::PutBundle => Self::PutBundle {
+                request: r.u32()?,
+                id: r.array()?,
+                delete_hash: r.array()?,
+                bundle: r.rest(),
+            },
+            FrameKind::BundleStored => Self::BundleStored { request: r.u32()? },
+            FrameKind::GetBundle => Self::GetBundle { request: r.u32()?, id: r.array()? },
+            FrameKind::Bundle => Self::Bundle { request: r.u32()?, bundle: r.rest() },
+            FrameKind::DeleteBundle => {
+                Self::DeleteBundle { request: r.u32()?, id: r.array()?, delete_secret: r.array()? }
+            }
+            FrameKind::BundleDeleted => Self::BundleDeleted { request: r.u32()? },
         };
         if !r.0.is_empty() {
             return Err(FrameError::BadLength);
@@ -561,6 +689,18 @@ mod tests {
                 ],
             },
             Frame::SubscribedBatch { request: 4, results: vec![] },
+            Frame::PutBundle {
+                request: 5,
+                id: [1; BUNDLE_ID_LEN],
+                delete_hash: [2; 32],
+                bundle: vec![3; 1543],
+            },
+            Frame::PutBundle { request: 5, id: [1; BUNDLE_ID_LEN], delete_hash: [2; 32], bundle: vec![] },
+            Frame::BundleStored { request: 5 },
+            Frame::GetBundle { request: 6, id: [4; BUNDLE_ID_LEN] },
+            Frame::Bundle { request: 6, bundle: vec![5; 10] },
+            Frame::DeleteBundle { request: 7, id: [4; BUNDLE_ID_LEN], delete_secret: [6; 32] },
+            Frame::BundleDeleted { request: 7 },
             Frame::SubscribedBatch {
                 request: 4,
                 results: vec![None, Some(ErrorCode::BadProof), Some(ErrorCode::TooManySubscriptions), None],
@@ -605,13 +745,21 @@ mod tests {
     fn truncations_and_extensions_are_rejected() {
         for frame in samples() {
             let bytes = frame.encode();
-            let has_payload = matches!(frame, Frame::Deposit { .. } | Frame::Deliver { .. });
+            let has_payload = matches!(
+                frame,
+                Frame::Deposit { .. }
+                    | Frame::Deliver { .. }
+                    | Frame::PutBundle { .. }
+                    | Frame::Bundle { .. }
+            );
             for cut in 0..bytes.len() {
                 let short = Frame::decode(&bytes[..cut]);
                 // A payload-carrying frame cut inside its payload is a valid, shorter frame.
                 let fixed = match frame {
                     Frame::Deposit { .. } => Frame::DEPOSIT_OVERHEAD,
                     Frame::Deliver { .. } => Frame::DELIVER_OVERHEAD,
+                    Frame::PutBundle { .. } => Frame::PUT_BUNDLE_OVERHEAD,
+                    Frame::Bundle { .. } => 6,
                     _ => usize::MAX,
                 };
                 if !(has_payload && cut >= fixed) {
@@ -684,6 +832,32 @@ mod tests {
         // Not a request, or another version: no id to read.
         assert_eq!(Frame::request_of(&Frame::Deposited { request: 5 }.encode()), None);
         assert_eq!(Frame::request_of(&[2, 4, 0, 0, 0, 1]), None);
+    }
+
+    #[test]
+    fn known_layout_of_the_bundle_frames() {
+        let put = Frame::PutBundle {
+            request: 0x0102_0304,
+            id: [0xaa; BUNDLE_ID_LEN],
+            delete_hash: [0xbb; 32],
+            bundle: vec![0xcc, 0xdd],
+        };
+        let expected = [&[1, 0x0d, 1, 2, 3, 4][..], &[0xaa; 16], &[0xbb; 32], &[0xcc, 0xdd]].concat();
+        assert_eq!(put.encode(), expected);
+        assert_eq!(put.encode().len(), Frame::PUT_BUNDLE_OVERHEAD + 2);
+        assert_eq!(Frame::BundleStored { request: 9 }.encode(), [1, 0x0e, 0, 0, 0, 9]);
+        let get = Frame::GetBundle { request: 9, id: [0xaa; BUNDLE_ID_LEN] };
+        assert_eq!(get.encode(), [&[1, 0x0f, 0, 0, 0, 9][..], &[0xaa; 16]].concat());
+        assert_eq!(Frame::Bundle { request: 9, bundle: vec![7] }.encode(), [1, 0x10, 0, 0, 0, 9, 7]);
+        let delete = Frame::DeleteBundle { request: 9, id: [0xaa; BUNDLE_ID_LEN], delete_secret: [0xee; 32] };
+        assert_eq!(delete.encode(), [&[1, 0x11, 0, 0, 0, 9][..], &[0xaa; 16], &[0xee; 32]].concat());
+        assert_eq!(Frame::BundleDeleted { request: 9 }.encode(), [1, 0x12, 0, 0, 0, 9]);
+        // The requests are answered with their id even when broken.
+        assert_eq!(Frame::request_of(&put.encode()[..6]), Some(0x0102_0304));
+        assert_eq!(Frame::request_of(&get.encode()[..7]), Some(9));
+        assert_eq!(Frame::request_of(&delete.encode()[..8]), Some(9));
+        assert_eq!(ErrorCode::NoSuchBundle.to_u16(), 17);
+        assert_eq!(ErrorCode::TooManyBundles.to_u16(), 18);
     }
 
     #[test]

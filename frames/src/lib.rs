@@ -21,7 +21,9 @@
 mod codec;
 mod mailbox;
 
-pub use codec::{ErrorCode, Frame, FrameError, FrameKind, MailboxProof, PROTOCOL_VERSION};
+pub use codec::{
+    BUNDLE_ID_LEN, ErrorCode, Frame, FrameError, FrameKind, MAX_BUNDLE_LEN, MailboxProof, PROTOCOL_VERSION,
+};
 pub use mailbox::{
     CHALLENGE_LEN, MAX_ORIGIN_LEN, MailboxId, OriginError, ProofError, RelayOrigin, SIGNATURE_LEN,
     subscribe_proof_message, verify_subscribe_proof,

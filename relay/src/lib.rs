@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod blob;
+pub mod bundles;
 pub mod clock;
 pub mod config;
 pub mod filters;
@@ -35,6 +36,7 @@ use doorless_frames::RelayOrigin;
 use tokio::sync::watch;
 
 pub use blob::{BlobStore, DiskBlobStore, MemoryBlobStore};
+pub use bundles::MAX_BUNDLES_PER_CONNECTION;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BlobStoreKind, ClusterDurability, Config, OriginConfigError, StoreKind};
 pub use metrics::Metrics;

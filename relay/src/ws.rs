@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use doorless_frames::{
-    CHALLENGE_LEN, ErrorCode, Frame, MailboxId, MailboxProof, RelayOrigin, verify_subscribe_proof,
+    CHALLENGE_LEN, ErrorCode, Frame, MAX_BUNDLE_LEN, MailboxId, MailboxProof, RelayOrigin,
+    verify_subscribe_proof,
 };
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt as _, StreamExt};
@@ -25,6 +26,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode as WsOpCode};
 
+use crate::bundles::{self, MAX_BUNDLES_PER_CONNECTION};
 use crate::limits::{ConnectionCap, ConnectionSlot, TokenBucket};
 use crate::metrics::Metrics;
 use crate::store::{BoxFuture, Inbox, Store, StoreError};
@@ -209,8 +211,19 @@ struct Subscription {
 }
 
 enum InFlight {
-    Deposit { request: u32, len: usize, result: Result<u64, StoreError> },
-    Ack { result: Result<u64, StoreError> },
+    Deposit {
+        request: u32,
+        len: usize,
+        result: Result<u64, StoreError>,
+    },
+    Ack {
+        result: Result<u64, StoreError>,
+    },
+    /// A bundle request's answer (docs/relay-protocol.md, "Invite bundles").
+    Bundle {
+        request: u32,
+        answer: bundles::Answer,
+    },
 }
 
 /// Why a connection ends: an error to tell the client first, or nothing (peer left, socket broke).
@@ -237,6 +250,8 @@ struct Connection {
     inbox: Arc<Inbox>,
     bucket: TokenBucket,
     next_delivery: usize,
+    /// Bundles this connection stored (see [`MAX_BUNDLES_PER_CONNECTION`]).
+    bundles_stored: usize,
 }
 
 impl Connection {
@@ -250,6 +265,7 @@ impl Connection {
             inbox: Inbox::new(),
             bucket: TokenBucket::new(limits.deposit_rate, limits.deposit_burst, std::time::Instant::now()),
             next_delivery: 0,
+            bundles_stored: 0,
         }
     }
 
@@ -494,11 +510,45 @@ impl Connection {
                 in_flight.push_back(Box::pin(async move { InFlight::Ack { result: acked.await } }));
                 Ok(())
             }
+            (Phase::Ready { .. }, Frame::PutBundle { request, id, delete_hash, bundle }) => {
+                if bundle.len() > MAX_BUNDLE_LEN {
+                    return Err(Some((request, ErrorCode::Malformed)));
+                }
+                if !self.bucket.try_take(std::time::Instant::now()) {
+                    return Err(Some((request, ErrorCode::RateLimited)));
+                }
+                if self.bundles_stored >= MAX_BUNDLES_PER_CONNECTION {
+                    return self.send_error(request, ErrorCode::TooManyBundles).await;
+                }
+                self.bundles_stored += 1;
+                let answer = bundles::put(self.shared.store.clone(), request, id, delete_hash, bundle);
+                in_flight
+                    .push_back(Box::pin(async move { InFlight::Bundle { request, answer: answer.await } }));
+                Ok(())
+            }
+            (Phase::Ready { .. }, Frame::GetBundle { request, id }) => {
+                if !self.bucket.try_take(std::time::Instant::now()) {
+                    return Err(Some((request, ErrorCode::RateLimited)));
+                }
+                let answer = bundles::get(self.shared.store.clone(), request, id);
+                in_flight
+                    .push_back(Box::pin(async move { InFlight::Bundle { request, answer: answer.await } }));
+                Ok(())
+            }
+            (Phase::Ready { .. }, Frame::DeleteBundle { request, id, delete_secret }) => {
+                let answer = bundles::delete(self.shared.store.clone(), request, id, delete_secret);
+                in_flight
+                    .push_back(Box::pin(async move { InFlight::Bundle { request, answer: answer.await } }));
+                Ok(())
+            }
             (
                 _,
                 Frame::Subscribe { request, .. }
                 | Frame::Deposit { request, .. }
-                | Frame::SubscribeBatch { request, .. },
+                | Frame::SubscribeBatch { request, .. }
+                | Frame::PutBundle { request, .. }
+                | Frame::GetBundle { request, .. }
+                | Frame::DeleteBundle { request, .. },
             ) => Err(Some((request, ErrorCode::UnexpectedFrame))),
             // Hello twice, Ack before Hello, or a relay-to-client frame.
             (_, _) => Err(Some((0, ErrorCode::UnexpectedFrame))),
@@ -584,6 +634,11 @@ impl Connection {
                 tracing::warn!(error = %err, "ack failed");
                 Ok(())
             }
+            InFlight::Bundle { request, answer: Err(ErrorCode::ShuttingDown) } => {
+                Err(Some((request, ErrorCode::ShuttingDown)))
+            }
+            InFlight::Bundle { request, answer: Err(code) } => self.send_error(request, code).await,
+            InFlight::Bundle { answer: Ok(frame), .. } => self.send(frame).await,
         }
     }
 

@@ -63,8 +63,11 @@ pub struct AppState {
     pub invite: Option<(InviteLink, Option<ContactId>)>,
     /// The conversation a requested invite is for.
     pub inviting_for: Option<ContactId>,
-    /// An invite fragment from the URL, waiting for "Accept invite".
+    /// An invite fragment from the URL, waiting for "Accept invite" (a short link's, until its
+    /// invite is fetched: then the full invite's).
     pub incoming_invite: Option<String>,
+    /// Why the short link in `incoming_invite` could not be used.
+    pub invite_problem: Option<String>,
     /// A message for the person, in plain words (never secrets or ids).
     pub notice: Option<String>,
     /// The open dialog.
@@ -125,6 +128,14 @@ impl Reducible for AppState {
                 next.selected = Some(id);
                 next.incoming_invite = None;
             }
+            Action::Reply(Reply::InviteFetched { short, full }) => {
+                if next.incoming_invite.as_deref() == Some(short.as_str()) {
+                    match full {
+                        Ok(full) => next.incoming_invite = Some(full),
+                        Err(problem) => next.invite_problem = Some(problem),
+                    }
+                }
+            }
             Action::Reply(Reply::Notice(text)) => next.notice = Some(text),
             Action::Reply(Reply::Unsent { contact, text, notice }) => {
                 let count = next.unsent.as_ref().map_or(0, |u| u.count.wrapping_add(1));
@@ -143,7 +154,10 @@ impl Reducible for AppState {
                 next.unsent = None;
             }
             Action::Inviting(for_contact) => next.inviting_for = for_contact,
-            Action::IncomingInvite(fragment) => next.incoming_invite = fragment,
+            Action::IncomingInvite(fragment) => {
+                next.incoming_invite = fragment;
+                next.invite_problem = None;
+            }
             Action::Notice(notice) => next.notice = notice,
             Action::Dialog(dialog) => next.dialog = dialog,
             Action::UpdateReady => next.update_ready = true,

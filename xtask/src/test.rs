@@ -196,6 +196,8 @@ pub fn test(root: &Path, no_browser: bool) -> Result<()> {
                 "subscriptions",
                 "--test",
                 "hostile",
+                "--test",
+                "bundles",
             ])
             .env("DOORLESS_VALKEY_SERVER", &valkey)
             .env("DOORLESS_TEST_STORE", "cluster"),

@@ -24,6 +24,8 @@ pub const INFO_MESSAGE_KEYS: &[u8] = b"Doorless-v1 message keys";
 pub const INFO_MESSAGE_KEYS_V2: &[u8] = b"Doorless-v2 message keys";
 /// HKDF info that derives a short invite link's bundle id and bundle key from its link key.
 pub const INFO_SHORT_INVITE: &[u8] = b"Doorless-v2 short invite";
+/// HKDF info that derives a short invite link's delete secret from its link key.
+pub const INFO_SHORT_INVITE_DELETE: &[u8] = b"Doorless-v2 short invite delete";
 /// HKDF info that derives an attachment's payload key and STREAM nonce prefix.
 pub const INFO_ATTACHMENT: &[u8] = b"Doorless-v2 attachment";
 /// The 32 bytes of `0xFF` prepended to the PQXDH key material (X3DH/PQXDH section 2.2 `F`).
@@ -111,6 +113,12 @@ pub fn short_invite_keys(link_key: &[u8; 32]) -> ([u8; 16], Secret32) {
     let mut key = Zeroizing::new([0u8; 32]);
     key.copy_from_slice(&okm[16..]);
     (id, key)
+}
+
+/// The secret that deletes a short link's bundle at the relay: `HKDF-SHA256(salt = 32 zero bytes,
+/// ikm = link_key, info = INFO_SHORT_INVITE_DELETE)`, 32 bytes. The relay stores its SHA-256 only.
+pub fn short_invite_delete_secret(link_key: &[u8; 32]) -> Secret32 {
+    hkdf_expand::<32>(&[0u8; 32], link_key, &[INFO_SHORT_INVITE_DELETE])
 }
 
 /// An attachment's payload key and STREAM nonce prefix: `HKDF-SHA256(salt = nonce, ikm = K,

@@ -20,7 +20,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::aead::{self, NONCE_LEN, TAG_LEN};
 use super::invite::{Invite, InviteError, MAX_INVITE_LEN, encoded_len};
-use super::kdf::short_invite_keys;
+use super::kdf::{short_invite_delete_secret, short_invite_keys};
 
 /// The version that starts a short link's fragment (`1/…`).
 pub const SHORT_LINK_VERSION: &str = "1";
@@ -66,6 +66,23 @@ impl ShortLink {
     /// The short link of `invite`, whose sealed bundle is stored on `relay`.
     pub fn for_invite(invite: &Invite, relay: RelayOrigin) -> Self {
         Self { relay, link_key: invite.hash() }
+    }
+
+    /// The short link of the invite whose hash is `link_key` (an inviter knows it from the
+    /// invite's stored secret), on `relay`.
+    pub fn from_link_key(link_key: [u8; 32], relay: RelayOrigin) -> Self {
+        Self { relay, link_key }
+    }
+
+    /// The secret whose SHA-256 the relay stores with the bundle, and which deletes it
+    /// (docs/protocol.md §3.1): only whoever has the link can delete the bundle.
+    pub fn delete_secret(&self) -> Zeroizing<[u8; 32]> {
+        short_invite_delete_secret(&self.link_key)
+    }
+
+    /// SHA-256 of [`ShortLink::delete_secret`], as the relay stores it.
+    pub fn delete_hash(&self) -> [u8; 32] {
+        Sha256::digest(*self.delete_secret()).into()
     }
 
     /// Parses a link fragment `1/KEY/RELAY`: `KEY` is the link key in base64url without padding (43

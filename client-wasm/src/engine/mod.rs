@@ -20,6 +20,7 @@
 
 mod log;
 mod mailbox;
+mod short_links;
 mod snapshot;
 mod view;
 
@@ -36,6 +37,7 @@ use crate::core::{
 };
 pub use log::{CHUNK_LEN, Chunk, Log};
 pub use mailbox::{Mailbox, SUBSCRIBE_BATCH};
+pub use short_links::{FetchId, INVITE_FETCH_TIMEOUT_SECS, ShortInviteError};
 pub use snapshot::{ChunkKey, LEGACY_RECORD, PROFILE_RECORD, Records, SnapshotError};
 pub use view::{ContactView, InviteView, ProfileView};
 
@@ -344,6 +346,13 @@ pub enum Event {
     /// A blob in one of our mailboxes could not be decrypted (tampered, replayed or foreign); it
     /// was dropped without touching any session.
     Undecryptable,
+    /// The relay stored this invite's bundle: its short link can be given out
+    /// ([`Engine::short_link`]).
+    ShortLinkReady(InviteId),
+    /// A short link's invite was fetched and matches the link ([`Engine::take_fetched_invite`]).
+    InviteFetched(FetchId),
+    /// A short link's invite could not be fetched, or did not match the link.
+    InviteFetchFailed(FetchId, ShortInviteError),
 }
 
 /// Why an engine operation failed.
@@ -393,6 +402,9 @@ pub enum EngineError {
     /// No pending invite with that id (answered, expired or revoked already).
     #[error("unknown invite")]
     UnknownInvite,
+    /// The short invite link could not be read.
+    #[error(transparent)]
+    ShortLink(#[from] core::ShortLinkError),
 }
 
 /// One relay connection as the engine sees it (no entry: no socket).
@@ -429,6 +441,8 @@ pub struct RelayUse {
     pub inboxes: bool,
     /// Contacts whose deposits wait for it (their mailbox is on it), in order.
     pub waiting: Vec<ContactId>,
+    /// A short invite link's bundle is being stored on it, or fetched from it.
+    pub invites: bool,
 }
 
 /// One profile's messenger state. `Debug` prints counts only.
@@ -463,6 +477,8 @@ pub struct Engine {
     /// Mailboxes of deleted conversations still subscribed on this connection: what arrives in
     /// them is acknowledged (so the relay deletes it) and dropped. Not subscribed again.
     forgotten: Vec<MailboxId>,
+    /// Short invite links being uploaded and fetched (not stored).
+    short: short_links::ShortLinks,
 }
 
 impl std::fmt::Debug for Engine {
@@ -517,6 +533,7 @@ impl Engine {
             deleted: Vec::new(),
             deleting: Vec::new(),
             forgotten: Vec::new(),
+            short: Default::default(),
         }
     }
 
@@ -627,6 +644,9 @@ impl Engine {
                 relay_use(&mut uses, origin).inboxes = true;
             }
         }
+        for origin in self.short.relays() {
+            relay_use(&mut uses, origin).invites = true;
+        }
         for (_, outgoing) in &self.unconfirmed {
             let Some(origin) = self.resolve(&outgoing.relay) else { continue };
             let contact = outgoing
@@ -708,6 +728,7 @@ impl Engine {
         let mut pending = PendingInvite::new(id, secret, inbox, relay, for_contact);
         pending.for_name = for_name;
         self.invites.push(pending);
+        self.upload_short_link(&invite, id, rng);
         Ok(link)
     }
 
@@ -718,6 +739,7 @@ impl Engine {
         let pos = self.invites.iter().position(|i| i.id == invite).ok_or(EngineError::UnknownInvite)?;
         let revoked = self.invites.remove(pos);
         self.forgotten.push(revoked.inbox.id());
+        self.delete_short_link(&revoked);
         Ok(())
     }
 
@@ -1076,6 +1098,9 @@ impl Engine {
         now: u64,
         rng: &mut impl CryptoRng,
     ) -> Vec<Event> {
+        if let Some(events) = self.on_short_link_frame(relay, &frame, now) {
+            return events;
+        }
         let mut events = Vec::new();
         match frame {
             Frame::Challenge { challenge, .. } => {
@@ -1104,6 +1129,7 @@ impl Engine {
                 for (_, outgoing) in resend {
                     self.deposit(outgoing);
                 }
+                self.short_links_ready(relay);
             }
             Frame::Deposited { request } => {
                 let pos =
@@ -1144,13 +1170,20 @@ impl Engine {
                     }
                 }
             }
-            Frame::Subscribed { .. } | Frame::Pong { .. } => {}
+            Frame::Subscribed { .. }
+            | Frame::Pong { .. }
+            | Frame::BundleStored { .. }
+            | Frame::Bundle { .. }
+            | Frame::BundleDeleted { .. } => {}
             // Client-to-relay frames are not expected from the relay; ignore them.
             Frame::Hello
             | Frame::Subscribe { .. }
             | Frame::SubscribeBatch { .. }
             | Frame::Deposit { .. }
-            | Frame::Ack { .. } => {}
+            | Frame::Ack { .. }
+            | Frame::PutBundle { .. }
+            | Frame::GetBundle { .. }
+            | Frame::DeleteBundle { .. } => {}
         }
         events
     }
@@ -1262,6 +1295,7 @@ impl Engine {
             return Handled::Done;
         };
         let pending = self.invites.remove(pos);
+        self.delete_short_link(&pending);
         self.answered(pending, session, name, reply, now, rng, events);
         Handled::Done
     }
@@ -1615,7 +1649,13 @@ fn relay_use<'a>(uses: &'a mut Vec<RelayUse>, origin: &RelayOrigin) -> &'a mut R
     let pos = match uses.iter().position(|u| u.origin == *origin) {
         Some(pos) => pos,
         None => {
-            uses.push(RelayUse { origin: origin.clone(), home: false, inboxes: false, waiting: Vec::new() });
+            uses.push(RelayUse {
+                origin: origin.clone(),
+                home: false,
+                inboxes: false,
+                waiting: Vec::new(),
+                invites: false,
+            });
             uses.len() - 1
         }
     };

@@ -819,6 +819,7 @@ impl Engine {
             deleted: Vec::new(),
             deleting: Vec::new(),
             forgotten: Vec::new(),
+            short: Default::default(),
         })
     }
 }

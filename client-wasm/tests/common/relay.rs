@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use client_wasm::core::{INITIAL_ENVELOPE_SIZES, MESSAGE_ENVELOPE_SIZES};
 use client_wasm::engine::{ContactId, Engine, Event};
-use doorless_frames::{Frame, MailboxId, RelayOrigin, verify_subscribe_proof};
+use doorless_frames::{ErrorCode, Frame, MailboxId, RelayOrigin, verify_subscribe_proof};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use sha2::{Digest, Sha256};
 
 pub const NOW: u64 = 1_750_000_000;
 /// The connection of someone without a profile who deposits by hand (no padding checked).
@@ -33,6 +34,18 @@ pub struct Held {
     pub payload: Vec<u8>,
 }
 
+/// How the relay answers `GetBundle`.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BundleMode {
+    /// As stored.
+    #[default]
+    Honest,
+    /// With one byte changed.
+    Tamper,
+    /// Never.
+    Withhold,
+}
+
 /// The relay: honest bookkeeping, but deliveries to connections in `hold` are captured in `held`.
 #[derive(Default)]
 pub struct TestRelay {
@@ -44,6 +57,9 @@ pub struct TestRelay {
     pub held: Vec<Held>,
     /// The relay's origin; `None` for [`RELAY_URL`]'s.
     pub origin: Option<RelayOrigin>,
+    /// Invite bundles: id → (delete hash, bundle).
+    pub bundles: HashMap<[u8; 16], ([u8; 32], Vec<u8>)>,
+    pub bundle_mode: BundleMode,
 }
 
 impl TestRelay {
@@ -125,6 +141,30 @@ impl TestRelay {
             Frame::Ack { mailbox, seq } => {
                 if let Some(blobs) = self.stored.get_mut(&mailbox) {
                     blobs.retain(|(s, _)| *s > seq);
+                }
+            }
+            Frame::PutBundle { request, id, delete_hash, bundle } => {
+                self.bundles.entry(id).or_insert((delete_hash, bundle));
+                out.push((conn, Frame::BundleStored { request }));
+            }
+            Frame::GetBundle { request, id } => match (self.bundles.get(&id), self.bundle_mode) {
+                (_, BundleMode::Withhold) => {}
+                (Some((_, bundle)), mode) => {
+                    let mut bundle = bundle.clone();
+                    if mode == BundleMode::Tamper {
+                        bundle[100] ^= 1;
+                    }
+                    out.push((conn, Frame::Bundle { request, bundle }));
+                }
+                (None, _) => out.push((conn, Frame::Error { request, code: ErrorCode::NoSuchBundle })),
+            },
+            Frame::DeleteBundle { request, id, delete_secret } => {
+                let hash: [u8; 32] = Sha256::digest(delete_secret).into();
+                if self.bundles.get(&id).is_some_and(|(stored, _)| *stored != hash) {
+                    out.push((conn, Frame::Error { request, code: ErrorCode::BadProof }));
+                } else {
+                    self.bundles.remove(&id);
+                    out.push((conn, Frame::BundleDeleted { request }));
                 }
             }
             _ => {}

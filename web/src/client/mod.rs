@@ -12,6 +12,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use client_wasm::browser::{self, TabChannel, Vault};
+use client_wasm::core::ShortLink;
 use gloo::timers::callback::Timeout;
 use wasm_bindgen::JsValue;
 use yew::Callback;
@@ -288,17 +289,25 @@ pub fn clear_fragment() {
     }
 }
 
-/// The invite fragment in the current URL, if any.
+/// The invite fragment in the current URL, if any: a full invite (`#invite=…`) or a short link
+/// (`#1/KEY/RELAY`, docs/protocol.md §3.1).
 pub fn invite_in_url() -> Option<String> {
     let hash = gloo::utils::window().location().hash().ok()?;
-    hash.strip_prefix("#invite=").filter(|f| !f.is_empty()).map(str::to_owned)
+    let fragment =
+        hash.strip_prefix("#invite=").or_else(|| hash.strip_prefix('#').filter(|f| ShortLink::looks_like(f)));
+    fragment.filter(|f| !f.is_empty()).map(str::to_owned)
 }
 
-/// The URL that opens an invite.
+/// The URL that opens an invite: this app's address and the fragment (a short link's as it is, a
+/// full invite's after `invite=`).
 pub fn invite_url(fragment: &str) -> String {
     let location = gloo::utils::window().location();
     let origin = location.origin().unwrap_or_default();
-    format!("{origin}/#invite={fragment}")
+    if ShortLink::looks_like(fragment) {
+        format!("{origin}/#{fragment}")
+    } else {
+        format!("{origin}/#invite={fragment}")
+    }
 }
 
 /// The SRI hash of the running wasm, as Trunk wrote it into index.html: what `cargo xtask verify`

@@ -15,8 +15,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use client_wasm::browser::{self, NamedRecords, RelaySocket, SocketEvent, StorageError, Vault};
-use client_wasm::engine::ContactId;
-use client_wasm::engine::{Engine, EngineError, Event, InviteConflict, LEGACY_RECORD, PROFILE_RECORD};
+use client_wasm::engine::{
+    ContactId, Engine, EngineError, Event, FetchId, INVITE_FETCH_TIMEOUT_SECS, InviteConflict, InviteLink,
+    LEGACY_RECORD, PROFILE_RECORD, ShortInviteError,
+};
 use client_wasm::lock::{self, LockError, LockKey};
 use doorless_frames::{Frame, RelayOrigin};
 use futures_channel::mpsc;
@@ -77,6 +79,11 @@ pub struct Owner {
     person_change_saving: Cell<bool>,
     /// Commands that arrived while storage was still being read.
     waiting: RefCell<Vec<(u32, Command)>>,
+    /// Invites whose short link comes once the relay stored their bundle, with the tab that asked.
+    awaiting_links: RefCell<Vec<(u32, InviteLink)>>,
+    /// Short links whose invite is being fetched: the fetch, the tab that asked, the link, and the
+    /// timer that gives up on it.
+    fetches: RefCell<Vec<(FetchId, u32, String, Timeout)>>,
     /// This tab's id.
     tab: u32,
     report: Rc<dyn Report>,
@@ -98,6 +105,8 @@ impl Owner {
             publish_after_save: Cell::new(false),
             person_change_saving: Cell::new(false),
             waiting: RefCell::new(Vec::new()),
+            awaiting_links: RefCell::new(Vec::new()),
+            fetches: RefCell::new(Vec::new()),
             tab,
             report,
         });
@@ -211,12 +220,43 @@ impl Owner {
             }
             Command::Unlock { passphrase } => self.unlock(passphrase.as_str()),
             Command::NewInvite { for_contact, for_name } => self.with_engine(|e| {
-                match for_name.as_deref().filter(|n| !n.trim().is_empty()) {
+                let link = match for_name.as_deref().filter(|n| !n.trim().is_empty()) {
                     Some(name) if for_contact.is_none() => e.create_invite_for(name, now, &mut rng),
                     _ => e.create_invite(for_contact, now, &mut rng),
+                }?;
+                // The short link is shown once the relay stored the invite's bundle; an invite
+                // without one (too long to seal) is shown as a full link at once.
+                if e.short_link_pending(link.invite) {
+                    self.awaiting_links.borrow_mut().push((from, link));
+                    Ok(Reply::Done)
+                } else {
+                    Ok(Reply::InviteMade(link))
                 }
-                .map(Reply::InviteMade)
             }),
+            Command::FetchInvite { fragment } => {
+                let fetched = self.engine.borrow_mut().as_mut().map(|e| e.fetch_invite(&fragment, now));
+                match fetched {
+                    Some(Ok(id)) => {
+                        let me = self.me.clone();
+                        let timer =
+                            Timeout::new((INVITE_FETCH_TIMEOUT_SECS as u32) * 1000 + 100, move || {
+                                if let Some(owner) = me.upgrade() {
+                                    let events = match owner.engine.borrow_mut().as_mut() {
+                                        Some(engine) => engine.check_invite_fetches(browser::now()),
+                                        None => return,
+                                    };
+                                    owner.on_events(&events);
+                                    owner.changed();
+                                }
+                            });
+                        self.fetches.borrow_mut().push((id, from, fragment, timer));
+                        self.changed();
+                        Reply::Done
+                    }
+                    Some(Err(err)) => Reply::InviteFetched { short: fragment, full: Err(describe(&err)) },
+                    None => Reply::Done,
+                }
+            }
             Command::RevokeInvite { invite } => {
                 self.with_engine(|e| e.revoke_invite(invite).map(|()| Reply::Done))
             }
@@ -562,26 +602,60 @@ impl Owner {
                         c.failed = false;
                     }
                 });
-                for event in &events {
-                    match event {
-                        Event::ContactAdded(id) => self.report.reply(0, Reply::Open(*id)),
-                        Event::MessageReceived(id) => {
-                            let name = self
-                                .engine
-                                .borrow()
-                                .as_ref()
-                                .and_then(|e| e.contact(*id).map(|c| c.name.clone()));
-                            if let Some(name) = name {
-                                self.report.message_from(&name);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+                self.on_events(&events);
                 self.received();
             }
             SocketEvent::Malformed => {}
             SocketEvent::Closed => self.disconnected(origin),
+        }
+    }
+
+    /// Tells the tabs what the engine's events mean for them.
+    fn on_events(&self, events: &[Event]) {
+        for event in events {
+            match event {
+                Event::ContactAdded(id) => self.report.reply(0, Reply::Open(*id)),
+                Event::MessageReceived(id) => {
+                    let name =
+                        self.engine.borrow().as_ref().and_then(|e| e.contact(*id).map(|c| c.name.clone()));
+                    if let Some(name) = name {
+                        self.report.message_from(&name);
+                    }
+                }
+                Event::ShortLinkReady(invite) => {
+                    let waiting = {
+                        let mut awaiting = self.awaiting_links.borrow_mut();
+                        let pos = awaiting.iter().position(|(_, link)| link.invite == *invite);
+                        pos.map(|pos| awaiting.remove(pos))
+                    };
+                    let short = self.engine.borrow().as_ref().and_then(|e| e.short_link(*invite));
+                    if let (Some((to, link)), Some(fragment)) = (waiting, short) {
+                        self.report.reply(to, Reply::InviteMade(InviteLink { fragment, ..link }));
+                    }
+                }
+                Event::InviteFetched(id) | Event::InviteFetchFailed(id, _) => {
+                    let fetch = {
+                        let mut fetches = self.fetches.borrow_mut();
+                        let pos = fetches.iter().position(|(f, ..)| f == id);
+                        pos.map(|pos| fetches.remove(pos))
+                    };
+                    let Some((_, to, short, timer)) = fetch else { continue };
+                    // Not dropped here: this may run inside the timer's own callback. Firing
+                    // later finds the fetch over and does nothing.
+                    timer.forget();
+                    let full = match event {
+                        Event::InviteFetchFailed(_, err) => Err(describe_fetch(err)),
+                        _ => self
+                            .engine
+                            .borrow_mut()
+                            .as_mut()
+                            .and_then(|e| e.take_fetched_invite(*id))
+                            .ok_or_else(|| describe_fetch(&ShortInviteError::Gone { relay: String::new() })),
+                    };
+                    self.report.reply(to, Reply::InviteFetched { short, full });
+                }
+                _ => {}
+            }
         }
     }
 
@@ -694,5 +768,29 @@ pub fn describe(err: &EngineError) -> String {
         }
         EngineError::UnknownInvite => "That invite was already answered, revoked or expired.".into(),
         EngineError::InvalidRelayUrl => "The relay address is not a ws:// or wss:// address.".into(),
+        EngineError::ShortLink(client_wasm::core::ShortLinkError::UnsupportedVersion) => {
+            "This invite was made by a newer version of Doorless. Reload the page, or ask for a new invite."
+                .into()
+        }
+        EngineError::ShortLink(_) => "This invite link is damaged or incomplete. Ask for a new one.".into(),
+    }
+}
+
+/// Plain words for a short link whose invite could not be fetched: the relay the link names, and
+/// nothing else from the link.
+pub fn describe_fetch(err: &ShortInviteError) -> String {
+    match err {
+        ShortInviteError::Altered { relay } => format!(
+            "The invite from {relay} was altered on the way, so Doorless refused it. \
+             Ask for a new invite, sent another way."
+        ),
+        ShortInviteError::Withheld { relay } => format!(
+            "{relay} did not hand over the invite in time. It may be down, or it may be holding \
+             the invite back. Try again later, or ask for a new invite."
+        ),
+        ShortInviteError::Gone { .. } => {
+            "This invite was already used, revoked or has expired. Ask for a new one.".into()
+        }
+        ShortInviteError::Invite(err) => describe(&EngineError::Invite(*err)),
     }
 }

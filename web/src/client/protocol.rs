@@ -41,6 +41,8 @@ pub enum Command {
     NewInvite { for_contact: Option<ContactId>, for_name: Option<String> },
     /// Revoke a pending invite.
     RevokeInvite { invite: InviteId },
+    /// Fetch the invite of a short link's fragment from the relay the link names.
+    FetchInvite { fragment: String },
     /// Accept the invite in a URL fragment, naming the inviter `name` (None: the invite's name).
     AcceptInvite { fragment: String, name: Option<String> },
     /// Send a text.
@@ -89,6 +91,7 @@ impl fmt::Debug for Command {
             }
             Command::RevokeInvite { invite } => write!(f, "RevokeInvite {{ invite: {invite:?} }}"),
             Command::AcceptInvite { .. } => f.write_str("AcceptInvite"),
+            Command::FetchInvite { .. } => f.write_str("FetchInvite"),
             Command::Send { contact, .. } => write!(f, "Send {{ contact: {contact:?} }}"),
             Command::MarkRead { contact } => write!(f, "MarkRead {{ contact: {contact:?} }}"),
             Command::MarkVerified { contact, .. } => write!(f, "MarkVerified {{ contact: {contact:?} }}"),
@@ -121,6 +124,9 @@ pub enum Reply {
     InviteMade(InviteLink),
     /// Show this conversation.
     Open(ContactId),
+    /// The invite of the short link `short` was fetched (the full invite's fragment), or why not
+    /// (plain words).
+    InviteFetched { short: String, full: Result<String, String> },
     /// Tell the person something (plain words, no secrets).
     Notice(String),
     /// The engine refused a text (too long, or the conversation cannot send): the text goes back
@@ -136,6 +142,7 @@ impl fmt::Debug for Reply {
         match self {
             Reply::InviteMade(_) => f.write_str("InviteMade"),
             Reply::Open(id) => write!(f, "Open({id:?})"),
+            Reply::InviteFetched { full, .. } => write!(f, "InviteFetched {{ ok: {} }}", full.is_ok()),
             Reply::Notice(_) => f.write_str("Notice"),
             Reply::Unsent { contact, .. } => write!(f, "Unsent {{ contact: {contact:?} }}"),
             Reply::Done => f.write_str("Done"),

@@ -1,4 +1,4 @@
-use client_wasm::core::{Invite, InviteError};
+use client_wasm::core::{Invite, InviteError, ShortLink, ShortLinkError};
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
@@ -22,6 +22,15 @@ pub fn AcceptInvite(props: &Props) -> Html {
         let name = name.clone();
         use_effect_with(props.fragment.clone(), move |_| name.set(None));
     }
+    {
+        // A short link: its invite is fetched from the relay it names, then shown as any invite.
+        let client = ctx.client.clone();
+        use_effect_with(props.fragment.clone(), move |fragment| {
+            if ShortLink::looks_like(fragment) && ShortLink::parse(fragment).is_ok() {
+                client.command(Command::FetchInvite { fragment: fragment.clone() });
+            }
+        });
+    }
     let dismiss = {
         let state = ctx.state.clone();
         Callback::from(move |_| {
@@ -29,6 +38,29 @@ pub fn AcceptInvite(props: &Props) -> Html {
             state.dispatch(Action::IncomingInvite(None));
         })
     };
+    if ShortLink::looks_like(&props.fragment) {
+        let problem = match (&ctx.state.invite_problem, ShortLink::parse(&props.fragment)) {
+            (Some(problem), _) => problem.clone(),
+            (None, Ok(link)) => {
+                let relay = link.relay().as_str();
+                let relay = relay.strip_prefix("https://").unwrap_or(relay).to_owned();
+                return html! {
+                    <section class="chat">
+                        <div class="panel invite">
+                            <p class="muted" role="status">{ format!("Fetching the invite from {relay}…") }</p>
+                            <button class="secondary" onclick={dismiss}>{ "Not now" }</button>
+                        </div>
+                    </section>
+                };
+            }
+            (None, Err(ShortLinkError::UnsupportedVersion)) => {
+                "This invite was made by a newer version of Doorless. Reload the page, or ask for a new invite."
+                    .into()
+            }
+            (None, Err(_)) => "This invite link is damaged or incomplete. Ask for a new one.".into(),
+        };
+        return refusal(&problem, dismiss);
+    }
     match Invite::from_fragment(&props.fragment, client_wasm::browser::now()) {
         Ok(invite) => {
             let shown = name.as_deref().unwrap_or(invite.inviter_name()).to_owned();
@@ -72,14 +104,19 @@ pub fn AcceptInvite(props: &Props) -> Html {
                 }
                 _ => "This invite link is damaged or incomplete. Ask for a new one.",
             };
-            html! {
-                <section class="chat">
-                    <div class="panel invite" role="alert">
-                        <p class="error">{ text }</p>
-                        <button class="secondary" onclick={dismiss}>{ "Close" }</button>
-                    </div>
-                </section>
-            }
+            refusal(text, dismiss)
         }
+    }
+}
+
+/// Why an invite cannot be used, and "Close".
+fn refusal(text: &str, dismiss: Callback<MouseEvent>) -> Html {
+    html! {
+        <section class="chat">
+            <div class="panel invite" role="alert">
+                <p class="error">{ text.to_owned() }</p>
+                <button class="secondary" onclick={dismiss}>{ "Close" }</button>
+            </div>
+        </section>
     }
 }

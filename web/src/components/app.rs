@@ -1,4 +1,4 @@
-use client_wasm::core::Invite;
+use client_wasm::core::{Invite, ShortLink};
 use yew::prelude::*;
 
 use super::accept::AcceptInvite;
@@ -82,7 +82,14 @@ fn Shell() -> Html {
         Phase::Loading => html! { <p class="muted onboarding">{ "Opening…" }</p> },
         // A damaged or expired invite is said before any name is asked.
         Phase::NeedsProfile => match state.incoming_invite.clone() {
-            Some(fragment) if Invite::from_fragment(&fragment, client_wasm::browser::now()).is_err() => {
+            // A short link's invite is fetched once the profile runs; only a damaged link is said here.
+            Some(fragment)
+                if if ShortLink::looks_like(&fragment) {
+                    ShortLink::parse(&fragment).is_err()
+                } else {
+                    Invite::from_fragment(&fragment, client_wasm::browser::now()).is_err()
+                } =>
+            {
                 html! { <AcceptInvite {fragment} /> }
             }
             invite => html! { <Onboarding has_invite={invite.is_some()} /> },
