@@ -78,7 +78,9 @@ fn the_invite_names_the_inviters_relay_and_the_joiner_deposits_there() {
 #[test]
 fn a_deposit_is_confirmed_only_by_the_relay_it_went_to() {
     let mut net = two(50);
-    let (bob, _) = net.invite(0);
+    let (bob, alice) = net.invite(0);
+    // Bob has written to Alice's fresh inbox: her deposits no longer carry its announcement.
+    net.send(1, alice, "hi");
     net.engines[0].send_text(bob, "to relay two", NOW, &mut net.rng).unwrap();
     // Take Alice's frames by hand: the deposit goes to relay 2 (connected on demand).
     net.sync(0);

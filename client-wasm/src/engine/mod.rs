@@ -37,9 +37,9 @@ use crate::core::{
 };
 pub use log::{CHUNK_LEN, Chunk, Log};
 pub use mailbox::{Mailbox, SUBSCRIBE_BATCH};
-pub use moving::{MoveProgress, OLD_INBOX_SECS, ROTATION_SECS, RelayInUse};
+pub use moving::{MoveProgress, OLD_INBOX_SECS, ROTATION_SECS, RelayAddressError, RelayInUse, relay_address};
 pub use snapshot::{ChunkKey, LEGACY_RECORD, PROFILE_RECORD, Records, SnapshotError};
-pub use view::{ContactView, InviteView, ProfileView};
+pub use view::{ContactView, InviteView, ProfileView, RelayView};
 
 /// How long an invite stays valid.
 pub const INVITE_TTL_SECS: u64 = 7 * 24 * 60 * 60;

@@ -24,7 +24,7 @@ pub const ROTATION_SECS: u64 = 7 * 24 * 60 * 60;
 pub const OLD_INBOX_SECS: u64 = 7 * 24 * 60 * 60;
 
 /// How far a move to another relay has got ([`Engine::move_progress`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MoveProgress {
     /// Contacts known to write to their inbox on the home relay.
     pub switched: usize,
@@ -169,5 +169,83 @@ impl Engine {
             // An error leaves the announcement for the next deposit to this contact.
             let _ = self.announce_inbox(contact, now, rng);
         }
+    }
+}
+
+/// Why a typed relay address is not one to move to ([`relay_address`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RelayAddressError {
+    /// Not a web address (`https://host/`) or WebSocket endpoint (`wss://host/ws`) with a plain host.
+    #[error(
+        "Type the relay's web address (https://relay.example/) or its WebSocket endpoint (wss://relay.example/ws)."
+    )]
+    NotAnAddress,
+    /// An unencrypted address (`http://`, `ws://`) for a host that is not this computer.
+    #[error("Only a relay on this computer may use http:// or ws://; use https:// or wss://.")]
+    Unencrypted,
+}
+
+/// The relay a person typed in Settings: its web address (`https://host/`, path `/` or none) or
+/// its WebSocket endpoint (`wss://host/ws`); `http` and `ws` only for a loopback host
+/// (`localhost`, `127.x.x.x`, `[::1]`), as in development.
+pub fn relay_address(typed: &str) -> Result<RelayOrigin, RelayAddressError> {
+    let typed = typed.trim();
+    let (scheme, rest) = typed.split_once("://").ok_or(RelayAddressError::NotAnAddress)?;
+    let scheme = scheme.to_ascii_lowercase();
+    let path = rest.find('/').map_or("", |at| &rest[at..]);
+    let fits = match scheme.as_str() {
+        "https" | "http" => path.is_empty() || path == "/",
+        "wss" | "ws" => path == "/ws",
+        _ => false,
+    };
+    let origin = RelayOrigin::parse(typed).ok().filter(|_| fits).ok_or(RelayAddressError::NotAnAddress)?;
+    if let Some(authority) = origin.as_str().strip_prefix("http://") {
+        let loopback = match authority.strip_prefix('[') {
+            Some(v6) => v6
+                .split(']')
+                .next()
+                .and_then(|ip| ip.parse::<std::net::Ipv6Addr>().ok())
+                .is_some_and(|ip| ip.is_loopback()),
+            None => {
+                let host = authority.split(':').next().unwrap_or_default();
+                host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+            }
+        };
+        if !loopback {
+            return Err(RelayAddressError::Unencrypted);
+        }
+    }
+    Ok(origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RelayAddressError, relay_address};
+
+    #[test]
+    fn a_relay_address_is_a_web_address_or_a_websocket_endpoint() {
+        let ok =
+            |typed: &str, origin: &str| assert_eq!(relay_address(typed).unwrap().as_str(), origin, "{typed}");
+        ok("https://relay.example/", "https://relay.example");
+        ok(" https://Relay.Example ", "https://relay.example");
+        ok("wss://relay.example:8443/ws", "https://relay.example:8443");
+        ok("http://127.0.0.1:8080/", "http://127.0.0.1:8080");
+        ok("ws://localhost:9000/ws", "http://localhost:9000");
+        ok("ws://[::1]:9000/ws", "http://[::1]:9000");
+        let no = |typed: &str, why: RelayAddressError| assert_eq!(relay_address(typed), Err(why), "{typed}");
+        for typed in [
+            "relay.example",
+            "ftp://relay.example/",
+            "https://relay.example/app",
+            "wss://relay.example/",
+            "wss://relay.example/socket",
+            "https://user@relay.example/",
+            "",
+        ] {
+            no(typed, RelayAddressError::NotAnAddress);
+        }
+        no("http://relay.example/", RelayAddressError::Unencrypted);
+        no("ws://10.0.0.1:9000/ws", RelayAddressError::Unencrypted);
+        no("http://127.0.0.1.evil.example/", RelayAddressError::Unencrypted);
     }
 }
