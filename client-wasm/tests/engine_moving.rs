@@ -282,7 +282,8 @@ fn moving_fifty_contacts_time() {
         net.pump();
         let progress = net.engines[0].move_progress();
         times.push(start.elapsed());
-        assert_eq!(progress, Some(MoveProgress { switched: 50, contacts: 50 }));
+        // Done: every old inbox switched (or already dropped at a connection).
+        assert!(matches!(progress, None | Some(MoveProgress { switched: 50, contacts: 50 })), "{progress:?}");
     }
     times.sort();
     println!("move of 50 contacts until all switched: median {:?} ({times:?})", times[2]);
