@@ -61,6 +61,7 @@ test('Alice moves to another relay while Bob is away, her old relay goes for goo
   await send(alice.page, 'a2 after the move');
 
   // Relay 1 stops for good.
+  const gone = origin(relay1);
   await relay1.stop();
   relay1 = undefined;
 
@@ -86,7 +87,7 @@ test('Alice moves to another relay while Bob is away, her old relay goes for goo
   // The move is over: relay 1 is no longer in use.
   await alice.page.getByRole('button', { name: 'Settings' }).click();
   await relays.getByRole('listitem').filter({ hasText: `${origin(relay3)}: home` }).waitFor();
-  await relays.getByRole('listitem').filter({ hasText: origin(relay1) }).waitFor({ state: 'detached' });
+  await relays.getByRole('listitem').filter({ hasText: gone }).waitFor({ state: 'detached' });
   assert.equal(await settings.getByRole('status').filter({ hasText: 'Moved: 0' }).count(), 0);
   await settings.getByRole('button', { name: 'Close' }).click();
 

@@ -621,12 +621,7 @@ impl Engine {
         if let Some(home) = &self.home {
             relay_use(&mut uses, home).home = true;
         }
-        let inboxes = self
-            .contacts
-            .values()
-            .flat_map(|c| std::iter::once(&c.inbox_relay).chain(c.retiring.iter().map(|r| &r.relay)))
-            .chain(self.invites.iter().map(|i| &i.relay));
-        for relay in inboxes {
+        for relay in self.inbox_relays() {
             if let Some(origin) = self.resolve(relay) {
                 relay_use(&mut uses, origin).inboxes = true;
             }

@@ -133,12 +133,7 @@ impl Engine {
             let at = entry(&mut uses, home);
             uses[at].home = true;
         }
-        let old = self
-            .contacts
-            .values()
-            .flat_map(|c| std::iter::once(&c.inbox_relay).chain(c.retiring.iter().map(|r| &r.relay)))
-            .chain(self.invites.iter().map(|i| &i.relay));
-        for relay in old {
+        for relay in self.inbox_relays() {
             if let Some(origin) = self.resolve(relay) {
                 let at = entry(&mut uses, origin);
                 uses[at].draining |= !uses[at].home;
@@ -151,6 +146,14 @@ impl Engine {
             }
         }
         uses
+    }
+
+    /// The relay of every inbox we read: each contact's current and old ones, each invite's.
+    pub(super) fn inbox_relays(&self) -> impl Iterator<Item = &Option<RelayOrigin>> {
+        self.contacts
+            .values()
+            .flat_map(|c| std::iter::once(&c.inbox_relay).chain(c.retiring.iter().map(|r| &r.relay)))
+            .chain(self.invites.iter().map(|i| &i.relay))
     }
 
     /// Gives `contact` a fresh inbox on the home relay and announces it (now, or with the next
