@@ -197,6 +197,27 @@ fn rotation_under_a_faulty_network_across_reloads_loses_nothing() {
     }
 }
 
+/// Bob writes to Alice's old inbox (before he learns of her rotation) and then to the new one, all
+/// while Alice is away: when she is back, the relay delivers the old inbox's first (she subscribes
+/// to old inboxes first), so she reads both in the order written and misses nothing.
+#[test]
+fn what_was_written_to_the_old_inbox_is_read_before_the_new_one() {
+    let (mut net, bob, alice) = talking(7);
+    net.set_online(1, false);
+    net.engines[1].send_text(alice, "b2 to the old inbox", net.now, &mut net.rng).unwrap();
+    net.now += ROTATION_SECS;
+    net.engines[0].tick(net.now, &mut net.rng);
+    net.pump();
+    net.set_online(0, false);
+    net.set_online(1, true);
+    net.send(1, alice, "b3 to the new inbox");
+    net.set_online(0, true);
+    assert_eq!(net.texts(0, bob), ["a1", "b1", "b2 to the old inbox", "b3 to the new inbox"]);
+    assert_eq!(net.engines[0].contact(bob).unwrap().missing(), 0);
+    net.send(0, bob, "a2");
+    settled(&net, bob, alice);
+}
+
 /// The old inbox is read until the relay has dropped the announcement, then dropped even if the
 /// contact never wrote again.
 #[test]
