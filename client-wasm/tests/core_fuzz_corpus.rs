@@ -187,6 +187,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("stored_records", "profile-v2", profile_fixture(include_bytes!("fixtures/profile-v2.bin"))),
         ("stored_records", "profile-v4", profile_fixture(include_bytes!("fixtures/profile-v4.bin"))),
         ("stored_records", "profile-v5", profile_fixture(include_bytes!("fixtures/profile-v5.bin"))),
+        ("stored_records", "profile-v6", profile_fixture(include_bytes!("fixtures/profile-v6.bin"))),
     ]
 }
 

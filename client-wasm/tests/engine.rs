@@ -599,7 +599,7 @@ fn a_profile_stored_as_version_4_opens() {
     assert_eq!(invites[0].for_name, None);
     let mut again: std::collections::BTreeMap<String, Vec<u8>> = records.into_iter().collect();
     again.extend(engine.take_records().into_named().map(|(n, b)| (n, b.to_vec())));
-    assert_eq!(again[PROFILE_RECORD][0], 6);
+    assert_eq!(again[PROFILE_RECORD][0], 7);
     let mut engine = Engine::restore(again.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("reopens");
     assert_eq!(engine.view().invites, invites, "the same ids after the migration");
     engine.revoke_invite(invites[0].id).unwrap();
@@ -757,7 +757,7 @@ fn a_profile_stored_as_version_3_opens() {
     let mut engine = engine;
     let mut again: std::collections::BTreeMap<String, Vec<u8>> = records.into_iter().collect();
     again.extend(engine.take_records().into_named().map(|(n, b)| (n, b.to_vec())));
-    assert_eq!(again[PROFILE_RECORD][0], 6);
+    assert_eq!(again[PROFILE_RECORD][0], 7);
     let engine = Engine::restore(again.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("reopens");
     assert_eq!(engine.contacts().next().unwrap().messages.len(), 141);
     let mut w = World::new(&[], 1);
@@ -820,7 +820,7 @@ fn a_profile_stored_as_version_5_opens_with_every_address_on_the_current_relay()
     assert_eq!(w.relay.stored.values().map(Vec::len).sum::<usize>(), 1);
     assert_eq!(w.subscribed_on_reconnect(alice).len(), 2);
     w.reload(alice);
-    assert_eq!(w.stores[alice][PROFILE_RECORD][0], 6);
+    assert_eq!(w.stores[alice][PROFILE_RECORD][0], 7);
     let engine = &w.engines[alice];
     assert_eq!((engine.home_relay(), engine.contact_relay(bob)), (Some(&here), Some(&here)));
 }
@@ -840,4 +840,33 @@ fn a_version_6_profile_with_a_bad_relay_is_refused() {
     stores.insert(PROFILE_RECORD.into(), upper);
     let restored = Engine::restore(stores.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
     assert!(matches!(restored, Err(SnapshotError::Corrupt)));
+}
+
+/// A profile stored as version 6 (before moving and rotation) opens with everything it had; its
+/// inbox is due for rotation at the first tick, and the next save writes version 7.
+#[test]
+fn a_profile_stored_as_version_6_opens_and_its_inbox_is_rotated_at_the_first_tick() {
+    let records = fixture(include_bytes!("fixtures/profile-v6.bin"), 6);
+    let engine = Engine::restore(records.iter().map(|(n, b)| (n.as_str(), b.as_slice()))).expect("opens");
+    let here = relay::relay_origin();
+    assert_eq!(engine.home_relay(), Some(&here));
+    let bob = engine.contacts().next().unwrap();
+    let bob_id = bob.id;
+    assert_eq!((bob.name.as_str(), bob.verified, bob.messages.len()), ("Bob", true, 141));
+    assert_eq!(engine.unconfirmed(), 1);
+    assert_eq!(engine.move_progress(), None);
+    let mut w = World::new(&[], 1);
+    let alice = w.adopt(engine);
+    w.stores[alice].extend(records);
+    let before = w.subscribed_on_reconnect(alice);
+    assert_eq!(before.len(), 2, "Bob's inbox and the open invite's");
+    w.engines[alice].tick(NOW, &mut w.rng);
+    w.pump();
+    let after = w.subscribed_on_reconnect(alice);
+    assert_eq!(after.len(), 3, "a fresh inbox for Bob beside the old one");
+    assert!(after.is_superset(&before));
+    w.reload(alice);
+    assert_eq!(w.stores[alice][PROFILE_RECORD][0], 7);
+    assert_eq!(w.subscribed_on_reconnect(alice), after);
+    assert_eq!(w.engines[alice].contact_relay(bob_id), Some(&here));
 }

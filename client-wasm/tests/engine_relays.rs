@@ -2,182 +2,28 @@
 //! relays. Each engine keeps one connection per relay that [`Engine::relays`] names (the home
 //! relay always, a contact's relay while a deposit waits for it), as the owner tab does.
 
+#[path = "common/net.rs"]
+mod net;
 #[path = "common/relay.rs"]
 mod relay;
 
-use client_wasm::engine::{
-    ContactId, Delivery, Engine, Event, FetchId, INVITE_FETCH_TIMEOUT_SECS, PROFILE_RECORD, ShortInviteError,
-};
-use doorless_frames::{Frame, MailboxId, RelayOrigin};
-use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
-use relay::{NOW, STRANGER, TestRelay};
+use client_wasm::engine::{Delivery, Engine, Event, FetchId, INVITE_FETCH_TIMEOUT_SECS, PROFILE_RECORD, ShortInviteError};
+use doorless_frames::{Frame, MailboxId};
+use net::{Net, origin};
+use relay::NOW;
 
 const RELAY_1: &str = "wss://relay-one.test/ws";
 const RELAY_2: &str = "wss://relay-two.test:8443/ws";
 
-fn origin(url: &str) -> RelayOrigin {
-    RelayOrigin::parse(url).unwrap()
-}
-
-/// Two relays and the engines using them.
-struct Net {
-    relays: Vec<TestRelay>,
-    /// Whether each relay is running.
-    up: Vec<bool>,
-    engines: Vec<Engine>,
-    /// Each engine's open connections (relay indexes).
-    conns: Vec<Vec<usize>>,
-    /// Each engine's storage (named records).
-    stores: Vec<std::collections::BTreeMap<String, Vec<u8>>>,
-    events: Vec<Vec<Event>>,
-    rng: ChaCha20Rng,
-}
-
-impl Net {
-    /// Alice's home is relay 1 and Bob's relay 2.
-    fn new(seed: u8) -> Self {
-        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
-        let mut engines = Vec::new();
-        for (name, home) in [("Alice", RELAY_1), ("Bob", RELAY_2)] {
-            let mut engine = Engine::new(name, &mut rng);
-            engine.set_home_relay(home).unwrap();
-            engines.push(engine);
-        }
-        let mut net = Self {
-            relays: vec![TestRelay::at(RELAY_1), TestRelay::at(RELAY_2)],
-            up: vec![true, true],
-            engines,
-            conns: vec![Vec::new(), Vec::new()],
-            stores: vec![Default::default(), Default::default()],
-            events: vec![Vec::new(), Vec::new()],
-            rng,
-        };
-        net.pump();
-        net
-    }
-
-    fn relay_index(&self, origin: &RelayOrigin) -> usize {
-        self.relays.iter().position(|r| r.origin() == *origin).expect("a relay of the test")
-    }
-
-    /// Opens the connections engine `i` needs (to running relays) and closes the idle ones.
-    fn sync(&mut self, i: usize) {
-        let needed: Vec<usize> =
-            self.engines[i].relays().iter().map(|u| self.relay_index(&u.origin)).collect();
-        for r in self.conns[i].clone() {
-            if !needed.contains(&r) {
-                self.close(i, r);
-            }
-        }
-        for r in needed {
-            if self.up[r] && !self.conns[i].contains(&r) {
-                self.conns[i].push(r);
-                let url = if r == 0 { RELAY_1 } else { RELAY_2 };
-                self.engines[i].on_connected(url).unwrap();
-            }
-        }
-    }
-
-    fn close(&mut self, i: usize, r: usize) {
-        self.conns[i].retain(|c| *c != r);
-        self.relays[r].subscribers.retain(|_, c| *c != i);
-        let origin = self.relays[r].origin();
-        self.engines[i].on_relay_disconnected(&origin);
-    }
-
-    /// Moves frames (opening and closing connections as needed) until nothing is in flight.
-    fn pump(&mut self) {
-        loop {
-            let mut moved = false;
-            for i in 0..self.engines.len() {
-                self.sync(i);
-                for (origin, frame) in self.engines[i].take_relay_frames() {
-                    let r = self.relay_index(&origin);
-                    assert!(self.conns[i].contains(&r), "frames go only to open connections");
-                    moved = true;
-                    for (to, reply) in self.relays[r].handle(i, frame) {
-                        if self.conns[to].contains(&r) {
-                            let events = self.engines[to].on_relay_frame(&origin, reply, NOW, &mut self.rng);
-                            self.events[to].extend(events);
-                        }
-                    }
-                }
-            }
-            if !moved {
-                break;
-            }
-        }
-    }
-
-    /// Relay `r` stops (every connection to it closes) or starts again.
-    fn set_up(&mut self, r: usize, up: bool) {
-        self.up[r] = up;
-        if !up {
-            for i in 0..self.engines.len() {
-                if self.conns[i].contains(&r) {
-                    self.close(i, r);
-                }
-            }
-            self.relays[r].restart();
-        }
-        self.pump();
-    }
-
-    /// Saves engine `i` and replaces it with the one its records restore, as a reload does.
-    fn reload(&mut self, i: usize) {
-        let records: Vec<(String, Vec<u8>)> =
-            self.engines[i].take_records().into_named().map(|(n, b)| (n, b.to_vec())).collect();
-        self.stores[i].extend(records);
-        for r in self.conns[i].clone() {
-            self.close(i, r);
-        }
-        let stored = self.stores[i].iter().map(|(n, b)| (n.as_str(), b.as_slice()));
-        self.engines[i] = Engine::restore(stored).expect("restores");
-        self.pump();
-    }
-
-    /// Someone without a profile deposits `payload` into `mailbox` on relay `r`; then pumps.
-    fn inject(&mut self, r: usize, mailbox: MailboxId, payload: Vec<u8>) {
-        let origin = self.relays[r].origin();
-        for (to, reply) in self.relays[r].handle(STRANGER, Frame::Deposit { request: 1, mailbox, payload }) {
-            if to < self.engines.len() && self.conns[to].contains(&r) {
-                let events = self.engines[to].on_relay_frame(&origin, reply, NOW, &mut self.rng);
-                self.events[to].extend(events);
-            }
-        }
-        self.pump();
-    }
-
-    /// `inviter` invites the other; returns (joiner at inviter, inviter at joiner).
-    fn invite(&mut self, inviter: usize) -> (ContactId, ContactId) {
-        let joiner = 1 - inviter;
-        let link = self.engines[inviter].create_invite(None, NOW, &mut self.rng).unwrap();
-        self.pump();
-        let at_joiner = self.engines[joiner].accept_invite(&link.fragment, NOW, &mut self.rng).unwrap();
-        self.pump();
-        let at_inviter = self.engines[inviter].contacts().last().unwrap().id;
-        (at_inviter, at_joiner)
-    }
-
-    fn texts(&self, i: usize, contact: ContactId) -> Vec<&str> {
-        self.engines[i].contact(contact).unwrap().messages.iter().map(|m| m.text.as_str()).collect()
-    }
-
-    fn delivery(&self, i: usize, contact: ContactId) -> Delivery {
-        self.engines[i].contact(contact).unwrap().messages.iter().rev().find(|m| m.outgoing).unwrap().delivery
-    }
-
-    /// The mailboxes relay `r` has subscribed for engine `i`.
-    fn subscribed(&self, r: usize, i: usize) -> usize {
-        self.relays[r].subscribers.values().filter(|c| **c == i).count()
-    }
+/// Alice's home is relay 1 and Bob's relay 2.
+fn two(seed: u8) -> Net {
+    Net::new(&[RELAY_1, RELAY_2], &[("Alice", 0), ("Bob", 1)], seed)
 }
 
 #[test]
 fn profiles_on_two_relays_pair_and_talk_both_ways_whoever_invites() {
     for inviter in [0, 1] {
-        let mut net = Net::new(30 + inviter as u8);
+        let mut net = two(30 + inviter as u8);
         let (at_inviter, at_joiner) = net.invite(inviter);
         let (bob, alice) = if inviter == 0 { (at_inviter, at_joiner) } else { (at_joiner, at_inviter) };
         assert_eq!(net.engines[0].contact(bob).unwrap().name, "Bob");
@@ -212,7 +58,7 @@ fn profiles_on_two_relays_pair_and_talk_both_ways_whoever_invites() {
 
 #[test]
 fn the_invite_names_the_inviters_relay_and_the_joiner_deposits_there() {
-    let mut net = Net::new(40);
+    let mut net = two(40);
     let link = net.engines[0].create_invite(None, NOW, &mut net.rng).unwrap();
     let invite = net.engines[1].read_invite(&link.fragment, NOW).unwrap();
     assert_eq!(invite.relay(), Some(&origin(RELAY_1)));
@@ -231,8 +77,10 @@ fn the_invite_names_the_inviters_relay_and_the_joiner_deposits_there() {
 
 #[test]
 fn a_deposit_is_confirmed_only_by_the_relay_it_went_to() {
-    let mut net = Net::new(50);
-    let (bob, _) = net.invite(0);
+    let mut net = two(50);
+    let (bob, alice) = net.invite(0);
+    // Bob has written to Alice's fresh inbox: her deposits no longer carry its announcement.
+    net.send(1, alice, "hi");
     net.engines[0].send_text(bob, "to relay two", NOW, &mut net.rng).unwrap();
     // Take Alice's frames by hand: the deposit goes to relay 2 (connected on demand).
     net.sync(0);
@@ -259,7 +107,7 @@ fn a_deposit_is_confirmed_only_by_the_relay_it_went_to() {
 
 #[test]
 fn messages_for_a_relay_that_is_down_wait_across_a_reload_then_go() {
-    let mut net = Net::new(60);
+    let mut net = two(60);
     let (bob, alice) = net.invite(0);
     net.set_up(1, false);
     net.engines[0].send_text(bob, "while relay two is down", NOW, &mut net.rng).unwrap();
@@ -273,7 +121,7 @@ fn messages_for_a_relay_that_is_down_wait_across_a_reload_then_go() {
     assert_eq!((waiting[1].origin.clone(), waiting[1].waiting.clone()), (origin(RELAY_2), vec![bob]));
     // Bob, reading on relay 2, is offline too; his message to Alice still reaches relay 1 later.
     net.reload(0);
-    assert_eq!(net.stores[0][PROFILE_RECORD][0], 6);
+    assert_eq!(net.stores[0][PROFILE_RECORD][0], 7);
     assert_eq!(net.engines[0].relays()[1].waiting, [bob], "the waiting deposit kept its relay");
     net.set_up(1, true);
     assert_eq!(net.texts(1, alice), ["while relay two is down"]);
@@ -286,14 +134,11 @@ fn messages_for_a_relay_that_is_down_wait_across_a_reload_then_go() {
 
 #[test]
 fn a_relay_that_is_down_holds_up_only_its_own_deposits() {
-    let mut net = Net::new(70);
+    let mut net = two(70);
     // Carol shares Alice's relay.
     let mut carol = Engine::new("Carol", &mut net.rng);
     carol.set_home_relay(RELAY_1).unwrap();
-    net.engines.push(carol);
-    net.conns.push(Vec::new());
-    net.stores.push(Default::default());
-    net.events.push(Vec::new());
+    net.add(carol);
     let (bob, _) = net.invite(0);
     let link = net.engines[0].create_invite(None, NOW, &mut net.rng).unwrap();
     net.pump();
@@ -315,7 +160,7 @@ fn a_relay_that_is_down_holds_up_only_its_own_deposits() {
 #[test]
 fn a_relay_named_by_a_peer_must_be_a_relay_origin() {
     use client_wasm::core::{Content, Identity, Invite, Payload, accept_invite};
-    let mut net = Net::new(80);
+    let mut net = two(80);
     let mallory = Identity::generate(&mut net.rng);
     let answer = |net: &mut Net, relay: Option<&str>| {
         let link = net.engines[0].create_invite(None, NOW, &mut net.rng).unwrap();
@@ -377,7 +222,7 @@ fn fetch(net: &mut Net, fragment: &str) -> (FetchId, Vec<Event>) {
 
 #[test]
 fn a_short_link_names_the_inviters_relay_and_pairs_profiles_on_two_relays() {
-    let mut net = Net::new(60);
+    let mut net = two(60);
     let (_, fragment) = short_link(&mut net);
     assert!(fragment.len() < 100 && fragment.ends_with("/relay-one.test"), "{fragment}");
     assert_eq!(net.relays[0].bundles.len(), 1, "the bundle is on the inviter's relay");
@@ -401,7 +246,7 @@ fn a_short_link_names_the_inviters_relay_and_pairs_profiles_on_two_relays() {
 
 #[test]
 fn a_relay_that_alters_the_bundle_is_refused_by_name() {
-    let mut net = Net::new(61);
+    let mut net = two(61);
     let (_, fragment) = short_link(&mut net);
     net.relays[0].bundle_mode = relay::BundleMode::Tamper;
     let (id, events) = fetch(&mut net, &fragment);
@@ -418,7 +263,7 @@ fn a_relay_that_alters_the_bundle_is_refused_by_name() {
 
 #[test]
 fn a_relay_that_withholds_the_bundle_times_out() {
-    let mut net = Net::new(62);
+    let mut net = two(62);
     let (_, fragment) = short_link(&mut net);
     net.relays[0].bundle_mode = relay::BundleMode::Withhold;
     let (id, events) = fetch(&mut net, &fragment);
@@ -431,7 +276,7 @@ fn a_relay_that_withholds_the_bundle_times_out() {
     );
     assert!(!net.engines[1].relays().iter().any(|u| u.invites));
     // A relay that is down is the same to the joiner: no invite in time.
-    let mut net = Net::new(63);
+    let mut net = two(63);
     let (_, fragment) = short_link(&mut net);
     net.set_up(0, false);
     let (id, events) = fetch(&mut net, &fragment);
@@ -444,7 +289,7 @@ fn a_relay_that_withholds_the_bundle_times_out() {
 
 #[test]
 fn a_revoked_invites_bundle_is_deleted_and_its_link_finds_nothing() {
-    let mut net = Net::new(64);
+    let mut net = two(64);
     let (invite, fragment) = short_link(&mut net);
     net.engines[0].revoke_invite(invite).unwrap();
     net.pump();
@@ -458,7 +303,7 @@ fn a_revoked_invites_bundle_is_deleted_and_its_link_finds_nothing() {
 
 #[test]
 fn the_short_link_waits_for_the_home_relay_to_store_the_bundle() {
-    let mut net = Net::new(65);
+    let mut net = two(65);
     net.set_up(0, false);
     let link = net.engines[0].create_invite(None, NOW, &mut net.rng).unwrap();
     net.pump();

@@ -20,6 +20,7 @@
 
 mod log;
 mod mailbox;
+mod moving;
 mod short_links;
 mod snapshot;
 mod view;
@@ -37,9 +38,10 @@ use crate::core::{
 };
 pub use log::{CHUNK_LEN, Chunk, Log};
 pub use mailbox::{Mailbox, SUBSCRIBE_BATCH};
+pub use moving::{MoveProgress, OLD_INBOX_SECS, ROTATION_SECS, RelayAddressError, RelayInUse, relay_address};
 pub use short_links::{FetchId, INVITE_FETCH_TIMEOUT_SECS, ShortInviteError};
 pub use snapshot::{ChunkKey, LEGACY_RECORD, PROFILE_RECORD, Records, SnapshotError};
-pub use view::{ContactView, InviteView, ProfileView};
+pub use view::{ContactView, InviteView, ProfileView, RelayView};
 
 /// How long an invite stays valid.
 pub const INVITE_TTL_SECS: u64 = 7 * 24 * 60 * 60;
@@ -125,14 +127,15 @@ impl std::fmt::Debug for Message {
     }
 }
 
-/// The mailbox printed in an invite link, still read after the inviter moved to a fresh one,
-/// until the joiner is known to write to the fresh one.
+/// An inbox we moved away from (the one printed in an invite link, or one left by a rotation or
+/// a move to another relay), still read until the contact is known to write to the fresh one
+/// (see `moving.rs`).
 struct Retiring {
     inbox: Mailbox,
     /// The relay it is on (`None`: the home relay).
     relay: Option<RelayOrigin>,
-    /// Dropped after this time (unix seconds) in any case: the announcement was sent
-    /// [`INVITE_TTL_SECS`] before, as long as the relay keeps a blob. `u64::MAX` while the
+    /// Dropped after this time (unix seconds) in any case: the last announcement was sent
+    /// [`OLD_INBOX_SECS`] before, as long as the relay keeps a blob. `u64::MAX` while the
     /// announcement waits (the contact is blocked).
     until: u64,
     /// A message arrived on the fresh mailbox: dropped at the next connection (not at once, so
@@ -173,8 +176,11 @@ pub struct Contact {
     pub blocked: bool,
     /// Cached: derived from both identities.
     safety: SafetyNumber,
-    /// The inviter side's printed mailbox, until the joiner has moved (see [`Retiring`]).
-    retiring: Option<Retiring>,
+    /// Inboxes we moved away from, oldest first, until the contact has moved too (see
+    /// [`Retiring`]).
+    retiring: Vec<Retiring>,
+    /// When `inbox` was made (unix seconds; 0: before this was recorded): the rotation schedule.
+    inbox_since: u64,
     /// Our fresh `inbox` is still to be announced to the contact (waits while blocked).
     announce: bool,
     /// The person blocked this contact ([`Engine::set_barred`]): what they send is decrypted (so
@@ -593,9 +599,7 @@ impl Engine {
         for contact in self.contacts.values_mut() {
             pin(&mut contact.inbox_relay);
             pin(&mut contact.outbox_relay);
-            if let Some(retiring) = contact.retiring.as_mut() {
-                pin(&mut retiring.relay);
-            }
+            contact.retiring.iter_mut().for_each(|r| pin(&mut r.relay));
         }
         self.invites.iter_mut().for_each(|i| pin(&mut i.relay));
         self.unconfirmed.iter_mut().for_each(|(_, o)| pin(&mut o.relay));
@@ -634,12 +638,7 @@ impl Engine {
         if let Some(home) = &self.home {
             relay_use(&mut uses, home).home = true;
         }
-        let inboxes = self
-            .contacts
-            .values()
-            .flat_map(|c| std::iter::once(&c.inbox_relay).chain(c.retiring.as_ref().map(|r| &r.relay)))
-            .chain(self.invites.iter().map(|i| &i.relay));
-        for relay in inboxes {
+        for relay in self.inbox_relays() {
             if let Some(origin) = self.resolve(relay) {
                 relay_use(&mut uses, origin).inboxes = true;
             }
@@ -832,8 +831,9 @@ impl Engine {
                 contact.inbox_relay = inbox_relay;
                 contact.outbox = outbox;
                 contact.outbox_relay = outbox_relay.clone();
-                contact.retiring = None;
+                contact.retiring.clear();
                 contact.announce = false;
+                contact.inbox_since = now;
                 if let Some(local_name) = local_name {
                     contact.name = local_name;
                 }
@@ -849,6 +849,7 @@ impl Engine {
                     session,
                     (inbox, inbox_relay),
                     (outbox, outbox_relay.clone()),
+                    now,
                 )
             }
         };
@@ -951,7 +952,7 @@ impl Engine {
         let entry = self.contacts.remove(&contact).ok_or(EngineError::UnknownContact)?;
         self.forget_log(contact, &entry.messages);
         self.forgotten.push(entry.inbox.id());
-        self.forgotten.extend(entry.retiring.as_ref().map(|r| r.inbox.id()));
+        self.forgotten.extend(entry.retiring.iter().map(|r| r.inbox.id()));
         self.forgotten
             .extend(self.invites.iter().filter(|i| i.for_contact == Some(contact)).map(|i| i.inbox.id()));
         self.invites.retain(|i| i.for_contact != Some(contact));
@@ -1059,9 +1060,7 @@ impl Engine {
     fn expire(&mut self, now: u64) {
         self.invites.retain(|i| !i.expired(now));
         for contact in self.contacts.values_mut() {
-            if contact.retiring.as_ref().is_some_and(|r| r.switched || now > r.until) {
-                contact.retiring = None;
-            }
+            contact.retiring.retain(|r| !r.switched && now <= r.until);
         }
     }
 
@@ -1114,8 +1113,9 @@ impl Engine {
                     .contacts
                     .values()
                     .flat_map(|c| {
-                        std::iter::once((&c.inbox_relay, &c.inbox))
-                            .chain(c.retiring.as_ref().map(|r| (&r.relay, &r.inbox)))
+                        // Old inboxes first: the relay delivers what waits in them before what
+                        // the contact wrote after moving (docs/protocol.md, "Moving").
+                        c.retiring.iter().map(|r| (&r.relay, &r.inbox)).chain([(&c.inbox_relay, &c.inbox)])
                     })
                     .chain(self.invites.iter().map(|i| (&i.relay, &i.inbox)))
                     .filter(|(on, _)| self.is_on(on, relay))
@@ -1205,7 +1205,7 @@ impl Engine {
         let found = self.contacts.values_mut().find_map(|c| {
             if c.inbox.id() == mailbox {
                 Some((c, true))
-            } else if c.retiring.as_ref().is_some_and(|r| r.inbox.id() == mailbox) {
+            } else if c.retiring.iter().any(|r| r.inbox.id() == mailbox) {
                 Some((c, false))
             } else {
                 None
@@ -1235,9 +1235,8 @@ impl Engine {
                 });
                 events.push(Event::MessagesLost(id));
             }
-            if on_current && let Some(retiring) = contact.retiring.as_mut() {
-                // The joiner writes to the fresh mailbox: the printed one goes at the next connection.
-                retiring.switched = true;
+            if on_current {
+                moving::switched(contact);
             }
             if contact.session.skipped_keys() > missing_before {
                 events.push(Event::Gap(id));
@@ -1331,7 +1330,7 @@ impl Engine {
             && !self.invites.iter().any(|i| i.inbox.id() == mailbox)
             && !self.contacts.values().any(|c| {
                 c.inbox.id() == mailbox
-                    || c.retiring.as_ref().is_some_and(|r| r.inbox.id() == mailbox)
+                    || c.retiring.iter().any(|r| r.inbox.id() == mailbox)
                     || (Some(c.id) != except && c.outbox == mailbox)
             })
     }
@@ -1409,7 +1408,7 @@ impl Engine {
         } else {
             let local = pending.for_name.clone().unwrap_or_else(|| name.clone());
             let twin_of = self.verified_with_name(&local);
-            let id = self.add_contact(local, name, session, (fresh, fresh_relay), (reply, reply_relay));
+            let id = self.add_contact(local, name, session, (fresh, fresh_relay), (reply, reply_relay), now);
             events.push(Event::ContactAdded(id));
             if let Some(verified) = twin_of {
                 events.push(Event::NameOfVerifiedContact { contact: id, verified });
@@ -1417,7 +1416,8 @@ impl Engine {
             id
         };
         if let Some(contact) = self.contacts.get_mut(&id) {
-            contact.retiring = Some(retiring);
+            contact.retiring.push(retiring);
+            contact.inbox_since = now;
             contact.announce = true;
             if !contact.blocked {
                 // An error leaves the announcement for the next deposit to this contact.
@@ -1514,13 +1514,13 @@ impl Engine {
         if entry.barred {
             return Err(EngineError::Barred);
         }
-        if entry.announce {
+        if entry.announce || moving::unswitched(entry) {
             self.announce_inbox(contact, now, rng)?;
         }
         self.encrypt_and_deposit(contact, payload, message, rng)
     }
 
-    /// Tells `contact` the mailbox we read from now on; the printed one is kept for as long as
+    /// Tells `contact` the mailbox we read from now on; the old ones are kept for as long as
     /// the relay keeps the announcement.
     fn announce_inbox(
         &mut self,
@@ -1535,8 +1535,8 @@ impl Engine {
         self.encrypt_and_deposit(contact, &announcement, None, rng)?;
         if let Some(entry) = self.contacts.get_mut(&contact) {
             entry.announce = false;
-            if let Some(retiring) = entry.retiring.as_mut() {
-                retiring.until = now.saturating_add(INVITE_TTL_SECS);
+            for retiring in entry.retiring.iter_mut().filter(|r| !r.switched) {
+                retiring.until = now.saturating_add(OLD_INBOX_SECS);
             }
         }
         Ok(())
@@ -1575,6 +1575,7 @@ impl Engine {
         session: Session,
         (inbox, inbox_relay): (Mailbox, Option<RelayOrigin>),
         (outbox, outbox_relay): Address,
+        now: u64,
     ) -> ContactId {
         let id = ContactId(self.next_contact);
         self.next_contact += 1;
@@ -1595,7 +1596,8 @@ impl Engine {
                 verified: false,
                 blocked: false,
                 safety,
-                retiring: None,
+                retiring: Vec::new(),
+                inbox_since: now,
                 announce: false,
                 barred: false,
                 awaiting_since: None,

@@ -1,8 +1,11 @@
 //! The engine's stored form: named records, written together (specified in `docs/stored-profile.md`).
 //!
-//! - `profile`: `version: u8 = 6 | postcard(ProfileV6)` — identity, contacts with their ratchet
+//! - `profile`: `version: u8 = 7 | postcard(ProfileV7)` — identity, contacts with their ratchet
 //!   sessions and message counts, open invites, the outbox. Rewritten on every save; its size does
-//!   not grow with the conversations. Version 6 is version 5 followed by the relay of every
+//!   not grow with the conversations. Version 7 is version 6 followed, per contact, by when its
+//!   inbox was made and every old inbox still read (moving and rotation); in a version 7 record
+//!   the version 6 fields for the retiring inbox are always empty. Version 6 records are still
+//!   read (their one retiring inbox kept, every inbox due for rotation). Version 6 is version 5 followed by the relay of every
 //!   address (the home relay; per contact its inbox's, outbox's and retiring inbox's; per invite
 //!   and per unconfirmed deposit its mailbox's); version 5 records are still read, every address
 //!   on the home relay (the one relay an earlier release used). Version 5 added, per contact, the name they call themselves
@@ -40,8 +43,10 @@ use crate::core::{self, Identity, InviteSecret, Session};
 use doorless_frames::{MailboxId, RelayOrigin};
 
 /// The current version of the profile record.
-pub const PROFILE_VERSION: u8 = 6;
+pub const PROFILE_VERSION: u8 = 7;
 /// The previous version of the profile record (read, never written).
+const PROFILE_V6: u8 = 6;
+/// An earlier version of the profile record (read, never written).
 const PROFILE_V5: u8 = 5;
 /// An earlier version of the profile record (read, never written).
 const PROFILE_V4: u8 = 4;
@@ -125,6 +130,28 @@ impl Records {
         std::iter::once((PROFILE_RECORD.to_owned(), self.profile))
             .chain(self.chunks.into_iter().map(|(key, bytes)| (key.record_name(), bytes)))
     }
+}
+
+/// Version 6 followed by the inbox schedule and old inboxes of each contact, in contact order.
+#[derive(Serialize, Deserialize)]
+struct ProfileV7 {
+    base: ProfileV6,
+    moves: Vec<ContactMovesV7>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ContactMovesV7 {
+    /// When the current inbox was made (unix seconds; 0 for a migrated profile: due).
+    inbox_since: u64,
+    /// Old inboxes still read, oldest first.
+    retiring: Vec<RetiringV7>,
+}
+
+/// An old inbox: a version 3 retiring inbox followed by its relay (`None`: the home relay).
+#[derive(Clone, Serialize, Deserialize)]
+struct RetiringV7 {
+    base: RetiringV1,
+    relay: Option<String>,
 }
 
 /// Version 5 followed by where each of its addresses is (postcard writes the nested struct as its
@@ -435,13 +462,15 @@ struct StoredContact<'a> {
     session: &'a [u8],
     inbox: &'a [u8; 32],
     outbox: [u8; 32],
-    /// Relays of the inbox, the outbox and the retiring inbox (`None`: home).
-    relays: [Option<RelayOrigin>; 3],
+    /// Relays of the inbox and the outbox (`None`: home).
+    relays: [Option<RelayOrigin>; 2],
     log: Log,
     unread: u32,
     verified: bool,
     blocked: bool,
-    retiring: Option<RetiringV1>,
+    /// Old inboxes with their relays, oldest first.
+    retiring: Vec<(RetiringV1, Option<RelayOrigin>)>,
+    inbox_since: u64,
     announce: bool,
     barred: bool,
     awaiting_since: Option<u64>,
@@ -533,11 +562,8 @@ impl Engine {
                                 verified: c.verified,
                                 blocked: c.blocked,
                             },
-                            retiring: c.retiring.as_ref().map(|r| RetiringV1 {
-                                inbox: *r.inbox.seed(),
-                                until: r.until,
-                                switched: r.switched,
-                            }),
+                            // Version 7 keeps them all in `moves`.
+                            retiring: None,
                             announce: c.announce,
                         },
                         barred: c.barred,
@@ -559,13 +585,28 @@ impl Engine {
                 .map(|c| ContactRelaysV6 {
                     inbox: stored_origin(c.inbox_relay.as_ref()),
                     outbox: stored_origin(c.outbox_relay.as_ref()),
-                    retiring: stored_origin(c.retiring.as_ref().and_then(|r| r.relay.as_ref())),
+                    retiring: None,
                 })
                 .collect(),
             invites: self.invites.iter().map(|i| stored_origin(i.relay.as_ref())).collect(),
             unconfirmed: self.unconfirmed.iter().map(|(_, o)| stored_origin(o.relay.as_ref())).collect(),
         };
-        let profile = ProfileV6 { base, relays };
+        let moves = self
+            .contacts
+            .values()
+            .map(|c| ContactMovesV7 {
+                inbox_since: c.inbox_since,
+                retiring: c
+                    .retiring
+                    .iter()
+                    .map(|r| RetiringV7 {
+                        base: RetiringV1 { inbox: *r.inbox.seed(), until: r.until, switched: r.switched },
+                        relay: stored_origin(r.relay.as_ref()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let profile = ProfileV7 { base: ProfileV6 { base, relays }, moves };
         let deleted = take(&mut self.deleted);
         self.deleting.clone_from(&deleted);
         Records { profile: versioned(PROFILE_VERSION, &profile), chunks, deleted }
@@ -646,9 +687,10 @@ impl Engine {
         let mut log = |id: ContactId, messages: u32| {
             Log::from_chunks(messages as usize, chunks.remove(&id).unwrap_or_default())
         };
-        let ProfileV6 { base: p, relays } = match version {
+        let ProfileV7 { base: ProfileV6 { base: p, relays }, moves } = match version {
             PROFILE_VERSION => decode(body)?,
             v if v > PROFILE_VERSION => return Err(SnapshotError::UnsupportedVersion),
+            PROFILE_V6 => ProfileV7::from(decode::<ProfileV6>(body)?),
             v => {
                 let base: ProfileV5 = match v {
                     PROFILE_V5 => decode(body)?,
@@ -657,17 +699,18 @@ impl Engine {
                     PROFILE_V2 => ProfileV4::from(ProfileV3::from(decode::<ProfileV2>(body)?)).into(),
                     _ => return Err(SnapshotError::Corrupt),
                 };
-                ProfileV6 { relays: RelaysV6::home_only(&base), base }
+                ProfileV7::from(ProfileV6 { relays: RelaysV6::home_only(&base), base })
             }
         };
         if relays.contacts.len() != p.contacts.len()
+            || moves.len() != p.contacts.len()
             || relays.invites.len() != p.invites.len()
             || relays.unconfirmed.len() != p.unconfirmed.len()
         {
             return Err(SnapshotError::Corrupt);
         }
         let mut contacts = Vec::new();
-        for (contact, at) in p.contacts.iter().zip(&relays.contacts) {
+        for ((contact, at), moved) in p.contacts.iter().zip(&relays.contacts).zip(&moves) {
             let ContactV5 {
                 base: ContactV4 { base: ContactV3 { base: c, retiring, announce }, barred, awaiting_since },
                 their_name,
@@ -679,16 +722,13 @@ impl Engine {
                 session: &c.session,
                 inbox: &c.inbox,
                 outbox: c.outbox,
-                relays: [
-                    origin(at.inbox.as_ref())?,
-                    origin(at.outbox.as_ref())?,
-                    origin(at.retiring.as_ref())?,
-                ],
+                relays: [origin(at.inbox.as_ref())?, origin(at.outbox.as_ref())?],
                 log: log(c.id, c.messages)?,
                 unread: c.unread,
                 verified: c.verified,
                 blocked: c.blocked,
-                retiring: retiring.clone(),
+                retiring: stored_retiring(retiring.as_ref(), at.retiring.as_ref(), &moved.retiring)?,
+                inbox_since: moved.inbox_since,
                 announce: *announce,
                 barred: *barred,
                 awaiting_since: *awaiting_since,
@@ -738,7 +778,8 @@ impl Engine {
                     unread: c.unread,
                     verified: c.verified,
                     blocked: c.blocked,
-                    retiring: None,
+                    retiring: Vec::new(),
+                    inbox_since: 0,
                     announce: false,
                     barred: false,
                     awaiting_since: None,
@@ -779,12 +820,17 @@ impl Engine {
                     verified: c.verified,
                     blocked: c.blocked,
                     safety,
-                    retiring: c.retiring.as_ref().map(|r| Retiring {
-                        inbox: Mailbox::from_seed(&r.inbox),
-                        relay: c.relays[2].clone(),
-                        until: r.until,
-                        switched: r.switched,
-                    }),
+                    retiring: c
+                        .retiring
+                        .iter()
+                        .map(|(r, relay)| Retiring {
+                            inbox: Mailbox::from_seed(&r.inbox),
+                            relay: relay.clone(),
+                            until: r.until,
+                            switched: r.switched,
+                        })
+                        .collect(),
+                    inbox_since: c.inbox_since,
                     announce: c.announce,
                     barred: c.barred,
                     awaiting_since: c.awaiting_since,
@@ -822,6 +868,36 @@ impl Engine {
             short: Default::default(),
         })
     }
+}
+
+/// Version 6 is version 7 with its one retiring inbox (still in the version 6 fields) and every
+/// inbox due for rotation.
+impl From<ProfileV6> for ProfileV7 {
+    fn from(base: ProfileV6) -> Self {
+        let moves = base
+            .base
+            .contacts
+            .iter()
+            .map(|_| ContactMovesV7 { inbox_since: 0, retiring: Vec::new() })
+            .collect();
+        Self { base, moves }
+    }
+}
+
+/// A contact's old inboxes: a version 6 retiring inbox (`v6`, on `v6_relay`), then version 7's.
+fn stored_retiring(
+    v6: Option<&RetiringV1>,
+    v6_relay: Option<&String>,
+    v7: &[RetiringV7],
+) -> Result<Vec<(RetiringV1, Option<RelayOrigin>)>, SnapshotError> {
+    let mut all = Vec::new();
+    if let Some(r) = v6 {
+        all.push((r.clone(), origin(v6_relay)?));
+    }
+    for r in v7 {
+        all.push((r.base.clone(), origin(r.relay.as_ref())?));
+    }
+    Ok(all)
 }
 
 /// The plain counters of a stored profile.

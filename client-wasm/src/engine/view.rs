@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Chunk, ContactId, Engine, InviteId, Message, same_name};
+use super::{Chunk, ContactId, Engine, InviteId, Message, MoveProgress, same_name};
 
 /// One conversation as shown. `Debug` prints no name or message.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +97,23 @@ pub struct ProfileView {
     pub outbox: u32,
     /// Blobs that failed to decrypt (tampered, replayed or foreign), ever.
     pub undecryptable: u32,
+    /// The relays this profile talks to and why, home first ([`Engine::relays_in_use`]).
+    pub relays: Vec<RelayView>,
+    /// A move to another relay under way ([`Engine::move_progress`]).
+    pub moving: Option<MoveProgress>,
+}
+
+/// A relay this profile talks to, and why (Settings, "Relays").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayView {
+    /// The relay's origin (`https://relay.example`).
+    pub origin: String,
+    /// The home relay: our inboxes are made there.
+    pub home: bool,
+    /// Old inboxes are still read there (after a move), or an open invite's.
+    pub draining: bool,
+    /// Contacts whose mailbox for us is there.
+    pub contacts: Vec<ContactId>,
 }
 
 impl std::fmt::Debug for ProfileView {
@@ -153,6 +170,17 @@ impl Engine {
             invites: self.pending_invites().collect(),
             outbox: u32::try_from(self.unconfirmed()).unwrap_or(u32::MAX),
             undecryptable: self.undecryptable,
+            relays: self
+                .relays_in_use()
+                .into_iter()
+                .map(|u| RelayView {
+                    origin: u.origin.as_str().to_owned(),
+                    home: u.home,
+                    draining: u.draining,
+                    contacts: u.contacts,
+                })
+                .collect(),
+            moving: self.move_progress(),
         }
     }
 }

@@ -17,13 +17,13 @@ use std::rc::{Rc, Weak};
 use client_wasm::browser::{self, NamedRecords, RelaySocket, SocketEvent, StorageError, Vault};
 use client_wasm::engine::{
     ContactId, Engine, EngineError, Event, FetchId, INVITE_FETCH_TIMEOUT_SECS, InviteConflict, InviteLink,
-    LEGACY_RECORD, PROFILE_RECORD, ShortInviteError,
+    LEGACY_RECORD, PROFILE_RECORD, ShortInviteError, relay_address,
 };
 use client_wasm::lock::{self, LockError, LockKey};
 use doorless_frames::{Frame, RelayOrigin};
 use futures_channel::mpsc;
 use futures_util::StreamExt;
-use gloo::timers::callback::Timeout;
+use gloo::timers::callback::{Interval, Timeout};
 use zeroize::Zeroizing;
 
 use super::protocol::{Command, Connection, Passphrase, Phase, Reply, Shared};
@@ -87,6 +87,8 @@ pub struct Owner {
     /// This tab's id.
     tab: u32,
     report: Rc<dyn Report>,
+    /// Runs the engine's schedule (inbox rotation, old inboxes dropped) while the profile is open.
+    schedule: RefCell<Option<Interval>>,
 }
 
 impl Owner {
@@ -109,6 +111,7 @@ impl Owner {
             fetches: RefCell::new(Vec::new()),
             tab,
             report,
+            schedule: RefCell::new(None),
         });
         let worker = Rc::downgrade(&owner);
         wasm_bindgen_futures::spawn_local(Self::worker(worker, queue));
@@ -160,6 +163,20 @@ impl Owner {
         *self.engine.borrow_mut() = Some(engine);
         self.phase.set(Phase::Ready);
         self.sync_conns(false);
+        let me = self.me.clone();
+        *self.schedule.borrow_mut() = Some(Interval::new(SCHEDULE_MS, move || {
+            if let Some(owner) = me.upgrade() {
+                owner.tick();
+            }
+        }));
+    }
+
+    /// The engine's schedule: inboxes due are rotated, old inboxes no longer needed are dropped.
+    fn tick(&self) {
+        if let Some(engine) = self.engine.borrow_mut().as_mut() {
+            engine.tick(browser::now(), &mut browser::rng());
+        }
+        self.changed();
     }
 
     /// The state all tabs show.
@@ -315,6 +332,18 @@ impl Owner {
                 self.disconnect_all();
                 Reply::Done
             }
+            Command::MoveTo { address } => match relay_address(&address) {
+                Err(refused) => Reply::Notice(refused.to_string()),
+                Ok(origin) => {
+                    let reply =
+                        self.with_engine(|e| e.move_to(origin.as_str(), now, &mut rng).map(|()| Reply::Done));
+                    // This copy of the app opens the profile on the new relay from now on.
+                    settings::set_relay_url(&settings::socket_url(&origin));
+                    self.sync_conns(false);
+                    self.publish();
+                    reply
+                }
+            },
             Command::RetryNow => {
                 // Scheduled attempts are dropped and the waits start again from the shortest.
                 let idle: Vec<RelayOrigin> = self
@@ -586,6 +615,7 @@ impl Owner {
                 // Subscribe proofs are bound to the relay the socket was opened to.
                 if let Some(engine) = self.engine.borrow_mut().as_mut() {
                     let _ = engine.on_connected(origin.as_str());
+                    engine.tick(browser::now(), &mut browser::rng());
                 }
                 self.changed();
             }
@@ -725,6 +755,9 @@ fn open_engine(records: &NamedRecords, key: Option<&LockKey>) -> Option<Engine> 
         .collect::<Option<_>>()?;
     Engine::restore(opened.iter().map(|(name, bytes)| (*name, bytes.as_slice()))).ok()
 }
+
+/// How often the engine's schedule runs (inboxes rotate weekly; this only bounds the delay).
+const SCHEDULE_MS: u32 = 10 * 60 * 1000;
 
 const ELSEWHERE: &str = "This profile is open in another Doorless tab or window, or its storage was \
     changed outside this tab. This tab stopped so that the two cannot disagree: close the other tabs \

@@ -67,6 +67,8 @@ pub enum Command {
     SetPassphrase { passphrase: Option<Passphrase> },
     /// Reconnect (after the relay address changed).
     Reconnect,
+    /// Move to the relay at the typed address (Settings, "Move to this relay").
+    MoveTo { address: String },
     /// Try the relay again now rather than at the next scheduled attempt ("Retry now").
     RetryNow,
     /// Delete everything.
@@ -111,6 +113,7 @@ impl fmt::Debug for Command {
                 write!(f, "SetPassphrase {{ lock: {} }}", passphrase.is_some())
             }
             Command::Reconnect => f.write_str("Reconnect"),
+            Command::MoveTo { .. } => f.write_str("MoveTo"),
             Command::RetryNow => f.write_str("RetryNow"),
             Command::DeleteAll => f.write_str("DeleteAll"),
         }

@@ -1,3 +1,4 @@
+use client_wasm::engine::{ContactId, relay_address};
 use client_wasm::lock;
 use web_sys::HtmlInputElement;
 use yew::prelude::*;
@@ -14,7 +15,7 @@ fn text_input(state: &UseStateHandle<String>) -> Callback<InputEvent> {
     Callback::from(move |e: InputEvent| state.set(e.target_unchecked_into::<HtmlInputElement>().value()))
 }
 
-/// Settings: name, relay, passphrase lock, notifications, whether the browser keeps the data,
+/// Settings: name, relay (moving to another, the relays in use and why), passphrase lock, notifications, whether the browser keeps the data,
 /// build hash, delete all data.
 #[component]
 pub fn SettingsDialog() -> Html {
@@ -22,6 +23,8 @@ pub fn SettingsDialog() -> Html {
     let shared = ctx.state.shared.clone();
     let name = use_state(|| shared.view.name.clone());
     let relay = use_state(settings::relay_url);
+    // Why the relay address just typed was refused.
+    let relay_refusal = use_state(|| None::<String>);
     let passphrase = use_state(String::new);
     let confirmation = use_state(String::new);
     // Why the passphrase just typed was refused.
@@ -40,19 +43,44 @@ pub fn SettingsDialog() -> Html {
             client.command(Command::SetName { name: (*name).clone() });
         })
     };
-    let save_relay = {
-        let (client, relay, state) = (ctx.client.clone(), relay.clone(), ctx.state.clone());
+    let move_relay = {
+        let (client, relay, refusal) = (ctx.client.clone(), relay.clone(), relay_refusal.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let url = if *relay == settings::default_relay_url() { String::new() } else { (*relay).clone() };
-            if settings::set_relay_url(&url) {
-                client.command(Command::Reconnect);
-                state.dispatch(Action::Notice(Some("Relay address saved.".into())));
-            } else {
-                state.dispatch(Action::Notice(Some("A relay address starts with wss:// or ws://.".into())));
+            match relay_address(&relay) {
+                Err(refused) => refusal.set(Some(refused.to_string())),
+                Ok(_) => {
+                    refusal.set(None);
+                    client.command(Command::MoveTo { address: (*relay).clone() });
+                }
             }
         })
     };
+    let contact_names = |ids: &[ContactId]| -> String {
+        let names: Vec<&str> = ids
+            .iter()
+            .filter_map(|id| shared.view.contacts.iter().find(|c| c.id == *id).map(|c| c.name.as_str()))
+            .collect();
+        names.join(", ")
+    };
+    let relays: Vec<(String, String)> = shared
+        .view
+        .relays
+        .iter()
+        .map(|r| {
+            let mut why = Vec::new();
+            if r.home {
+                why.push("home".to_owned());
+            }
+            if r.draining {
+                why.push("old inbox, draining".to_owned());
+            }
+            if !r.contacts.is_empty() {
+                why.push(format!("relay of {}", contact_names(&r.contacts)));
+            }
+            (r.origin.clone(), why.join("; "))
+        })
+        .collect();
     let set_lock = {
         let (client, passphrase, confirmation, refusal) =
             (ctx.client.clone(), passphrase.clone(), confirmation.clone(), refusal.clone());
@@ -106,12 +134,25 @@ pub fn SettingsDialog() -> Html {
                     </label>
                     <button type="submit" class="secondary">{ "Save name" }</button>
                 </form>
-                <form onsubmit={save_relay}>
+                <form onsubmit={move_relay}>
                     <label>{ "Relay address" }
-                        <input type="url" value={(*relay).clone()} oninput={text_input(&relay)} />
+                        <input type="text" inputmode="url" value={(*relay).clone()} oninput={text_input(&relay)} aria-describedby="relay-rule" />
                     </label>
-                    <button type="submit" class="secondary">{ "Save relay" }</button>
+                    <p class="muted" id="relay-rule">{ "The relay's web address (https://relay.example/) or its \
+                        WebSocket endpoint (wss://relay.example/ws). Moving gives every contact a fresh inbox \
+                        there; your old inboxes are read until each contact has switched." }</p>
+                    if let Some(refused) = (*relay_refusal).clone() {
+                        <p class="error" role="alert">{ refused }</p>
+                    }
+                    <button type="submit" class="secondary">{ "Move to this relay" }</button>
+                    if let Some(moving) = shared.view.moving {
+                        <p role="status">{ format!("Moved: {} of {} contacts switched", moving.switched, moving.contacts) }</p>
+                    }
                 </form>
+                <h3 id="relays-title">{ "Relays" }</h3>
+                <ul class="relays" aria-labelledby="relays-title">
+                    { for relays.iter().map(|(origin, why)| html! { <li>{ format!("{origin}: {why}") }</li> }) }
+                </ul>
                 <form onsubmit={set_lock}>
                     <label>{ if shared.locked_with_passphrase { "New passphrase" } else { "Passphrase lock" } }
                         <input type="password" value={(*passphrase).clone()} oninput={text_input(&passphrase)} autocomplete="new-password" aria-describedby="passphrase-rule" />
