@@ -30,32 +30,35 @@ pub struct AttachProps {
 /// The file input and one row per upload in progress.
 #[component]
 pub fn AttachFile(props: &AttachProps) -> Html {
-    let uploads = use_state(Vec::<(u32, web_sys::File)>::new);
+    // A list changed in place and redrawn by hand: each upload's task removes its own row when it
+    // ends, whichever state the list is in by then.
+    let uploads = use_mut_ref(Vec::<(u32, web_sys::File)>::new);
+    let redraw = use_force_update();
     let next = use_mut_ref(|| 0u32);
     let input = use_node_ref();
     let onchange = {
-        let uploads = uploads.clone();
-        let input = input.clone();
+        let (uploads, redraw, input) = (uploads.clone(), redraw.clone(), input.clone());
         Callback::from(move |_: Event| {
             let Some(el) = input.cast::<HtmlInputElement>() else { return };
             let Some(files) = el.files() else { return };
-            let mut list = (*uploads).clone();
             for i in 0..files.length() {
                 if let Some(file) = files.get(i) {
                     *next.borrow_mut() += 1;
-                    list.push((*next.borrow(), file));
+                    uploads.borrow_mut().push((*next.borrow(), file));
                 }
             }
             el.set_value("");
-            uploads.set(list);
+            redraw.force_update();
         })
     };
     let done = {
         let uploads = uploads.clone();
         Callback::from(move |key: u32| {
-            uploads.set(uploads.iter().filter(|(k, _)| *k != key).cloned().collect())
+            uploads.borrow_mut().retain(|(k, _)| *k != key);
+            redraw.force_update();
         })
     };
+    let uploads = uploads.borrow();
     let rows = uploads.iter().map(|(key, file)| {
         html! { <Upload key={*key} id={*key} file={file.clone()} contact={props.contact} done={done.clone()} /> }
     });

@@ -405,7 +405,8 @@ fn first_unread(contact: &ContactView, unread: u32) -> Option<(usize, usize)> {
     }
     for (c, chunk) in contact.chunks.iter().enumerate().rev() {
         for (e, m) in chunk.iter().enumerate().rev() {
-            if !m.outgoing && m.kind == MessageKind::Text {
+            // Files count as unread like texts (the engine counts both).
+            if !m.outgoing && matches!(m.kind, MessageKind::Text | MessageKind::Attachment) {
                 left -= 1;
                 if left == 0 {
                     return Some((c, e));
