@@ -291,16 +291,21 @@ mod tests {
         directive.split_whitespace().skip(1).collect()
     }
 
-    /// A contact's relay is on another host: the app may open a WebSocket to any relay over TLS,
-    /// and in plain `ws:` only to this host or, for loopback development, to loopback.
-    #[test]
-    fn the_app_may_connect_to_other_relays() {
-        let site = StaticSite {
+    /// A site with no inline scripts or styles and no extra `connect-src`.
+    fn bare_site() -> StaticSite {
+        StaticSite {
             root: PathBuf::new(),
             script_hashes: Vec::new(),
             style_hashes: Vec::new(),
             extra_connect_src: Vec::new(),
-        };
+        }
+    }
+
+    /// A contact's relay is on another host: the app may open a WebSocket to any relay over TLS,
+    /// and in plain `ws:` only to this host or, for loopback development, to loopback.
+    #[test]
+    fn the_app_may_connect_to_other_relays() {
+        let site = bare_site();
         let public = site.csp(Some("relay.example"));
         assert_eq!(
             connect_src(&public),
@@ -321,12 +326,7 @@ mod tests {
     /// over plain HTTP only to this host or loopback), and played from `blob:` URLs.
     #[test]
     fn the_app_may_read_attachments_from_other_relays_and_play_them() {
-        let site = StaticSite {
-            root: PathBuf::new(),
-            script_hashes: Vec::new(),
-            style_hashes: Vec::new(),
-            extra_connect_src: Vec::new(),
-        };
+        let site = bare_site();
         let public = site.csp(Some("relay.example"));
         assert!(connect_src(&public).contains(&"https:"), "{public}");
         assert!(!connect_src(&public).contains(&"http:"), "{public}");
