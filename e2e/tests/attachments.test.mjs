@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { useRelayAndBrowser, pair } from '../lib/harness.mjs';
+import { useRelayAndBrowser, pair, openConversation } from '../lib/harness.mjs';
 
 const env = useRelayAndBrowser();
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
@@ -94,4 +94,34 @@ test('a relay that changes one segment is reported as an integrity error, and no
   assert.equal(await log(bob.page).getByRole('link', { name: 'Save changed.bin' }).count(), 0);
   // Not mistaken for a network problem or a decryption failure.
   assert.doesNotMatch(await alert.textContent(), /Network|decrypt/);
+});
+
+test('a download stopped by a reload resumes by itself, fetching only the segments not yet saved', async () => {
+  const { alice, bob } = await pair(env.browser, env.relay);
+  // Three segments; B's tab gets segment 0, and the relay's answers for the others are held back.
+  const file = randomBytes(8 * 1024 * 1024 + 777);
+  const later = /\/blobs\/[^/]+\/[12]$/;
+  const hold = () => {};
+  await bob.page.route(later, hold);
+  await attach(alice.page, 'resume.bin', 'application/octet-stream', file);
+  await log(bob.page).getByRole('progressbar', { name: 'Download resume.bin' }).waitFor({ timeout: 60_000 });
+  // Segment 0 is saved: the bar shows its 4 MiB.
+  await bob.page.waitForFunction(
+    () => Number(document.querySelector('progress[aria-label="Download resume.bin"]')?.value) >= 4 * 1024 * 1024,
+    null,
+    { timeout: 60_000 },
+  );
+  await bob.page.unroute(later, hold);
+  const fetched = [];
+  bob.page.on('request', (r) => {
+    const index = new URL(r.url()).pathname.match(/^\/blobs\/[^/]+\/(\d+)$/);
+    if (index && r.method() === 'GET') fetched.push(index[1]);
+  });
+  await bob.page.reload();
+  await openConversation(bob.page, 'Alice');
+  const save = log(bob.page).getByRole('link', { name: 'Save resume.bin' });
+  await save.waitFor({ timeout: 60_000 });
+  assert.deepEqual([...new Set(fetched)].sort(), ['1', '2'], 'segment 0 was not fetched again');
+  const [download] = await Promise.all([bob.page.waitForEvent('download'), save.click()]);
+  assert.equal(sha256(readFileSync(await download.path())), sha256(file));
 });

@@ -3,9 +3,10 @@
 //!
 //! Memory stays bounded whatever the file's size: the upload reads the `File` one segment at a time
 //! with `slice` and keeps at most [`UPLOADS_IN_FLIGHT`] segments in flight; the download verifies,
-//! opens and writes each segment into the Origin Private File System, keeping at most
-//! [`DOWNLOADS_AHEAD`] segments fetched ahead. This runs on the page's thread (see
-//! `/work/notes/h-attach.md` for why not yet in a worker).
+//! opens and writes each segment into the Origin Private File System as a file of its own, keeping
+//! at most [`DOWNLOADS_AHEAD`] segments fetched ahead; the saved parts are the resume point after a
+//! reload, and the whole file is a `Blob` of those parts (backed by the disk, not copied). This
+//! runs on the page's thread for now, not in a worker.
 
 mod http;
 
@@ -202,7 +203,8 @@ fn storage_error(error: JsValue) -> TransferError {
     if name == "QuotaExceededError" { TransferError::StorageFull } else { TransferError::Storage }
 }
 
-async fn opfs_file(name: &str) -> Result<FileSystemFileHandle, TransferError> {
+/// This origin's private directory for the file with this blob id (created if need be).
+async fn opfs_dir(name: &str) -> Result<FileSystemDirectoryHandle, TransferError> {
     let storage = gloo::utils::window().navigator().storage();
     // Asks that saved files are not evicted under storage pressure; the answer changes nothing here.
     if let Ok(persist) = storage.persist() {
@@ -213,13 +215,49 @@ async fn opfs_file(name: &str) -> Result<FileSystemFileHandle, TransferError> {
         .map_err(storage_error)?
         .dyn_into()
         .map_err(|_| TransferError::Storage)?;
-    let options = web_sys::FileSystemGetFileOptions::new();
+    let options = web_sys::FileSystemGetDirectoryOptions::new();
     options.set_create(true);
-    JsFuture::from(root.get_file_handle_with_options(name, &options))
+    JsFuture::from(root.get_directory_handle_with_options(name, &options))
         .await
         .map_err(storage_error)?
         .dyn_into()
         .map_err(|_| TransferError::Storage)
+}
+
+/// The saved part `index` if it is there whole (`len` bytes). A part is written and committed in
+/// one go, so a part that exists is complete unless its length says otherwise.
+async fn saved_part(dir: &FileSystemDirectoryHandle, index: u32, len: u64) -> Option<web_sys::File> {
+    let handle: FileSystemFileHandle =
+        JsFuture::from(dir.get_file_handle(&index.to_string())).await.ok()?.dyn_into().ok()?;
+    let file: web_sys::File = JsFuture::from(handle.get_file()).await.ok()?.dyn_into().ok()?;
+    (file.size() as u64 == len).then_some(file)
+}
+
+/// Writes part `index` and commits it (the write becomes visible only when the stream closes).
+async fn save_part(
+    dir: &FileSystemDirectoryHandle,
+    index: u32,
+    data: &[u8],
+) -> Result<web_sys::File, TransferError> {
+    let options = web_sys::FileSystemGetFileOptions::new();
+    options.set_create(true);
+    let handle: FileSystemFileHandle =
+        promise(Ok(dir.get_file_handle_with_options(&index.to_string(), &options)))
+            .await?
+            .dyn_into()
+            .map_err(|_| TransferError::Storage)?;
+    let writable: FileSystemWritableFileStream =
+        promise(Ok(handle.create_writable())).await?.dyn_into().map_err(|_| TransferError::Storage)?;
+    let written = async {
+        promise(writable.write_with_u8_array(data)).await?;
+        promise(Ok(writable.close())).await
+    }
+    .await;
+    if let Err(error) = written {
+        let _ = JsFuture::from(writable.abort()).await;
+        return Err(error);
+    }
+    promise(Ok(handle.get_file())).await?.dyn_into().map_err(|_| TransferError::Storage)
 }
 
 async fn promise(p: Result<js_sys::Promise, JsValue>) -> Result<JsValue, TransferError> {
@@ -244,38 +282,50 @@ async fn fetch_segment(
     Err(TransferError::Integrity)
 }
 
-/// Downloads, verifies and decrypts `attachment` into this origin's private file system; returns
-/// the saved file. `progress` gets the bytes of the file saved so far.
+/// Downloads, verifies and decrypts `attachment` into this origin's private file system, one file
+/// per segment (`download-<blob id>/<index>`), so a download that stopped (a reload, a lost
+/// connection, Cancel) resumes with the first segment not saved; returns the whole file as a blob of
+/// those parts, typed `content_type`. `progress` gets the bytes of the file saved so far.
 pub async fn download(
     attachment: &AttachmentRef,
+    content_type: &str,
     signal: &AbortSignal,
     progress: impl Fn(u64),
-) -> Result<web_sys::File, TransferError> {
+) -> Result<web_sys::Blob, TransferError> {
     let layout = attachment.layout().map_err(|_| TransferError::Integrity)?;
-    let blob = Blob { origin: &attachment.relay, id: &attachment.blob, capability: &attachment.read, signal };
-    let hashes = retried(|| blob.hashes()).await?;
-    check_segment_hashes(&layout, &hashes, &attachment.digest).map_err(|_| TransferError::Integrity)?;
-    let cipher = SegmentCipher::new(&attachment.secret(), layout);
-    let handle = opfs_file(&format!("download-{}", hex::encode(attachment.blob))).await?;
-    let writable: FileSystemWritableFileStream =
-        promise(Ok(handle.create_writable())).await?.dyn_into().map_err(|_| TransferError::Storage)?;
-    let written = async {
-        let mut segments = futures_util::stream::iter(0..layout.segments())
-            .map(|index| fetch_segment(&blob, &cipher, &hashes, index))
+    let dir = opfs_dir(&format!("download-{}", hex::encode(attachment.blob))).await?;
+    let part_len = |index: u32| layout.file_range(index).map(|r| r.end - r.start).unwrap_or_default();
+    let mut parts: Vec<Option<web_sys::File>> = Vec::with_capacity(layout.segments() as usize);
+    for index in 0..layout.segments() {
+        parts.push(saved_part(&dir, index, part_len(index)).await);
+    }
+    let missing: Vec<u32> = (0..layout.segments()).filter(|&i| parts[i as usize].is_none()).collect();
+    let mut saved: u64 = (0..layout.segments()).filter(|&i| parts[i as usize].is_some()).map(part_len).sum();
+    progress(saved);
+    if !missing.is_empty() {
+        let blob =
+            Blob { origin: &attachment.relay, id: &attachment.blob, capability: &attachment.read, signal };
+        let hashes = retried(|| blob.hashes()).await?;
+        check_segment_hashes(&layout, &hashes, &attachment.digest).map_err(|_| TransferError::Integrity)?;
+        let cipher = SegmentCipher::new(&attachment.secret(), layout);
+        let mut segments = futures_util::stream::iter(missing)
+            .map(|index| {
+                let (blob, cipher, hashes) = (&blob, &cipher, &hashes);
+                async move { fetch_segment(blob, cipher, hashes, index).await.map(|data| (index, data)) }
+            })
             .buffered(DOWNLOADS_AHEAD);
-        let mut saved = 0u64;
-        while let Some(data) = segments.next().await {
-            let data = data?;
-            promise(writable.write_with_u8_array(&data)).await?;
+        while let Some(next) = segments.next().await {
+            let (index, data) = next?;
+            parts[index as usize] = Some(save_part(&dir, index, &data).await?);
             saved += data.len() as u64;
             progress(saved);
         }
-        promise(Ok(writable.close())).await
     }
-    .await;
-    if let Err(error) = written {
-        let _ = JsFuture::from(writable.abort()).await;
-        return Err(error);
+    let sequence = js_sys::Array::new();
+    for part in parts.into_iter().flatten() {
+        sequence.push(&part);
     }
-    promise(Ok(handle.get_file())).await?.dyn_into().map_err(|_| TransferError::Storage)
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(content_type);
+    web_sys::Blob::new_with_blob_sequence_and_options(&sequence, &options).map_err(|_| TransferError::Storage)
 }

@@ -279,10 +279,9 @@ async fn fetch(
     if a.expires <= client_wasm::browser::now() {
         return Err(TransferError::Expired);
     }
-    let file = attach::download(a, signal, |n| state.set(Download::Running(n))).await?;
-    let typed = file
-        .slice_with_f64_and_f64_and_content_type(0.0, a.len as f64, attach::offered_type(&a.mime))
-        .map_err(|_| TransferError::Storage)?;
+    let typed =
+        attach::download(a, attach::offered_type(&a.mime), signal, |n| state.set(Download::Running(n)))
+            .await?;
     let url = web_sys::Url::create_object_url_with_blob(&typed).map_err(|_| TransferError::Storage)?;
     SAVED.with(|s| s.borrow_mut().insert(a.blob, url.clone()));
     Ok(url)
