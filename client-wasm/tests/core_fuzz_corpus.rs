@@ -77,6 +77,23 @@ fn sealed_attachment_segment() -> Vec<u8> {
     SegmentCipher::new(&secret, Layout::new(65_537).unwrap()).seal_segment(0, &[7; 65_537]).unwrap()
 }
 
+fn attachment_ref(thumbnail: Vec<u8>) -> client_wasm::core::content::AttachmentRef {
+    client_wasm::core::content::AttachmentRef {
+        relay: "http://127.0.0.1:8080".into(),
+        blob: [1; 16],
+        read: [2; 32],
+        key: [3; 32],
+        nonce: [4; 16],
+        len: 65_537,
+        padded: client_wasm::core::attachment::padded_len(65_537).unwrap(),
+        digest: [5; 32],
+        mime: "application/pdf".into(),
+        name: "report.pdf".into(),
+        thumbnail,
+        expires: fuzz_targets::NOW,
+    }
+}
+
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let f = fuzz_targets::fixture();
     let (legacy_profile, current_profile) = stored_profiles();
@@ -145,6 +162,12 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "content",
             "inbox-relay",
             payload(Content::Inbox { mailbox: [4; 32], relay: Some("https://relay.example".into()) }),
+        ),
+        ("content", "attachment", payload(Content::Attachment(Box::new(attachment_ref(Vec::new()))))),
+        (
+            "content",
+            "attachment-thumbnail",
+            payload(Content::Attachment(Box::new(attachment_ref(vec![0xFF, 0xD8])))),
         ),
         ("frame", "hello", Frame::Hello.encode()),
         ("frame", "ping", Frame::Ping { nonce: 42 }.encode()),

@@ -398,6 +398,7 @@ fn payloads() -> Value {
             "inbox_with_relay",
             Content::Inbox { mailbox: [0x99; 32], relay: Some("https://relay.example".into()) },
         ),
+        ("attachment", Content::Attachment(Box::new(sample_attachment()))),
     ];
     let mut out = serde_json::Map::new();
     for (name, content) in samples {
@@ -407,6 +408,25 @@ fn payloads() -> Value {
         out.insert(name.into(), json!({"value": content_json(&payload), "encoded": hex::encode(bytes)}));
     }
     Value::Object(out)
+}
+
+/// A file of 5 MiB + 3 bytes (two segments) with a tiny thumbnail, as in the payload vectors.
+fn sample_attachment() -> client_wasm::core::content::AttachmentRef {
+    let len = 5 * 1024 * 1024 + 3;
+    client_wasm::core::content::AttachmentRef {
+        relay: "https://relay.example:8443".into(),
+        blob: [0xA1; 16],
+        read: [0xA2; 32],
+        key: [0xA3; 32],
+        nonce: [0xA4; 16],
+        len,
+        padded: client_wasm::core::attachment::padded_len(len).unwrap(),
+        digest: [0xA5; 32],
+        mime: "image/jpeg".into(),
+        name: "Ærø 2024.jpg".into(),
+        thumbnail: vec![0xFF, 0xD8, 0xFF, 0xD9],
+        expires: NOW + 7 * 24 * 3600,
+    }
 }
 
 /// A payload's fields, spelled out (independent of any `Debug` output).
@@ -426,6 +446,12 @@ fn content_json(p: &Payload) -> Value {
         Content::Inbox { mailbox, relay } => {
             json!({"type": "Inbox", "mailbox": hex::encode(mailbox), "relay": relay})
         }
+        Content::Attachment(a) => json!({
+            "type": "Attachment", "relay": a.relay, "blob": hex::encode(a.blob), "read": hex::encode(a.read),
+            "key": hex::encode(a.key), "nonce": hex::encode(a.nonce), "len": a.len, "padded": a.padded,
+            "digest": hex::encode(a.digest), "mime": a.mime, "name": a.name,
+            "thumbnail": hex::encode(&a.thumbnail), "expires": a.expires,
+        }),
     };
     json!({"id": hex::encode(p.id), "sent_at": p.sent_at, "content": content})
 }

@@ -1,9 +1,41 @@
-// `cargo xtask bench web`: first render and tab -> relay -> tab latency in real Chromium, on the
-// release build served by a real relay. Prints one JSON object on stdout.
+// `cargo xtask bench web`: first render, tab -> relay -> tab latency, and attachment throughput in
+// real Chromium, on the release build served by a real relay. Prints one JSON object on stdout.
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { startRelay, launchBrowser, newPerson, pair } from '../lib/harness.mjs';
 
 const LOADS = Number(process.env.BENCH_LOADS ?? 25);
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 1000);
+/** Size of the attachment sent A -> B, in MiB (1 GiB by default, the issue's case). */
+const ATTACHMENT_MIB = Number(process.env.BENCH_ATTACHMENT_MIB ?? 1024);
+
+/**
+ * A sends a file of random bytes to B. Upload: from handing A's page the file to A's log showing
+ * it sent (read, encrypt, upload, complete, message). Download: from then to B's "Save" link
+ * (message delivery, then fetch, verify, decrypt, write into OPFS). MB/s in decimal megabytes.
+ */
+async function attachmentThroughput(alice, bob) {
+  const path = join(tmpdir(), `doorless-bench-${process.pid}.bin`);
+  const bytes = ATTACHMENT_MIB * 1024 * 1024;
+  const fd = openSync(path, 'w');
+  for (let left = bytes; left > 0; left -= 16 * 1024 * 1024) writeSync(fd, randomBytes(Math.min(left, 16 * 1024 * 1024)));
+  closeSync(fd);
+  try {
+    const name = basename(path);
+    const start = performance.now();
+    await alice.page.getByLabel('Attach file').setInputFiles(path);
+    await alice.page.getByRole('log', { name: 'Messages' }).getByText(name).waitFor({ timeout: 0 });
+    const sent = performance.now();
+    await bob.page.getByRole('link', { name: `Save ${name}` }).waitFor({ timeout: 0 });
+    const saved = performance.now();
+    const rate = (ms) => bytes / 1e6 / (ms / 1000);
+    return { mib: ATTACHMENT_MIB, upload_mb_s: rate(sent - start), download_mb_s: rate(saved - sent) };
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -89,6 +121,7 @@ try {
   }
   const part = (k) => percentile(parts.map((p) => p[k]).sort((a, b) => a - b), 50);
   latencies.sort((a, b) => a - b);
+  const attachment = ATTACHMENT_MIB > 0 ? await attachmentThroughput(alice, bob) : undefined;
   console.log(JSON.stringify({
     first_render_ms: { loads: LOADS, p50: percentile(renders, 50), min: renders[0], max: renders[renders.length - 1] },
     latency_ms: {
@@ -100,6 +133,7 @@ try {
       max: latencies[latencies.length - 1],
     },
     breakdown_ms: { messages: parts.length, tab_a: part(0), relay: part(1), tab_b: part(2) },
+    attachment,
   }));
 } finally {
   await browser.close();

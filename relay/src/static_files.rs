@@ -65,14 +65,16 @@ impl StaticSite {
             style_src.push(' ');
             style_src.push_str(hash);
         }
-        // Any relay over TLS: a contact's mailbox is on the relay they chose (docs/protocol.md §3).
+        // Any relay over TLS: a contact's mailbox is on the relay they chose (docs/protocol.md §3),
+        // and a contact's attachments are read over HTTPS from their home relay (`/blobs`, CORS).
         // Plain WebSocket only to this host, and to loopback when the app itself is served from
         // loopback (relays on several ports of one machine, in development and the browser tests).
-        let mut connect_src = String::from("'self' wss:");
+        let mut connect_src = String::from("'self' wss: https:");
         if let Some(host) = host.filter(|h| valid_host(h)) {
             connect_src.push_str(&format!(" ws://{host} wss://{host}"));
             if is_loopback(host) {
-                connect_src.push_str(" ws://127.0.0.1:* ws://localhost:*");
+                connect_src
+                    .push_str(" ws://127.0.0.1:* ws://localhost:* http://127.0.0.1:* http://localhost:*");
             }
         }
         for origin in &self.extra_connect_src {
@@ -81,7 +83,7 @@ impl StaticSite {
         }
         format!(
             "default-src 'none'; script-src {script_src}; style-src {style_src}; img-src 'self' data: blob:; \
-             font-src 'self'; connect-src {connect_src}; manifest-src 'self'; worker-src 'self'; \
+             media-src 'self' blob:; font-src 'self'; connect-src {connect_src}; manifest-src 'self'; worker-src 'self'; \
              frame-ancestors 'none'; object-src 'none'; base-uri 'none'; form-action 'none'"
         )
     }
@@ -289,18 +291,26 @@ mod tests {
         directive.split_whitespace().skip(1).collect()
     }
 
-    /// A contact's relay is on another host: the app may open a WebSocket to any relay over TLS,
-    /// and in plain `ws:` only to this host or, for loopback development, to loopback.
-    #[test]
-    fn the_app_may_connect_to_other_relays() {
-        let site = StaticSite {
+    /// A site with no inline scripts or styles and no extra `connect-src`.
+    fn bare_site() -> StaticSite {
+        StaticSite {
             root: PathBuf::new(),
             script_hashes: Vec::new(),
             style_hashes: Vec::new(),
             extra_connect_src: Vec::new(),
-        };
+        }
+    }
+
+    /// A contact's relay is on another host: the app may open a WebSocket to any relay over TLS,
+    /// and in plain `ws:` only to this host or, for loopback development, to loopback.
+    #[test]
+    fn the_app_may_connect_to_other_relays() {
+        let site = bare_site();
         let public = site.csp(Some("relay.example"));
-        assert_eq!(connect_src(&public), ["'self'", "wss:", "ws://relay.example", "wss://relay.example"]);
+        assert_eq!(
+            connect_src(&public),
+            ["'self'", "wss:", "https:", "ws://relay.example", "wss://relay.example"]
+        );
         let loopback = site.csp(Some("127.0.0.1:8080"));
         let sources = connect_src(&loopback);
         assert!(sources.contains(&"wss:"), "{loopback}");
@@ -309,7 +319,22 @@ mod tests {
             assert!(sources.contains(&other), "missing {other} in {loopback}");
         }
         assert!(!sources.contains(&"ws:"), "plain WebSocket to any host: {loopback}");
-        assert_eq!(connect_src(&site.csp(None)), ["'self'", "wss:"]);
+        assert_eq!(connect_src(&site.csp(None)), ["'self'", "wss:", "https:"]);
+    }
+
+    /// Attachments are read over HTTP from the relay that holds them, on any origin over TLS (and
+    /// over plain HTTP only to this host or loopback), and played from `blob:` URLs.
+    #[test]
+    fn the_app_may_read_attachments_from_other_relays_and_play_them() {
+        let site = bare_site();
+        let public = site.csp(Some("relay.example"));
+        assert!(connect_src(&public).contains(&"https:"), "{public}");
+        assert!(!connect_src(&public).contains(&"http:"), "{public}");
+        let loopback = site.csp(Some("127.0.0.1:8080"));
+        for other in ["http://127.0.0.1:*", "http://localhost:*"] {
+            assert!(connect_src(&loopback).contains(&other), "missing {other} in {loopback}");
+        }
+        assert!(public.split(';').map(str::trim).any(|d| d == "media-src 'self' blob:"), "{public}");
     }
 
     #[test]

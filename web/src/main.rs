@@ -1,5 +1,6 @@
 //! The Doorless web app: UI only. All cryptography and protocol logic live in `client-wasm`.
 
+mod attach;
 mod client;
 mod components;
 mod qr;

@@ -8,9 +8,11 @@
 //! - `Profile` (type 4): `len(1) || UTF-8 name`;
 //! - `Inbox` (type 5): `format(1) = 1 || mailbox(32) || len(1) || UTF-8 relay origin` (len 0: the
 //!   relay this message came through).
+//! - `Attachment` (type 6): a file stored on a relay, see [`AttachmentRef`] for its body.
 
 use rand_core::CryptoRng;
 
+pub use super::attachment_ref::AttachmentRef;
 use super::codec::Reader;
 use super::envelope::MAX_PLAINTEXT_LEN;
 
@@ -34,6 +36,7 @@ const TYPE_HELLO: u8 = 2;
 const TYPE_RECEIPT: u8 = 3;
 const TYPE_PROFILE: u8 = 4;
 const TYPE_INBOX: u8 = 5;
+const TYPE_ATTACHMENT: u8 = 6;
 
 /// A 16-byte random message id, unique per message.
 pub type MessageId = [u8; 16];
@@ -77,6 +80,8 @@ pub enum Content {
         /// `None` and does not follow an announcement naming another relay.
         relay: Option<String>,
     },
+    /// A file, sent after its upload completed.
+    Attachment(Box<AttachmentRef>),
 }
 
 impl std::fmt::Debug for Content {
@@ -87,6 +92,7 @@ impl std::fmt::Debug for Content {
             Self::Receipt { delivered } => f.debug_struct("Receipt").field("ids", &delivered.len()).finish(),
             Self::Profile { .. } => f.write_str("Profile(..)"),
             Self::Inbox { .. } => f.write_str("Inbox(..)"),
+            Self::Attachment(attachment) => attachment.fmt(f),
         }
     }
 }
@@ -138,6 +144,7 @@ impl Payload {
             Content::Receipt { .. } => TYPE_RECEIPT,
             Content::Profile { .. } => TYPE_PROFILE,
             Content::Inbox { .. } => TYPE_INBOX,
+            Content::Attachment(_) => TYPE_ATTACHMENT,
         });
         out.extend_from_slice(&self.id);
         out.extend_from_slice(&self.sent_at.to_be_bytes());
@@ -172,6 +179,7 @@ impl Payload {
                 out.extend_from_slice(mailbox);
                 push_origin(&mut out, origin)?;
             }
+            Content::Attachment(attachment) => attachment.encode(&mut out)?,
         }
         Ok(out)
     }
@@ -229,6 +237,7 @@ impl Payload {
                 let origin = utf8(r.take(len))?;
                 Content::Inbox { mailbox, relay: (!origin.is_empty()).then_some(origin) }
             }
+            TYPE_ATTACHMENT => Content::Attachment(Box::new(AttachmentRef::decode(&mut r)?)),
             _ => return Err(ContentError::UnknownType),
         };
         if !r.is_empty() {

@@ -34,6 +34,7 @@
 
 pub mod aead;
 pub mod attachment;
+pub mod attachment_ref;
 mod codec;
 pub mod content;
 mod envelope;

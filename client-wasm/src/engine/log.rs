@@ -90,7 +90,8 @@ impl Log {
     }
 
     fn index(&mut self, position: usize, message: &Message) {
-        if message.kind != MessageKind::Text {
+        // Texts and files are what receipts and de-duplication refer to; notices have random ids.
+        if !matches!(message.kind, MessageKind::Text | MessageKind::Attachment) {
             return;
         }
         if message.outgoing {
@@ -193,6 +194,7 @@ mod tests {
             sent_at: n,
             received_at: n,
             delivery: Delivery::Pending,
+            attachment: None,
         }
     }
 

@@ -18,6 +18,7 @@
 //! assert_eq!(restored.name(), "Alice");
 //! ```
 
+mod attach;
 mod log;
 mod mailbox;
 mod moving;
@@ -32,6 +33,7 @@ use doorless_frames::{ErrorCode, Frame, MailboxId, RelayOrigin};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
+use crate::core::content::AttachmentRef;
 use crate::core::{
     self, Content, EnvelopeKind, INVITE_RESPONSE_GRACE_SECS, Identity, IdentityPublic, Invite, InviteSecret,
     MessageId, Payload, SafetyNumber, Session,
@@ -95,6 +97,8 @@ pub enum MessageKind {
     /// A notice: the contact now calls themselves the message's `text` (a name they sent; the name
     /// this profile gave them stays).
     Renamed,
+    /// A file ([`Message::attachment`]); `text` is its file name.
+    Attachment,
 }
 
 /// One entry in a conversation. `Debug` prints no text.
@@ -114,6 +118,16 @@ pub struct Message {
     pub received_at: u64,
     /// For outgoing messages, how far it got.
     pub delivery: Delivery,
+    /// For [`MessageKind::Attachment`], where the file is and how to open it (secret).
+    pub attachment: Option<Box<AttachmentRef>>,
+}
+
+impl Message {
+    /// A message from a contact, as received.
+    fn incoming(id: MessageId, kind: MessageKind, text: String, sent_at: u64, now: u64) -> Self {
+        let delivery = Delivery::Delivered;
+        Self { id, kind, outgoing: false, text, sent_at, received_at: now, delivery, attachment: None }
+    }
 }
 
 impl std::fmt::Debug for Message {
@@ -238,6 +252,7 @@ impl Contact {
             sent_at: now,
             received_at: now,
             delivery: Delivery::Delivered,
+            attachment: None,
         });
         true
     }
@@ -871,6 +886,22 @@ impl Engine {
         if text.trim().is_empty() {
             return Err(EngineError::EmptyMessage);
         }
+        let content = Content::Text { body: text.to_owned() };
+        self.send_message(contact, content, MessageKind::Text, text.to_owned(), None, now, rng)
+    }
+
+    /// Encrypts and queues a message the conversation shows, and puts it in the log.
+    #[allow(clippy::too_many_arguments)]
+    fn send_message(
+        &mut self,
+        contact: ContactId,
+        content: Content,
+        kind: MessageKind,
+        text: String,
+        attachment: Option<Box<AttachmentRef>>,
+        now: u64,
+        rng: &mut impl CryptoRng,
+    ) -> Result<MessageId, EngineError> {
         let entry = self.contacts.get(&contact).ok_or(EngineError::UnknownContact)?;
         if entry.blocked {
             return Err(EngineError::SafetyNumberChanged);
@@ -878,18 +909,19 @@ impl Engine {
         if entry.barred {
             return Err(EngineError::Barred);
         }
-        let payload = Payload::new(Content::Text { body: text.to_owned() }, now, rng);
+        let payload = Payload::new(content, now, rng);
         let id = payload.id;
         self.send_payload(contact, &payload, Some(id), now, rng)?;
         if let Some(entry) = self.contacts.get_mut(&contact) {
             entry.messages.push(Message {
                 id,
-                kind: MessageKind::Text,
+                kind,
                 outgoing: true,
-                text: text.to_owned(),
+                text,
                 sent_at: now,
                 received_at: now,
                 delivery: Delivery::Pending,
+                attachment,
             });
         }
         Ok(id)
@@ -1232,6 +1264,7 @@ impl Engine {
                     sent_at: now,
                     received_at: now,
                     delivery: Delivery::Delivered,
+                    attachment: None,
                 });
                 events.push(Event::MessagesLost(id));
             }
@@ -1399,6 +1432,7 @@ impl Engine {
                     sent_at: now,
                     received_at: now,
                     delivery: Delivery::Delivered,
+                    attachment: None,
                 });
                 events.push(Event::SafetyNumberChanged(contact.id));
             } else if pending.for_contact.is_none() {
@@ -1426,6 +1460,30 @@ impl Engine {
         }
     }
 
+    /// Puts a text or file from a contact in the log (once per id) and acknowledges it.
+    fn receive_message(
+        &mut self,
+        contact: ContactId,
+        message: Message,
+        now: u64,
+        rng: &mut impl CryptoRng,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(entry) = self.contacts.get_mut(&contact) else { return };
+        let id = message.id;
+        // De-duplicate by message id: a deposit re-sent after a lost confirmation arrives twice.
+        if !entry.messages.has_incoming(&id) {
+            entry.messages.push(message);
+            entry.unread += 1;
+            events.push(Event::MessageReceived(contact));
+        }
+        // Tell the sender it arrived (again, if this was a duplicate: the first receipt may be what
+        // got lost).
+        let receipt = Payload::new(Content::Receipt { delivered: vec![id] }, now, rng);
+        // A blocked contact gets no receipt (nothing at all until the change is accepted).
+        let _ = self.send_payload(contact, &receipt, None, now, rng);
+    }
+
     fn on_payload(
         &mut self,
         contact: ContactId,
@@ -1443,26 +1501,15 @@ impl Engine {
         }
         match payload.content {
             Content::Text { body } => {
-                let id = payload.id;
-                // De-duplicate by message id: a deposit re-sent after a lost confirmation arrives twice.
-                if !entry.messages.has_incoming(&id) {
-                    entry.messages.push(Message {
-                        id,
-                        kind: MessageKind::Text,
-                        outgoing: false,
-                        text: body,
-                        sent_at: payload.sent_at,
-                        received_at: now,
-                        delivery: Delivery::Delivered,
-                    });
-                    entry.unread += 1;
-                    events.push(Event::MessageReceived(contact));
-                }
-                // Tell the sender it arrived (again, if this was a duplicate: the first receipt may
-                // be what got lost).
-                let receipt = Payload::new(Content::Receipt { delivered: vec![id] }, now, rng);
-                // A blocked contact gets no receipt (nothing at all until the change is accepted).
-                let _ = self.send_payload(contact, &receipt, None, now, rng);
+                let message = Message::incoming(payload.id, MessageKind::Text, body, payload.sent_at, now);
+                self.receive_message(contact, message, now, rng, events);
+            }
+            Content::Attachment(attachment) => {
+                let name = attachment.name.clone();
+                let mut message =
+                    Message::incoming(payload.id, MessageKind::Attachment, name, payload.sent_at, now);
+                message.attachment = Some(attachment);
+                self.receive_message(contact, message, now, rng, events);
             }
             Content::Receipt { delivered } => {
                 for id in delivered {
@@ -1733,6 +1780,7 @@ mod tests {
                     sent_at: NOW,
                     received_at: NOW,
                     delivery: Delivery::Sent,
+                    attachment: None,
                 });
             }
         }

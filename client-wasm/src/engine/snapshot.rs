@@ -17,11 +17,14 @@
 //!   after the move to a fresh one (`retiring`) and whether that move is still to be announced,
 //!   and per invite the count of failed answers; version 2 records are still read (no invite
 //!   mailbox to retire, no failures counted).
-//! - `log/<contact>/<chunk>` (hex): `version: u8 = 3 | postcard(Vec<Message>)` — one chunk of a
-//!   conversation ([`super::log::CHUNK_LEN`] messages). Written only when it changed. Version 3
-//!   adds the message kind `Renamed` (index 3); version 2 added `Lost` (index 2, with a count).
-//!   Version 1 and 2 chunks (subsets) are still read, and an older build refuses a newer chunk as
-//!   unsupported rather than corrupt.
+//! - `log/<contact>/<chunk>` (hex): `version: u8 = 4 | postcard(Vec<Message>)` — one chunk of a
+//!   conversation ([`super::log::CHUNK_LEN`] messages). Written only when it changed. Version 4
+//!   adds the message kind `Attachment` (index 4) and, after each message's `delivery`, its
+//!   attachment (`Option<AttachmentRef>`: the file's address, read capability and key, so chunks
+//!   now hold secrets too); version 3 chunks (messages without that field) are still read, as
+//!   messages without an attachment. Version 3 added the message kind `Renamed` (index 3); version
+//!   2 added `Lost` (index 2, with a count). Version 1 and 2 chunks (subsets of 3) are still read,
+//!   and an older build refuses a newer chunk as unsupported rather than corrupt.
 //! - `state`: the version-1 snapshot of earlier releases (everything in one record, messages
 //!   included). Still read; the first save replaces it with the records above.
 //!
@@ -38,7 +41,10 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::log::{Log, MissingChunk};
-use super::{Contact, ContactId, Engine, InviteId, Mailbox, Message, Outgoing, PendingInvite, Retiring};
+use super::{
+    Contact, ContactId, Delivery, Engine, InviteId, Mailbox, Message, MessageId, MessageKind, Outgoing,
+    PendingInvite, Retiring,
+};
 use crate::core::{self, Identity, InviteSecret, Session};
 use doorless_frames::{MailboxId, RelayOrigin};
 
@@ -57,9 +63,31 @@ const PROFILE_V2: u8 = 2;
 /// The version of the single-record snapshot of earlier releases.
 const LEGACY_VERSION: u8 = 1;
 /// The current version of a log chunk record.
-const CHUNK_VERSION: u8 = 3;
+const CHUNK_VERSION: u8 = 4;
+/// The last version of a log chunk record whose messages have no attachment field.
+const CHUNK_V3: u8 = 3;
 /// The oldest version of a log chunk record (each version is a subset of the next).
 const CHUNK_V1: u8 = 1;
+
+/// A message of a version 1 to 3 log chunk: no attachment (a version 1 or 2 chunk uses a subset of
+/// the kinds).
+#[derive(Clone, Serialize, Deserialize)]
+struct MessageV3 {
+    id: MessageId,
+    kind: MessageKind,
+    outgoing: bool,
+    text: String,
+    sent_at: u64,
+    received_at: u64,
+    delivery: Delivery,
+}
+
+impl From<MessageV3> for Message {
+    fn from(m: MessageV3) -> Self {
+        let MessageV3 { id, kind, outgoing, text, sent_at, received_at, delivery } = m;
+        Self { id, kind, outgoing, text, sent_at, received_at, delivery, attachment: None }
+    }
+}
 
 /// The profile record's name.
 pub const PROFILE_RECORD: &str = "profile";
@@ -377,7 +405,7 @@ struct ContactV1 {
     session: Vec<u8>,
     inbox: [u8; 32],
     outbox: [u8; 32],
-    messages: Vec<Message>,
+    messages: Vec<MessageV3>,
     unread: u32,
     verified: bool,
     blocked: bool,
@@ -659,11 +687,15 @@ impl Engine {
                 legacy = Some(bytes);
             } else if let Some(key) = ChunkKey::parse(name) {
                 let (&version, body) = bytes.split_first().ok_or(SnapshotError::Corrupt)?;
-                if !(CHUNK_V1..=CHUNK_VERSION).contains(&version) {
-                    return Err(SnapshotError::UnsupportedVersion);
-                }
-                let messages: Vec<Message> =
-                    postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?;
+                let messages: Vec<Message> = match version {
+                    CHUNK_VERSION => postcard::from_bytes(body).map_err(|_| SnapshotError::Corrupt)?,
+                    CHUNK_V1..=CHUNK_V3 => postcard::from_bytes::<Vec<MessageV3>>(body)
+                        .map_err(|_| SnapshotError::Corrupt)?
+                        .into_iter()
+                        .map(Message::from)
+                        .collect(),
+                    _ => return Err(SnapshotError::UnsupportedVersion),
+                };
                 chunks.entry(key.contact).or_default().push((key.index, messages));
             }
         }
@@ -764,7 +796,7 @@ impl Engine {
             .map(|c| {
                 let mut log = Log::default();
                 for m in &c.messages {
-                    log.push(m.clone());
+                    log.push(m.clone().into());
                 }
                 StoredContact {
                     id: c.id,

@@ -296,6 +296,8 @@ impl Owner {
                     reply => reply,
                 }
             }
+            Command::SendAttachment { contact, attachment } => self
+                .with_engine(|e| e.send_attachment(contact, *attachment, now, &mut rng).map(|_| Reply::Done)),
             Command::MarkRead { contact } => self.with_engine(|e| {
                 e.mark_read(contact);
                 Ok(Reply::Done)

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use client_wasm::core::content::AttachmentRef;
 use client_wasm::engine::{ContactId, InviteId, InviteLink, ProfileView};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -47,6 +48,8 @@ pub enum Command {
     AcceptInvite { fragment: String, name: Option<String> },
     /// Send a text.
     Send { contact: ContactId, text: String },
+    /// Send the message announcing a file whose upload completed (it carries the file's key).
+    SendAttachment { contact: ContactId, attachment: Box<AttachmentRef> },
     /// The conversation was seen.
     MarkRead { contact: ContactId },
     /// Safety numbers were compared: `shown` is the number the person saw.
@@ -76,9 +79,14 @@ pub enum Command {
 }
 
 impl Command {
-    /// It carries a passphrase: another tab gets it only sealed ([`TabMessage::Sealed`]).
+    /// It carries a passphrase or a file's key: another tab gets it only sealed ([`TabMessage::Sealed`]).
     pub fn carries_secret(&self) -> bool {
-        matches!(self, Command::Unlock { .. } | Command::SetPassphrase { passphrase: Some(_) })
+        matches!(
+            self,
+            Command::Unlock { .. }
+                | Command::SetPassphrase { passphrase: Some(_) }
+                | Command::SendAttachment { .. }
+        )
     }
 }
 
@@ -95,6 +103,7 @@ impl fmt::Debug for Command {
             Command::AcceptInvite { .. } => f.write_str("AcceptInvite"),
             Command::FetchInvite { .. } => f.write_str("FetchInvite"),
             Command::Send { contact, .. } => write!(f, "Send {{ contact: {contact:?} }}"),
+            Command::SendAttachment { contact, .. } => write!(f, "SendAttachment {{ contact: {contact:?} }}"),
             Command::MarkRead { contact } => write!(f, "MarkRead {{ contact: {contact:?} }}"),
             Command::MarkVerified { contact, .. } => write!(f, "MarkVerified {{ contact: {contact:?} }}"),
             Command::AcceptSafetyNumberChange { contact } => {

@@ -2,6 +2,7 @@ use client_wasm::engine::{Chunk, ContactId, ContactView, Delivery, Message, Mess
 use web_sys::HtmlTextAreaElement;
 use yew::prelude::*;
 
+use super::attachments::{AttachFile, FileEntry};
 use super::invite::InvitePanel;
 use super::links::{self, Piece};
 use super::menu::ConversationMenu;
@@ -343,6 +344,7 @@ pub fn Chat(props: &Props) -> Html {
                 <textarea aria-label="Message" rows="2" value={(*draft).clone()} {oninput} {onkeydown}
                     placeholder="Write a message (Enter sends)" disabled={contact.blocked || contact.barred} />
                 <button {onclick} disabled={contact.blocked || contact.barred}>{ "Send" }</button>
+                <AttachFile contact={id} disabled={contact.blocked || contact.barred} />
             </div>
             <details class="reinvite">
                 <summary>{ "Lost contact? Invite them again" }</summary>
@@ -403,7 +405,8 @@ fn first_unread(contact: &ContactView, unread: u32) -> Option<(usize, usize)> {
     }
     for (c, chunk) in contact.chunks.iter().enumerate().rev() {
         for (e, m) in chunk.iter().enumerate().rev() {
-            if !m.outgoing && m.kind == MessageKind::Text {
+            // Files count as unread like texts (the engine counts both).
+            if !m.outgoing && matches!(m.kind, MessageKind::Text | MessageKind::Attachment) {
                 left -= 1;
                 if left == 0 {
                     return Some((c, e));
@@ -486,6 +489,7 @@ fn Entry(props: &EntryProps) -> Html {
                 n => format!("{n} messages could not be received."),
             } }</div>
         },
+        MessageKind::Attachment => html! { <FileEntry message={m.clone()} /> },
         MessageKind::Text => {
             let class = if m.outgoing { "message mine" } else { "message" };
             let state = match (m.outgoing, m.delivery) {

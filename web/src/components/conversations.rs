@@ -22,7 +22,7 @@ pub fn Conversations() -> Html {
                 { for contacts.iter().map(|c| {
                     let id = c.id;
                     let onclick = { let s = ctx.state.clone(); Callback::from(move |_| s.dispatch(Action::Select(id))) };
-                    let last = c.messages().rev().find(|m| m.kind == MessageKind::Text);
+                    let last = c.messages().rev().find(|m| matches!(m.kind, MessageKind::Text | MessageKind::Attachment));
                     let preview = last.map(|m| preview(&m.text)).unwrap_or_default();
                     let when = last.map(|m| time::short(m.received_at)).unwrap_or_default();
                     let current = (selected == Some(id)).then_some("true");

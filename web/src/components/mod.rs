@@ -2,6 +2,7 @@
 
 mod accept;
 mod app;
+mod attachments;
 mod chat;
 mod conversations;
 mod invite;

@@ -1,5 +1,5 @@
-//! The `web` benchmark group: transfer size of the app, first render and tab -> relay -> tab latency
-//! in headless Chromium, on the release build served by the real relay.
+//! The `web` benchmark group: transfer size of the app, first render, tab -> relay -> tab latency
+//! and attachment throughput in headless Chromium, on the release build served by the real relay.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,6 +14,8 @@ const GOAL_BROTLI_KB: f64 = 200.0;
 const GOAL_FIRST_RENDER_MS: f64 = 250.0;
 const GOAL_P50_MS: f64 = 2.0;
 const GOAL_P99_MS: f64 = 5.0;
+/// Attachment upload and download throughput on loopback (issue 14).
+const GOAL_ATTACHMENT_MB_S: f64 = 150.0;
 
 /// Builds, measures, prints, and writes the Web section of BENCHMARKS.md.
 pub fn run(root: &Path) -> Result<()> {
@@ -72,6 +74,16 @@ pub fn run(root: &Path) -> Result<()> {
         met(p99 <= GOAL_P99_MS)
     )?;
     writeln!(section, "| tab -> relay -> tab p99.9 | {p999:.1} ms | | |")?;
+    let mib = figure(&["attachment", "mib"]);
+    for (what, key) in [("upload", "upload_mb_s"), ("download", "download_mb_s")] {
+        let rate = figure(&["attachment", key]);
+        writeln!(
+            section,
+            "| attachment {what}, {mib} MiB file (`BENCH_ATTACHMENT_MIB`) | {rate:.1} MB/s | >= \
+             {GOAL_ATTACHMENT_MB_S} MB/s | {} |",
+            met(rate >= GOAL_ATTACHMENT_MB_S)
+        )?;
+    }
     writeln!(
         section,
         "\nWhere the time goes (medians over the {} messages whose frames could be matched; each \
