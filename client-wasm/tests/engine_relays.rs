@@ -7,7 +7,9 @@ mod net;
 #[path = "common/relay.rs"]
 mod relay;
 
-use client_wasm::engine::{Delivery, Engine, Event, FetchId, INVITE_FETCH_TIMEOUT_SECS, PROFILE_RECORD, ShortInviteError};
+use client_wasm::engine::{
+    Delivery, Engine, Event, FetchId, INVITE_FETCH_TIMEOUT_SECS, PROFILE_RECORD, ShortInviteError,
+};
 use doorless_frames::{Frame, MailboxId};
 use net::{Net, origin};
 use relay::NOW;
