@@ -158,7 +158,11 @@ fn a_contact_who_missed_the_announcement_moves_when_next_written_to() {
 fn rotation_under_a_faulty_network_across_reloads_loses_nothing() {
     for seed in [11u8, 12, 13] {
         let (mut net, bob, alice) = talking(seed);
-        net.faults = Some(Faults { break_per_mille: 150, rng: ChaCha20Rng::from_seed([seed ^ 0x55; 32]) });
+        net.faults = Some(Faults {
+            break_per_mille: 150,
+            duplicate_per_mille: 100,
+            rng: ChaCha20Rng::from_seed([seed ^ 0x55; 32]),
+        });
         let mut dice = ChaCha20Rng::from_seed([seed; 32]);
         let mut sent: [Vec<String>; 2] = [vec!["a1".into()], vec!["b1".into()]];
         for step in 0..120 {
@@ -276,16 +280,17 @@ fn the_relays_in_use_say_why() {
     assert_eq!(net.engines[0].move_progress(), Some(MoveProgress { switched: 1, contacts: 2 }));
 }
 
-/// The measure of issue 13: from "Move to this relay" until every one of 50 contacts has moved
-/// (all online, the in-test relays: engine work only). `cargo test -p client-wasm --release --test
-/// engine_moving -- --ignored --nocapture`.
+/// A move with 50 contacts: every one of them switches once they write. Also the measure of issue
+/// 13, from "Move to this relay" until every contact has moved (all online, the in-test relays:
+/// engine work only), printed; for the figure, 5 rounds in a release build:
+/// `DOORLESS_MOVE_ROUNDS=5 cargo test -p client-wasm --release --test engine_moving fifty -- --nocapture`.
 #[test]
-#[ignore = "a measurement"]
-fn moving_fifty_contacts_time() {
+fn moving_fifty_contacts_every_one_switches() {
+    let rounds: u8 = std::env::var("DOORLESS_MOVE_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1);
     let mut people = vec![("Alice", 0)];
     people.extend((0..50).map(|_| ("Friend", 1)));
     let mut times = Vec::new();
-    for round in 0..5u8 {
+    for round in 0..rounds {
         let mut net = Net::new(&[RELAY_1, RELAY_2, RELAY_3], &people, 100 + round);
         for f in 1..=50 {
             let (at_alice, at_friend) = net.invite_between(0, f);
@@ -307,5 +312,5 @@ fn moving_fifty_contacts_time() {
         assert!(matches!(progress, None | Some(MoveProgress { switched: 50, contacts: 50 })), "{progress:?}");
     }
     times.sort();
-    println!("move of 50 contacts until all switched: median {:?} ({times:?})", times[2]);
+    println!("move of 50 contacts until all switched: median {:?} ({times:?})", times[times.len() / 2]);
 }

@@ -20,9 +20,11 @@ pub fn origin(url: &str) -> RelayOrigin {
 }
 
 /// Connections break with this probability per frame, half before and half after the relay
-/// handled it (per mille).
+/// handled it (per mille). The relay's deliveries in one answer also come in a random order, and
+/// each one twice with `duplicate_per_mille`.
 pub struct Faults {
     pub break_per_mille: u32,
+    pub duplicate_per_mille: u32,
     pub rng: ChaCha20Rng,
 }
 
@@ -152,7 +154,10 @@ impl Net {
                         self.close(i, r);
                         continue;
                     }
-                    let replies = self.relays[r].handle(i, frame);
+                    let mut replies = self.relays[r].handle(i, frame);
+                    if let Some(f) = self.faults.as_mut() {
+                        replies = disorder(replies, f);
+                    }
                     if self.breaks() {
                         // The relay handled it; its answers to this connection are lost.
                         broken.push(r);
@@ -266,4 +271,32 @@ impl Net {
     pub fn subscribed(&self, r: usize, i: usize) -> usize {
         self.relays[r].subscribers.values().filter(|c| **c == i).count()
     }
+}
+
+/// The relay's deliveries reordered among themselves (a random permutation) and some of them
+/// duplicated; every other frame keeps its place, as a connection's frames do.
+fn disorder(replies: Vec<(usize, Frame)>, f: &mut Faults) -> Vec<(usize, Frame)> {
+    let slots: Vec<usize> = replies
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, r))| matches!(r, Frame::Deliver { .. }))
+        .map(|(k, _)| k)
+        .collect();
+    let mut deliveries: Vec<(usize, Frame)> = slots.iter().map(|k| replies[*k].clone()).collect();
+    for k in (1..deliveries.len()).rev() {
+        let j = f.rng.next_u32() as usize % (k + 1);
+        deliveries.swap(k, j);
+    }
+    let mut out = Vec::with_capacity(replies.len());
+    let mut next = deliveries.into_iter();
+    for (k, reply) in replies.into_iter().enumerate() {
+        let reply = if slots.contains(&k) { next.next().expect("one delivery per slot") } else { reply };
+        let twice =
+            matches!(reply.1, Frame::Deliver { .. }) && f.rng.next_u32() % 1000 < f.duplicate_per_mille;
+        if twice {
+            out.push(reply.clone());
+        }
+        out.push(reply);
+    }
+    out
 }
