@@ -32,7 +32,10 @@ const origin = (relay) => new URL(relay.url).origin;
 test('Alice moves to another relay while Bob is away, her old relay goes for good, and nothing is lost', async () => {
   const alice = await newPerson(browser);
   const bob = await newPerson(browser);
-  await introduce(alice, bob, relay1, relay2);
+  // They pair through a short invite link, opened in relay 2's copy of the app.
+  const link = await introduce(alice, bob, relay1, relay2);
+  assert.match(new URL(link).hash, /^#1\//);
+  assert.ok(link.length < 140, link);
   await send(alice.page, 'a1');
   await waitForText(bob.page, 'a1');
   await send(bob.page, 'b1');
