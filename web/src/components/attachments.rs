@@ -64,9 +64,11 @@ pub fn AttachFile(props: &AttachProps) -> Html {
     });
     html! {
         <>
+            // On a narrow screen the label shows only a paper clip; the input keeps its name.
             <label class="attach secondary">
-                { "Attach file" }
-                <input type="file" ref={input} {onchange} disabled={props.disabled} multiple=true />
+                <span class="wide" aria-hidden="true">{ "Attach file" }</span>
+                <span class="narrow" aria-hidden="true">{ "📎" }</span>
+                <input type="file" aria-label="Attach file" ref={input} {onchange} disabled={props.disabled} multiple=true />
             </label>
             if !uploads.is_empty() {
                 <div class="transfers">{ for rows }</div>
