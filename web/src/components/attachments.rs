@@ -64,10 +64,10 @@ pub fn AttachFile(props: &AttachProps) -> Html {
     });
     html! {
         <>
-            // On a narrow screen the label shows only a paper clip; the input keeps its name.
+            // On a narrow screen the label shows only "File"; the input keeps its name.
             <label class="attach secondary">
                 <span class="wide" aria-hidden="true">{ "Attach file" }</span>
-                <span class="narrow" aria-hidden="true">{ "📎" }</span>
+                <span class="narrow" aria-hidden="true">{ "File" }</span>
                 <input type="file" aria-label="Attach file" ref={input} {onchange} disabled={props.disabled} multiple=true />
             </label>
             if !uploads.is_empty() {
