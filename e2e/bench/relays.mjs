@@ -67,11 +67,12 @@ try {
     await settings.getByRole('list', { name: 'Relays' }).getByRole('listitem').filter({ hasText: `${new URL(relays[k].url).origin}: home` }).waitFor();
     await settings.getByRole('button', { name: 'Close' }).click();
     await connected(page);
-    const deadline = Date.now() + 30_000;
-    while ((await openSockets()) < k + 1) {
-      if (Date.now() > deadline) throw new Error(`after move ${k}, ${await openSockets()} sockets are open, not ${k + 1}`);
-      await page.waitForTimeout(50);
-    }
+    // The app opens the new home's socket itself; wait until the page reports it open.
+    await page
+      .waitForFunction((n) => [...window.__sockets].filter((s) => s.readyState === 1).length >= n, k + 1, { timeout: 30_000 })
+      .catch(async () => {
+        throw new Error(`after move ${k}, ${await openSockets()} sockets are open, not ${k + 1}`);
+      });
     steps.push(await measure(k + 1));
   }
   const deltas = (key) => steps.slice(1).map((s, i) => s[key] - steps[i][key]);
