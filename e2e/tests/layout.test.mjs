@@ -121,6 +121,9 @@ for (const [label, viewport] of VIEWPORTS) {
     await assertPageDoesNotScroll(bob.page, `${label}, unread`);
     await audit(bob.page, `opened at the first unread message (${label})`);
     await screenshot(bob.page, `long-conversation-${label.replace(' ', '')}`);
+    await bob.page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(bob.page, `long-conversation-${label.replace(' ', '')}-dark`);
+    await bob.page.emulateMedia({ colorScheme: 'light' });
     assert.deepEqual(alice.errors, []);
     assert.deepEqual(bob.errors, []);
     await Promise.all([alice.context.close(), bob.context.close()]);

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startRelay, launchBrowser, newPerson, introduce, send, waitForText, texts, connected, openConversation,
+  startRelay, launchBrowser, newPerson, introduce, send, waitForText, texts, connected, openConversation, screenshot,
 } from '../lib/harness.mjs';
 
 let relay1;
@@ -59,6 +59,7 @@ test('Alice moves to another relay while Bob is away, her old relay goes for goo
   await settings.getByRole('status').filter({ hasText: 'Moved: 0 of 1 contacts switched' }).waitFor();
   await relays.getByRole('listitem').filter({ hasText: `${origin(relay3)}: home` }).waitFor();
   await relays.getByRole('listitem').filter({ hasText: `${origin(relay1)}: old inbox, draining` }).waitFor();
+  await screenshot(alice.page, 'settings-relays');
   await settings.getByRole('button', { name: 'Close' }).click();
   await connected(alice.page);
   await send(alice.page, 'a2 after the move');
